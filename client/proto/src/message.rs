@@ -1,0 +1,345 @@
+//! Wire messages.
+//!
+//! A connection starts with the client's [`Hello`] and the server's [`HelloReply`]; then the
+//! client sends [`Request`]s and the server sends [`ServerMessage`]s: replies (echoing the
+//! request id, in request order per connection), watch events pushed unsolicited, and a final
+//! `Closing` when the server ends the connection. All enums are append-only.
+
+use crate::error::{ErrorCode, ErrorReply};
+use crate::ids::{SessionId, Zxid};
+use crate::stat::Stat;
+use serde::{Deserialize, Serialize};
+
+/// The first four bytes of every hello: "BATN".
+pub const MAGIC: u32 = 0x4241_544e;
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The client's first frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: u32,
+    pub protocol_version: u16,
+    /// Free text for logs: program name and version.
+    pub client_name: String,
+    pub session: SessionRequest,
+    /// The newest zxid this client has seen; a server behind it refuses (monotonic reads).
+    pub last_zxid_seen: Zxid,
+}
+
+/// Start a new session or resume one after a dropped connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionRequest {
+    New {
+        /// Requested timeout; the server bounds it and answers with the negotiated value.
+        timeout_ms: u32,
+        /// End the session the moment this connection closes (Unix socket clients only).
+        connection_bound: bool,
+    },
+    Resume {
+        session_id: SessionId,
+        secret: u64,
+    },
+}
+
+/// The server's first frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Accepted(ServerHello),
+    Refused(ErrorReply),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    pub protocol_version: u16,
+    /// Server software and version, for logs.
+    pub server_name: String,
+    pub role: Role,
+    pub epoch: u32,
+    /// The newest committed zxid.
+    pub last_zxid: Zxid,
+    pub session_id: SessionId,
+    pub secret: u64,
+    /// The negotiated session timeout.
+    pub timeout_ms: u32,
+    /// Whether an existing session was resumed.
+    pub resumed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Primary,
+    Standby,
+}
+
+/// One request. Encoded as the id followed by the op, so a server that cannot decode the op
+/// (an unknown variant from a newer client) still knows which id to answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub op: Op,
+}
+
+/// Why a request frame could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestDecodeError {
+    /// The request id, when at least that much could be read.
+    pub id: Option<u64>,
+    pub reason: String,
+}
+
+impl Request {
+    /// Decodes a request frame's payload, keeping the id when only the op is unreadable.
+    pub fn decode(payload: &[u8]) -> Result<Request, RequestDecodeError> {
+        let (id, rest) =
+            postcard::take_from_bytes::<u64>(payload).map_err(|e| RequestDecodeError {
+                id: None,
+                reason: e.to_string(),
+            })?;
+        let (op, trailing) =
+            postcard::take_from_bytes::<Op>(rest).map_err(|e| RequestDecodeError {
+                id: Some(id),
+                reason: e.to_string(),
+            })?;
+        if !trailing.is_empty() {
+            return Err(RequestDecodeError {
+                id: Some(id),
+                reason: format!("{} trailing bytes after the request", trailing.len()),
+            });
+        }
+        Ok(Request { id, op })
+    }
+}
+
+/// What a node is, for `create`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateKind {
+    Persistent,
+    /// Deleted when its session ends; may not have children.
+    Ephemeral,
+    /// Deleted automatically once its last child is gone.
+    Container,
+    /// A persistent node deleted once it is childless and unmodified for `ttl_ms`.
+    Ttl {
+        ttl_ms: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub kind: CreateKind,
+    /// Append the parent's `cversion` as a 10-digit suffix to the name.
+    pub sequential: bool,
+}
+
+/// Kinds of watch that stay registered after they fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PersistentWatchMode {
+    /// Every change to the node itself and its list of children.
+    Persistent,
+    /// Every create, delete and data change of the node and all its descendants.
+    Recursive,
+}
+
+/// The watches a resumed session re-establishes, with the zxid the client had reached, so the
+/// server can replay what happened meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSet {
+    pub data: Vec<String>,
+    pub exists: Vec<String>,
+    pub children: Vec<String>,
+    pub persistent: Vec<String>,
+    pub recursive: Vec<String>,
+}
+
+impl WatchSet {
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+            && self.exists.is_empty()
+            && self.children.is_empty()
+            && self.persistent.is_empty()
+            && self.recursive.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+            + self.exists.len()
+            + self.children.len()
+            + self.persistent.len()
+            + self.recursive.len()
+    }
+}
+
+/// One operation inside a `multi`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MultiOp {
+    Check {
+        path: String,
+        version: i32,
+    },
+    Create(CreateRequest),
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Keeps the session alive.
+    Ping,
+    Create(CreateRequest),
+    /// `version: None` deletes unconditionally.
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    /// `version: None` sets unconditionally.
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    /// With `watch`, leaves a one-shot data watch (the node must exist).
+    Get {
+        path: String,
+        watch: bool,
+    },
+    /// With `watch`, leaves a one-shot watch that fires on create, delete or data change.
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    /// With `watch`, leaves a one-shot watch on the list of children.
+    Children {
+        path: String,
+        watch: bool,
+        with_stats: bool,
+    },
+    /// All or nothing; one result per op.
+    Multi(Vec<MultiOp>),
+    /// Answers once every write committed before it is visible to this session.
+    Sync {
+        path: String,
+    },
+    /// The ephemeral nodes of a session (`None`: the caller's own).
+    Ephemerals {
+        session_id: Option<SessionId>,
+    },
+    AddWatch {
+        path: String,
+        mode: PersistentWatchMode,
+    },
+    /// Removes every watch of this session on `path`.
+    RemoveWatches {
+        path: String,
+    },
+    /// After a resume: re-register `watches` and replay the changes after `last_zxid`.
+    RestoreWatches {
+        last_zxid: Zxid,
+        watches: WatchSet,
+    },
+    /// Ends the session now, deleting its ephemerals.
+    CloseSession,
+}
+
+impl Op {
+    /// Whether the op changes the tree or the session table (and so needs a commit).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession
+        )
+    }
+}
+
+/// The result of one op of a `multi`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    Checked,
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Set(Stat),
+    Deleted,
+    /// In a failed multi: the failing op's code, `RolledBack` before it, `Skipped` after it.
+    Error(ErrorCode),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Pong,
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    Set(Stat),
+    Data {
+        data: Vec<u8>,
+        stat: Stat,
+    },
+    Exists(Option<Stat>),
+    /// Child names, sorted, and the parent's stat.
+    Children {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    ChildrenWithStats {
+        children: Vec<(String, Stat)>,
+        stat: Stat,
+    },
+    /// The results of a multi, successful or not (see [`OpResult::Error`]).
+    Multi(Vec<OpResult>),
+    Synced {
+        zxid: Zxid,
+    },
+    Ephemerals(Vec<String>),
+    WatchAdded,
+    WatchesRemoved,
+    /// `reset`: the history needed for replay was gone, and `WatchReset` events were sent.
+    WatchesRestored {
+        reset: bool,
+    },
+    SessionClosed,
+}
+
+/// What changed, for a watch event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+    /// The watches on `path` could not be resumed because the history after the client's zxid
+    /// was compacted: re-read the state. One-shot watches on the path are consumed.
+    WatchReset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The zxid of the transaction that made the change.
+    pub zxid: Zxid,
+    pub path: String,
+    pub kind: EventKind,
+}
+
+/// Every frame the server sends after the hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    Reply {
+        id: u64,
+        result: Result<Response, ErrorReply>,
+    },
+    Event(WatchEvent),
+    /// The server is about to close the connection, and says why.
+    Closing(ErrorReply),
+}
