@@ -55,6 +55,8 @@ pub enum ErrorCode {
     NoAuth,
     /// A write was refused because this primary has been deposed by a higher epoch.
     Fenced,
+    /// The session was resumed on another connection; this one is closed.
+    SessionMoved,
 }
 
 impl ErrorCode {
@@ -96,6 +98,7 @@ impl ErrorCode {
             ErrorCode::ProtocolMismatch => "protocol mismatch",
             ErrorCode::NoAuth => "not authorized",
             ErrorCode::Fenced => "fenced by a newer epoch",
+            ErrorCode::SessionMoved => "session moved to another connection",
         }
     }
 }
@@ -115,20 +118,13 @@ pub struct ErrorReply {
 
 impl ErrorReply {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorReply {
-            code,
-            message: message.into(),
-        }
+        ErrorReply { code, message: message.into() }
     }
 }
 
 impl fmt::Display for ErrorReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "{}", self.code)
-        } else {
-            write!(f, "{}: {}", self.code, self.message)
-        }
+        if self.message.is_empty() { write!(f, "{}", self.code) } else { write!(f, "{}: {}", self.code, self.message) }
     }
 }
 

@@ -28,10 +28,7 @@ pub enum FrameError {
 pub fn payload_len(header: [u8; HEADER_LEN], max: u32) -> Result<usize, FrameError> {
     let len = u32::from_le_bytes(header);
     if len > max {
-        return Err(FrameError::TooLong {
-            len: u64::from(len),
-            max,
-        });
+        return Err(FrameError::TooLong { len: u64::from(len), max });
     }
     Ok(len as usize)
 }
@@ -48,10 +45,7 @@ pub fn encode<T: Serialize>(message: &T, max: u32, out: &mut Vec<u8>) -> Result<
     let len = out.len() - start - HEADER_LEN;
     if len > max as usize {
         out.truncate(start);
-        return Err(FrameError::TooLong {
-            len: len as u64,
-            max,
-        });
+        return Err(FrameError::TooLong { len: len as u64, max });
     }
     out[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
@@ -80,13 +74,7 @@ mod tests {
 
     #[test]
     fn round_trips_a_request() {
-        let request = Request {
-            id: 9,
-            op: Op::Get {
-                path: "/a".into(),
-                watch: true,
-            },
-        };
+        let request = Request { id: 9, op: Op::Get { path: "/a".into(), watch: true } };
         let frame = to_frame(&request, 1024).unwrap();
         let len = payload_len(frame[..4].try_into().unwrap(), 1024).unwrap();
         assert_eq!(len, frame.len() - 4);
@@ -101,24 +89,10 @@ mod tests {
 
     #[test]
     fn refuses_to_encode_past_the_limit() {
-        let request = Request {
-            id: 1,
-            op: Op::Set {
-                path: "/a".into(),
-                data: vec![0; 100],
-                version: None,
-            },
-        };
+        let request = Request { id: 1, op: Op::Set { path: "/a".into(), data: vec![0; 100], version: None } };
         let mut out = vec![1, 2, 3];
-        assert!(matches!(
-            encode(&request, 50, &mut out),
-            Err(FrameError::TooLong { .. })
-        ));
-        assert_eq!(
-            out,
-            [1, 2, 3],
-            "a refused frame leaves the buffer as it was"
-        );
+        assert!(matches!(encode(&request, 50, &mut out), Err(FrameError::TooLong { .. })));
+        assert_eq!(out, [1, 2, 3], "a refused frame leaves the buffer as it was");
     }
 
     #[test]

@@ -91,16 +91,10 @@ pub struct RequestDecodeError {
 impl Request {
     /// Decodes a request frame's payload, keeping the id when only the op is unreadable.
     pub fn decode(payload: &[u8]) -> Result<Request, RequestDecodeError> {
-        let (id, rest) =
-            postcard::take_from_bytes::<u64>(payload).map_err(|e| RequestDecodeError {
-                id: None,
-                reason: e.to_string(),
-            })?;
-        let (op, trailing) =
-            postcard::take_from_bytes::<Op>(rest).map_err(|e| RequestDecodeError {
-                id: Some(id),
-                reason: e.to_string(),
-            })?;
+        let (id, rest) = postcard::take_from_bytes::<u64>(payload)
+            .map_err(|e| RequestDecodeError { id: None, reason: e.to_string() })?;
+        let (op, trailing) = postcard::take_from_bytes::<Op>(rest)
+            .map_err(|e| RequestDecodeError { id: Some(id), reason: e.to_string() })?;
         if !trailing.is_empty() {
             return Err(RequestDecodeError {
                 id: Some(id),
@@ -164,31 +158,17 @@ impl WatchSet {
     }
 
     pub fn len(&self) -> usize {
-        self.data.len()
-            + self.exists.len()
-            + self.children.len()
-            + self.persistent.len()
-            + self.recursive.len()
+        self.data.len() + self.exists.len() + self.children.len() + self.persistent.len() + self.recursive.len()
     }
 }
 
 /// One operation inside a `multi`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MultiOp {
-    Check {
-        path: String,
-        version: i32,
-    },
+    Check { path: String, version: i32 },
     Create(CreateRequest),
-    Set {
-        path: String,
-        data: Vec<u8>,
-        version: Option<i32>,
-    },
-    Delete {
-        path: String,
-        version: Option<i32>,
-    },
+    Set { path: String, data: Vec<u8>, version: Option<i32> },
+    Delete { path: String, version: Option<i32> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,10 +233,7 @@ pub enum Op {
 impl Op {
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession
-        )
+        matches!(self, Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession)
     }
 }
 

@@ -33,10 +33,7 @@ pub fn validate(path: &str) -> Result<(), PathError> {
         return Err(PathError::NotAbsolute);
     }
     if path.len() > PATH_LEN_MAX {
-        return Err(PathError::TooLong {
-            len: path.len(),
-            max: PATH_LEN_MAX,
-        });
+        return Err(PathError::TooLong { len: path.len(), max: PATH_LEN_MAX });
     }
     if path == "/" {
         return Ok(());
@@ -73,11 +70,7 @@ pub fn name(path: &str) -> &str {
 
 /// `parent` joined with a child `name`.
 pub fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
+    if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
 }
 
 /// Whether `path` is `ancestor` itself or lies beneath it.
@@ -89,11 +82,7 @@ pub fn is_within(path: &str, ancestor: &str) -> bool {
 
 /// Number of segments: 0 for the root.
 pub fn depth(path: &str) -> usize {
-    if path == "/" {
-        0
-    } else {
-        path.matches('/').count()
-    }
+    if path == "/" { 0 } else { path.matches('/').count() }
 }
 
 /// The path itself, then each ancestor up to and including the root.
@@ -113,14 +102,7 @@ mod tests {
 
     #[test]
     fn accepts_well_formed_paths() {
-        for p in [
-            "/",
-            "/a",
-            "/a/b",
-            "/with space/ünïcode",
-            "/a.b/..c/d..",
-            "/lock-0000000001",
-        ] {
+        for p in ["/", "/a", "/a/b", "/with space/ünïcode", "/a.b/..c/d..", "/lock-0000000001"] {
             assert_eq!(validate(p), Ok(()), "{p}");
         }
     }
@@ -154,10 +136,7 @@ mod tests {
         assert_eq!(name("/"), "");
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("/a", "b"), "/a/b");
-        assert_eq!(
-            self_and_ancestors("/a/b").collect::<Vec<_>>(),
-            ["/a/b", "/a", "/"]
-        );
+        assert_eq!(self_and_ancestors("/a/b").collect::<Vec<_>>(), ["/a/b", "/a", "/"]);
         assert_eq!(depth("/"), 0);
         assert_eq!(depth("/a/b"), 2);
     }

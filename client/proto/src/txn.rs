@@ -27,11 +27,7 @@ pub struct Txn {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnBody {
     /// Opens `session_id` (which equals the txn's zxid).
-    CreateSession {
-        timeout_ms: u32,
-        secret: u64,
-        connection_bound: bool,
-    },
+    CreateSession { timeout_ms: u32, secret: u64, connection_bound: bool },
     /// Ends `session_id` (closed, expired or its connection gone); `deletes` lists its
     /// ephemerals and any container emptied by their removal, children before parents.
     CloseSession { deletes: Vec<String> },
@@ -65,6 +61,11 @@ pub enum TxnOp {
         path: String,
         data: Vec<u8>,
     },
+    /// A `multi`'s version check: changes nothing, recorded so the op's result is kept.
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// One change a txn makes, as watchers see it.
@@ -79,18 +80,12 @@ impl Txn {
     /// change; the deletes of a closing session are.
     pub fn changes(&self) -> Vec<Change<'_>> {
         fn removed<'a>(changes: &mut Vec<Change<'a>>, p: &'a str) {
-            changes.push(Change {
-                path: p,
-                kind: EventKind::Deleted,
-            });
+            changes.push(Change { path: p, kind: EventKind::Deleted });
             parent_changed(changes, p);
         }
         fn parent_changed<'a>(changes: &mut Vec<Change<'a>>, p: &'a str) {
             if let Some(parent) = path::parent(p) {
-                changes.push(Change {
-                    path: parent,
-                    kind: EventKind::ChildrenChanged,
-                });
+                changes.push(Change { path: parent, kind: EventKind::ChildrenChanged });
             }
         }
         let mut changes = Vec::new();
@@ -105,19 +100,14 @@ impl Txn {
                 for op in ops {
                     match op {
                         TxnOp::Create { path: p, .. } => {
-                            changes.push(Change {
-                                path: p,
-                                kind: EventKind::Created,
-                            });
+                            changes.push(Change { path: p, kind: EventKind::Created });
                             parent_changed(&mut changes, p);
                         }
                         TxnOp::Delete { path: p } => removed(&mut changes, p),
                         TxnOp::Set { path: p, .. } => {
-                            changes.push(Change {
-                                path: p,
-                                kind: EventKind::DataChanged,
-                            });
+                            changes.push(Change { path: p, kind: EventKind::DataChanged });
                         }
+                        TxnOp::Check { .. } => {}
                     }
                 }
             }
@@ -155,13 +145,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Txn, RecordError> {
     if version != TXN_FORMAT_VERSION {
         return Err(RecordError::UnknownVersion { found: version });
     }
-    let (txn, rest) = postcard::take_from_bytes::<Txn>(payload)
-        .map_err(|e| RecordError::Corrupt(e.to_string()))?;
+    let (txn, rest) = postcard::take_from_bytes::<Txn>(payload).map_err(|e| RecordError::Corrupt(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(RecordError::Corrupt(format!(
-            "{} trailing bytes",
-            rest.len()
-        )));
+        return Err(RecordError::Corrupt(format!("{} trailing bytes", rest.len())));
     }
     Ok(txn)
 }
@@ -171,26 +157,14 @@ mod tests {
     use super::*;
 
     fn write(ops: Vec<TxnOp>) -> Txn {
-        Txn {
-            zxid: Zxid(5),
-            time_ms: 1,
-            session_id: SessionId(2),
-            body: TxnBody::Write(ops),
-        }
+        Txn { zxid: Zxid(5), time_ms: 1, session_id: SessionId(2), body: TxnBody::Write(ops) }
     }
 
     #[test]
     fn changes_name_the_node_and_its_parent() {
         let txn = write(vec![
-            TxnOp::Create {
-                path: "/a".into(),
-                data: vec![],
-                kind: NodeKind::Persistent,
-            },
-            TxnOp::Set {
-                path: "/a".into(),
-                data: vec![1],
-            },
+            TxnOp::Create { path: "/a".into(), data: vec![], kind: NodeKind::Persistent },
+            TxnOp::Set { path: "/a".into(), data: vec![1] },
             TxnOp::Delete { path: "/a".into() },
         ]);
         let kinds: Vec<_> = txn.changes().iter().map(|c| (c.path, c.kind)).collect();
@@ -208,18 +182,12 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_rejects_damage() {
-        let txn = write(vec![TxnOp::Set {
-            path: "/x".into(),
-            data: b"hi".to_vec(),
-        }]);
+        let txn = write(vec![TxnOp::Set { path: "/x".into(), data: b"hi".to_vec() }]);
         let bytes = encode_record(&txn);
         assert_eq!(decode_record(&bytes).unwrap(), txn);
         let mut wrong_version = bytes.clone();
         wrong_version[0] = 9;
-        assert!(matches!(
-            decode_record(&wrong_version),
-            Err(RecordError::UnknownVersion { found: 9 })
-        ));
+        assert!(matches!(decode_record(&wrong_version), Err(RecordError::UnknownVersion { found: 9 })));
         assert!(decode_record(&bytes[..bytes.len() - 1]).is_err());
         let mut trailing = bytes;
         trailing.push(0);

@@ -1,0 +1,135 @@
+//! Client options and the builder that sets them. Every queue the client keeps is bounded by
+//! one of these limits.
+
+use crate::client::Client;
+use crate::error::Result;
+use baton_proto::frame::FRAME_LEN_MAX_DEFAULT;
+use std::time::Duration;
+
+/// The session timeout asked for by default; the server bounds it (2 s – 60 s by default).
+pub const SESSION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// How long one connection attempt (connect plus handshake) may take by default.
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Requests queued or in flight at once, by default. Callers beyond it wait.
+pub const REQUESTS_IN_FLIGHT_MAX_DEFAULT: usize = 1024;
+/// Events a persistent watcher buffers by default before it is ended with
+/// [`crate::Error::WatchOverflow`].
+pub const WATCH_QUEUE_LEN_DEFAULT: usize = 4096;
+/// The longest pause between reconnection attempts.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The first pause between reconnection attempts; it doubles up to [`RECONNECT_BACKOFF_MAX`].
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+/// Everything the background session task needs to know about how to behave.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub session_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub connection_bound: bool,
+    pub client_name: String,
+    pub requests_in_flight_max: usize,
+    pub watch_queue_len: usize,
+    pub frame_len_max: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            session_timeout: SESSION_TIMEOUT_DEFAULT,
+            connect_timeout: CONNECT_TIMEOUT_DEFAULT,
+            connection_bound: false,
+            client_name: format!("baton-client/{}", env!("CARGO_PKG_VERSION")),
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
+            watch_queue_len: WATCH_QUEUE_LEN_DEFAULT,
+            frame_len_max: FRAME_LEN_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Configures and connects a [`Client`].
+///
+/// ```no_run
+/// # async fn demo() -> baton::Result<()> {
+/// use std::time::Duration;
+/// let client = baton::Client::builder()
+///     .session_timeout(Duration::from_secs(5))
+///     .client_name("my-service")
+///     .connect("/run/baton/baton.sock")
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct ClientBuilder {
+    options: Options,
+}
+
+impl ClientBuilder {
+    /// A builder with the defaults: 10 s session, 5 s connect timeout, a normal (resumable)
+    /// session.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The session timeout to ask for. The server bounds it and the negotiated value is
+    /// [`Client::session_timeout`]. The client pings at a third of it when idle.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.options.session_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt (connect plus handshake) may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
+    }
+
+    /// Ask for a session that ends the moment its connection closes, releasing its
+    /// ephemerals at once when the process dies. Unix sockets only. Such a session is never
+    /// resumed: losing the connection expires it.
+    pub fn connection_bound(mut self, bound: bool) -> Self {
+        self.options.connection_bound = bound;
+        self
+    }
+
+    /// Free text the server logs for this client (program name and version).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.options.client_name = name.into();
+        self
+    }
+
+    /// How many requests may be queued or in flight at once; callers beyond it wait.
+    /// At least 1.
+    pub fn requests_in_flight_max(mut self, max: usize) -> Self {
+        self.options.requests_in_flight_max = max.max(1);
+        self
+    }
+
+    /// How many events a [`crate::PersistentWatcher`] buffers before it is ended with
+    /// [`crate::Error::WatchOverflow`]. At least 1.
+    pub fn watch_queue_len(mut self, len: usize) -> Self {
+        self.options.watch_queue_len = len.max(1);
+        self
+    }
+
+    /// The largest frame accepted or sent, in bytes.
+    pub fn frame_len_max(mut self, max: u32) -> Self {
+        self.options.frame_len_max = max;
+        self
+    }
+
+    /// Connects to `addrs` (a Unix socket path, `HOST:PORT`, or a comma-separated list tried
+    /// in order) and starts a session.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidAddress`] for an unparsable address,
+    /// [`crate::Error::InvalidArgument`] for a connection-bound session over TCP,
+    /// [`crate::Error::Connect`] when no address could be reached, or the server's refusal.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: if dropped, no session is left behind on the client side (a session the
+    /// server already created times out).
+    pub async fn connect(self, addrs: &str) -> Result<Client> {
+        Client::connect_with(self.options, addrs).await
+    }
+}

@@ -1,0 +1,126 @@
+//! Apply: carry out a prepared txn. Identical on the primary, on a standby and in recovery;
+//! cannot fail (a txn that does not fit the state is a bug, and stops the process).
+
+use super::StateMachine;
+use super::sessions::SessionRecord;
+use super::tree::NodeRecord;
+use baton_proto::message::{OpResult, WatchEvent};
+use baton_proto::{NodeKind, SessionId, Txn, TxnBody, TxnOp};
+use std::collections::BTreeSet;
+
+/// The records a txn changed, to be written in the same storage transaction as the txn.
+/// `None` means deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreDelta {
+    pub nodes: Vec<(String, Option<NodeRecord>)>,
+    pub sessions: Vec<(SessionId, Option<SessionRecord>)>,
+}
+
+/// What applying a txn did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// One result per op of a `Write` (empty for session txns).
+    pub results: Vec<OpResult>,
+    /// Events to deliver, in order: each to the session named.
+    pub events: Vec<(SessionId, WatchEvent)>,
+    pub delta: StoreDelta,
+}
+
+impl StateMachine {
+    /// Applies a prepared txn.
+    ///
+    /// # Panics
+    /// If the txn does not follow the last one or does not fit the state: both mean a bug or
+    /// corrupt input that must not be served.
+    pub fn apply(&mut self, txn: &Txn) -> Applied {
+        assert!(txn.zxid > self.last_zxid, "txn {} does not follow {}", txn.zxid, self.last_zxid);
+        let mut applied = Applied::default();
+        let mut touched = BTreeSet::new();
+        match &txn.body {
+            TxnBody::CreateSession { timeout_ms, secret, connection_bound } => {
+                let record =
+                    SessionRecord { timeout_ms: *timeout_ms, secret: *secret, connection_bound: *connection_bound };
+                self.sessions.insert(txn.session_id, record);
+                applied.delta.sessions.push((txn.session_id, Some(record)));
+            }
+            TxnBody::CloseSession { deletes } => {
+                self.watches.remove_session(txn.session_id);
+                for p in deletes {
+                    self.delete_node(p, txn, &mut touched);
+                }
+                let closed = self.sessions.remove(txn.session_id);
+                assert!(
+                    closed.is_some_and(|s| s.ephemerals.is_empty()),
+                    "session {} closed with ephemerals left",
+                    txn.session_id
+                );
+                applied.delta.sessions.push((txn.session_id, None));
+            }
+            TxnBody::Write(ops) => {
+                for op in ops {
+                    applied.results.push(self.apply_op(op, txn, &mut touched));
+                }
+            }
+        }
+        self.last_zxid = txn.zxid;
+        self.epoch = self.epoch.max(txn.zxid.epoch());
+        self.history.record(txn);
+        for change in txn.changes() {
+            for session in self.watches.fire(change.path, change.kind) {
+                let event = WatchEvent { zxid: txn.zxid, path: change.path.to_owned(), kind: change.kind };
+                applied.events.push((session, event));
+            }
+        }
+        applied.delta.nodes = touched
+            .into_iter()
+            .map(|p| {
+                let r = self.tree.record(&p);
+                (p, r)
+            })
+            .collect();
+        applied
+    }
+
+    fn apply_op(&mut self, op: &TxnOp, txn: &Txn, touched: &mut BTreeSet<String>) -> OpResult {
+        match op {
+            TxnOp::Create { path: p, data, kind } => {
+                let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
+                self.tree.create(p, data.clone(), *kind, owner, txn.zxid, txn.time_ms);
+                if !owner.is_none() {
+                    let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
+                    session.ephemerals.insert(p.clone());
+                }
+                touch_with_parent(touched, p);
+                let stat = self.tree.get(p).expect("just created").stat;
+                OpResult::Created { path: p.clone(), stat }
+            }
+            TxnOp::Delete { path: p } => {
+                self.delete_node(p, txn, touched);
+                OpResult::Deleted
+            }
+            TxnOp::Set { path: p, data } => {
+                touched.insert(p.clone());
+                OpResult::Set(self.tree.set(p, data.clone(), txn.zxid, txn.time_ms))
+            }
+            TxnOp::Check { .. } => OpResult::Checked,
+        }
+    }
+
+    fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>) {
+        let node = self.tree.delete(p, txn.zxid);
+        let owner = node.stat.ephemeral_owner;
+        if !owner.is_none()
+            && let Some(session) = self.sessions.get_mut(owner)
+        {
+            session.ephemerals.remove(p);
+        }
+        touch_with_parent(touched, p);
+    }
+}
+
+fn touch_with_parent(touched: &mut BTreeSet<String>, p: &str) {
+    touched.insert(p.to_owned());
+    if let Some(parent) = baton_proto::path::parent(p) {
+        touched.insert(parent.to_owned());
+    }
+}

@@ -1,0 +1,197 @@
+//! The pure, deterministic state machine: the tree, the sessions, the watch table and the
+//! retained change history.
+//!
+//! Every write goes through two steps, as in ZooKeeper's request/txn split:
+//! - **prepare** (primary only, `&self`): validate the request against the current state and
+//!   fix every non-deterministic choice (zxid, time, sequential suffix, session id and secret)
+//!   into a [`Txn`]; or reject it with a reply.
+//! - **apply** (primary, standby and recovery alike, `&mut self`): cannot fail for a prepared
+//!   txn, and returns its effects: the per-op results, the watch events to deliver and the
+//!   records to store.
+//!
+//! No clock, no I/O, no tokio, no redb; ordered collections only. Time arrives as arguments:
+//! `time_ms` (wall clock, for stats) and `now_ms` (monotonic, for session deadlines).
+//! Imports: `baton_proto` and std (plus serde for the stored record types).
+
+mod apply;
+mod digest;
+mod history;
+mod overlay;
+mod prepare;
+mod read;
+mod sessions;
+mod tree;
+mod watches;
+
+pub use apply::{Applied, StoreDelta};
+pub use prepare::Rejection;
+pub use sessions::{Session, SessionRecord, Sessions};
+pub use tree::{Node, NodeRecord, Tree};
+pub use watches::WatchKind;
+
+use baton_proto::{SessionId, Txn, Zxid};
+use history::History;
+use watches::WatchTable;
+
+/// Bounds the state machine enforces, all configurable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest node data, in bytes.
+    pub node_data_max: usize,
+    /// Most watches one session may hold.
+    pub watches_per_session_max: usize,
+    /// Most children one node may have.
+    pub children_per_node_max: u32,
+    /// Most ephemerals one session may own.
+    pub ephemerals_per_session_max: usize,
+    /// Longest TTL a node may ask for.
+    pub ttl_max_ms: u64,
+    /// How many recent transactions' changes are kept for replay to resuming watchers.
+    pub history_txns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            node_data_max: 1024 * 1024,
+            watches_per_session_max: 100_000,
+            children_per_node_max: 1_000_000,
+            ephemerals_per_session_max: 100_000,
+            ttl_max_ms: 0xff_ffff_ffff,
+            history_txns: 100_000,
+        }
+    }
+}
+
+/// Everything the store hands back to rebuild a state machine.
+pub struct Restored {
+    pub epoch: u32,
+    pub last_zxid: Zxid,
+    /// Every txn after this zxid is in `recent_txns`.
+    pub history_floor: Zxid,
+    pub nodes: Vec<(String, NodeRecord)>,
+    pub sessions: Vec<(SessionId, SessionRecord)>,
+    /// The retained log's newest entries, oldest first.
+    pub recent_txns: Vec<Txn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StateMachine {
+    tree: Tree,
+    sessions: Sessions,
+    watches: WatchTable,
+    history: History,
+    epoch: u32,
+    last_zxid: Zxid,
+    limits: Limits,
+}
+
+/// Why a stored state could not be restored.
+#[derive(Debug, thiserror::Error)]
+#[error("inconsistent stored state: {0}")]
+pub struct RestoreError(pub String);
+
+impl StateMachine {
+    /// A fresh machine: only the root, epoch 1, no transactions yet.
+    pub fn new(limits: Limits) -> Self {
+        StateMachine {
+            tree: Tree::new(),
+            sessions: Sessions::default(),
+            watches: WatchTable::default(),
+            history: History::new(limits.history_txns, Zxid::ZERO),
+            epoch: 1,
+            last_zxid: Zxid::ZERO,
+            limits,
+        }
+    }
+
+    /// Rebuilds the machine from stored state. Sessions start without deadlines: each gets a
+    /// fresh timeout at the first tick.
+    pub fn restore(limits: Limits, restored: Restored) -> Result<Self, RestoreError> {
+        let (tree, orphans) = Tree::from_records(restored.nodes);
+        if !orphans.is_empty() {
+            return Err(RestoreError(format!("{} nodes without a parent, e.g. {}", orphans.len(), orphans[0])));
+        }
+        let mut sessions = Sessions::default();
+        for (id, record) in restored.sessions {
+            sessions.insert(id, record);
+        }
+        for (p, node) in tree.iter() {
+            let owner = node.stat.ephemeral_owner;
+            if owner.is_none() {
+                continue;
+            }
+            let session = sessions
+                .get_mut(owner)
+                .ok_or_else(|| RestoreError(format!("ephemeral {p} owned by unknown session {owner}")))?;
+            session.ephemerals.insert(p.clone());
+        }
+        let mut history = History::new(limits.history_txns, restored.history_floor);
+        for txn in &restored.recent_txns {
+            history.record(txn);
+        }
+        Ok(StateMachine {
+            tree,
+            sessions,
+            watches: WatchTable::default(),
+            history,
+            epoch: restored.epoch,
+            last_zxid: restored.last_zxid,
+            limits,
+        })
+    }
+
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.watches.total()
+    }
+
+    /// The zxid the next prepared txn gets.
+    pub fn next_zxid(&self) -> Zxid {
+        if self.last_zxid.epoch() < self.epoch {
+            return Zxid::new(self.epoch, 1);
+        }
+        let counter = self.last_zxid.counter();
+        assert!(counter < u32::MAX, "zxid counter exhausted in epoch {}", self.epoch);
+        Zxid::new(self.epoch, counter + 1)
+    }
+
+    /// Traffic from a session's client keeps it alive for a full timeout from `now_ms`.
+    pub fn touch_session(&mut self, session: SessionId, now_ms: u64) {
+        self.sessions.touch(session, now_ms);
+    }
+
+    /// The sessions whose deadline has passed at monotonic `now_ms`; the caller closes each
+    /// with a logged transaction.
+    pub fn expired_sessions(&mut self, now_ms: u64) -> Vec<SessionId> {
+        self.sessions.expired(now_ms)
+    }
+
+    /// A client's connection went away: its watches go with it (a resuming client
+    /// re-registers them), the session lives on until it resumes or expires.
+    pub fn disconnect(&mut self, session: SessionId) {
+        self.watches.remove_session(session);
+    }
+}
+
+#[cfg(test)]
+mod tests;

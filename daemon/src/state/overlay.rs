@@ -1,0 +1,67 @@
+//! A shadow of the tree for validating a write before it exists: the ops of a `multi` see the
+//! effects of the ops before them without touching the real tree.
+
+use super::tree::Tree;
+use baton_proto::{NodeKind, SessionId, path};
+use std::collections::BTreeMap;
+
+/// What validation needs to know of a node.
+#[derive(Clone, Copy, Debug)]
+pub struct Shadow {
+    pub version: i32,
+    pub cversion: i32,
+    pub num_children: u32,
+    pub kind: NodeKind,
+    pub owner: SessionId,
+}
+
+pub struct Overlay<'a> {
+    tree: &'a Tree,
+    changed: BTreeMap<String, Option<Shadow>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(tree: &'a Tree) -> Self {
+        Overlay { tree, changed: BTreeMap::new() }
+    }
+
+    pub fn get(&self, p: &str) -> Option<Shadow> {
+        match self.changed.get(p) {
+            Some(shadow) => *shadow,
+            None => self.tree.get(p).map(|n| Shadow {
+                version: n.stat.version,
+                cversion: n.stat.cversion,
+                num_children: n.stat.num_children,
+                kind: n.kind,
+                owner: n.stat.ephemeral_owner,
+            }),
+        }
+    }
+
+    pub fn create(&mut self, p: &str, kind: NodeKind, owner: SessionId) {
+        self.adjust_parent(p, 1);
+        let shadow = Shadow { version: 0, cversion: 0, num_children: 0, kind, owner };
+        self.changed.insert(p.to_owned(), Some(shadow));
+    }
+
+    pub fn delete(&mut self, p: &str) {
+        self.adjust_parent(p, -1);
+        self.changed.insert(p.to_owned(), None);
+    }
+
+    pub fn set(&mut self, p: &str) {
+        if let Some(mut shadow) = self.get(p) {
+            shadow.version = shadow.version.wrapping_add(1);
+            self.changed.insert(p.to_owned(), Some(shadow));
+        }
+    }
+
+    fn adjust_parent(&mut self, p: &str, delta: i32) {
+        let Some(parent) = path::parent(p) else { return };
+        if let Some(mut shadow) = self.get(parent) {
+            shadow.cversion = shadow.cversion.wrapping_add(1);
+            shadow.num_children = shadow.num_children.wrapping_add_signed(delta);
+            self.changed.insert(parent.to_owned(), Some(shadow));
+        }
+    }
+}

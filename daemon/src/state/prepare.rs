@@ -1,0 +1,281 @@
+//! Prepare: validate a write against the current state and turn it into a fully determined
+//! [`Txn`], or reject it. Never mutates the machine.
+
+use super::StateMachine;
+use super::overlay::Overlay;
+use baton_proto::message::{CreateKind, CreateRequest, MultiOp, Op, OpResult, Response};
+use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Txn, TxnBody, TxnOp, path};
+
+/// Why a write was not turned into a txn. Either way the request gets a reply and nothing is
+/// logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// A plain op failed.
+    Error(ErrorReply),
+    /// A multi failed: one result per op (the failing op's code, `RolledBack` before it,
+    /// `Skipped` after it).
+    MultiFailed(Vec<OpResult>),
+}
+
+impl Rejection {
+    /// The reply the client gets.
+    pub fn into_reply(self) -> Result<Response, ErrorReply> {
+        match self {
+            Rejection::Error(e) => Err(e),
+            Rejection::MultiFailed(results) => Ok(Response::Multi(results)),
+        }
+    }
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(code, message)
+}
+
+impl StateMachine {
+    /// Prepares a client's write (`Create`, `Delete`, `Set`, `Multi`) at wall time `time_ms`.
+    /// `CloseSession` goes through [`StateMachine::prepare_close_session`].
+    pub fn prepare_write(&self, session: SessionId, op: &Op, time_ms: u64) -> Result<Txn, Rejection> {
+        let ops = match op {
+            Op::Create(req) => vec![MultiOp::Create(req.clone())],
+            Op::Delete { path, version } => vec![MultiOp::Delete { path: path.clone(), version: *version }],
+            Op::Set { path, data, version } => {
+                vec![MultiOp::Set { path: path.clone(), data: data.clone(), version: *version }]
+            }
+            Op::Multi(ops) => ops.clone(),
+            other => {
+                let message = format!("{other:?} is not a write");
+                return Err(Rejection::Error(reject(ErrorCode::BadRequest, message)));
+            }
+        };
+        let is_multi = matches!(op, Op::Multi(_));
+        let count = ops.len();
+        let mut overlay = Overlay::new(&self.tree);
+        let mut txn_ops = Vec::with_capacity(ops.len());
+        for (index, multi_op) in ops.into_iter().enumerate() {
+            match self.prepare_op(&mut overlay, session, multi_op) {
+                Ok(txn_op) => txn_ops.push(txn_op),
+                Err(e) if is_multi => {
+                    let results = (0..count)
+                        .map(|i| match i.cmp(&index) {
+                            std::cmp::Ordering::Less => OpResult::Error(ErrorCode::RolledBack),
+                            std::cmp::Ordering::Equal => OpResult::Error(e.code),
+                            std::cmp::Ordering::Greater => OpResult::Error(ErrorCode::Skipped),
+                        })
+                        .collect();
+                    return Err(Rejection::MultiFailed(results));
+                }
+                Err(e) => return Err(Rejection::Error(e)),
+            }
+        }
+        let deleted: Vec<String> = txn_ops
+            .iter()
+            .filter_map(|op| match op {
+                TxnOp::Delete { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        txn_ops.extend(reap_emptied_containers(&mut overlay, &deleted).into_iter().map(|path| TxnOp::Delete { path }));
+        Ok(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::Write(txn_ops) })
+    }
+
+    /// Prepares the opening of a new session; its id is the txn's zxid.
+    pub fn prepare_create_session(&self, timeout_ms: u32, connection_bound: bool, secret: u64, time_ms: u64) -> Txn {
+        let zxid = self.next_zxid();
+        Txn {
+            zxid,
+            time_ms,
+            session_id: SessionId(zxid.0),
+            body: TxnBody::CreateSession { timeout_ms, secret, connection_bound },
+        }
+    }
+
+    /// Prepares the end of a session: its ephemerals go, and any container they empty.
+    /// `None` if the session does not exist (already closed).
+    pub fn prepare_close_session(&self, session: SessionId, time_ms: u64) -> Option<Txn> {
+        let owned = &self.sessions.get(session)?.ephemerals;
+        let mut overlay = Overlay::new(&self.tree);
+        let mut deletes: Vec<String> = owned.iter().cloned().collect();
+        for p in &deletes {
+            overlay.delete(p);
+        }
+        let reaped = reap_emptied_containers(&mut overlay, &deletes);
+        deletes.extend(reaped);
+        Some(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::CloseSession { deletes } })
+    }
+
+    /// Prepares the deletion of TTL nodes that are childless and unmodified for their TTL at
+    /// wall time `time_ms` (and of containers this empties). `None` if there are none.
+    pub fn prepare_reap_ttl(&self, time_ms: u64) -> Option<Txn> {
+        let mut overlay = Overlay::new(&self.tree);
+        let mut deletes = Vec::new();
+        for (p, node) in self.tree.iter() {
+            if let NodeKind::Ttl { ttl_ms } = node.kind
+                && node.children.is_empty()
+                && node.stat.mtime_ms.saturating_add(ttl_ms) <= time_ms
+            {
+                overlay.delete(p);
+                deletes.push(p.clone());
+            }
+        }
+        if deletes.is_empty() {
+            return None;
+        }
+        let reaped = reap_emptied_containers(&mut overlay, &deletes);
+        deletes.extend(reaped);
+        let ops = deletes.into_iter().map(|path| TxnOp::Delete { path }).collect();
+        Some(Txn { zxid: self.next_zxid(), time_ms, session_id: SessionId::NONE, body: TxnBody::Write(ops) })
+    }
+
+    fn prepare_op(&self, overlay: &mut Overlay<'_>, session: SessionId, op: MultiOp) -> Result<TxnOp, ErrorReply> {
+        match op {
+            MultiOp::Create(req) => self.prepare_create(overlay, session, req),
+            MultiOp::Delete { path: p, version } => {
+                valid_path(&p)?;
+                if p == "/" {
+                    return Err(reject(ErrorCode::InvalidArgument, "the root cannot be deleted"));
+                }
+                let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_version(&p, version, node.version)?;
+                if node.num_children > 0 {
+                    return Err(reject(ErrorCode::NotEmpty, p));
+                }
+                overlay.delete(&p);
+                Ok(TxnOp::Delete { path: p })
+            }
+            MultiOp::Set { path: p, data, version } => {
+                valid_path(&p)?;
+                self.check_data_len(data.len())?;
+                let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_version(&p, version, node.version)?;
+                overlay.set(&p);
+                Ok(TxnOp::Set { path: p, data })
+            }
+            MultiOp::Check { path: p, version } => {
+                valid_path(&p)?;
+                let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_version(&p, Some(version), node.version)?;
+                Ok(TxnOp::Check { path: p, version })
+            }
+        }
+    }
+
+    fn prepare_create(
+        &self,
+        overlay: &mut Overlay<'_>,
+        session: SessionId,
+        req: CreateRequest,
+    ) -> Result<TxnOp, ErrorReply> {
+        self.check_data_len(req.data.len())?;
+        let kind = match req.kind {
+            CreateKind::Persistent => NodeKind::Persistent,
+            CreateKind::Ephemeral => NodeKind::Ephemeral,
+            CreateKind::Container if req.sequential => {
+                return Err(reject(ErrorCode::InvalidArgument, "a container cannot be sequential"));
+            }
+            CreateKind::Container => NodeKind::Container,
+            CreateKind::Ttl { ttl_ms } if ttl_ms == 0 || ttl_ms > self.limits.ttl_max_ms => {
+                let max = self.limits.ttl_max_ms;
+                return Err(reject(ErrorCode::InvalidArgument, format!("TTL {ttl_ms} ms is outside 1..={max} ms")));
+            }
+            CreateKind::Ttl { ttl_ms } => NodeKind::Ttl { ttl_ms },
+        };
+        let owner = if kind == NodeKind::Ephemeral {
+            self.check_ephemeral_quota(session)?;
+            session
+        } else {
+            SessionId::NONE
+        };
+        let parent = creation_parent(&req.path)?.to_owned();
+        let parent = parent.as_str();
+        let parent_node = overlay.get(parent).ok_or_else(|| reject(ErrorCode::NoNode, format!("parent {parent}")))?;
+        let final_path = if req.sequential {
+            let p = path::sequential_name(&req.path, parent_node.cversion);
+            valid_path(&p)?;
+            p
+        } else {
+            valid_path(&req.path)?;
+            req.path
+        };
+        if final_path == "/" {
+            return Err(reject(ErrorCode::NodeExists, "/"));
+        }
+        if !parent_node.owner.is_none() {
+            return Err(reject(ErrorCode::NoChildrenForEphemerals, format!("parent {parent}")));
+        }
+        if overlay.get(&final_path).is_some() {
+            return Err(reject(ErrorCode::NodeExists, final_path));
+        }
+        if parent_node.num_children >= self.limits.children_per_node_max {
+            let max = self.limits.children_per_node_max;
+            return Err(reject(ErrorCode::LimitExceeded, format!("{parent} has {max} children, the most allowed")));
+        }
+        overlay.create(&final_path, kind, owner);
+        Ok(TxnOp::Create { path: final_path, data: req.data, kind })
+    }
+
+    fn check_data_len(&self, len: usize) -> Result<(), ErrorReply> {
+        if len > self.limits.node_data_max {
+            let max = self.limits.node_data_max;
+            return Err(reject(ErrorCode::TooLarge, format!("data of {len} bytes exceeds the limit of {max}")));
+        }
+        Ok(())
+    }
+
+    fn check_ephemeral_quota(&self, session: SessionId) -> Result<(), ErrorReply> {
+        let Some(owner) = self.sessions.get(session) else {
+            return Err(reject(ErrorCode::SessionExpired, format!("session {session}")));
+        };
+        if owner.ephemerals.len() >= self.limits.ephemerals_per_session_max {
+            let max = self.limits.ephemerals_per_session_max;
+            return Err(reject(ErrorCode::LimitExceeded, format!("session owns {max} ephemerals, the most allowed")));
+        }
+        Ok(())
+    }
+}
+
+fn valid_path(p: &str) -> Result<(), ErrorReply> {
+    path::validate(p).map_err(|e| reject(ErrorCode::InvalidPath, format!("{p:?}: {e}")))
+}
+
+/// The parent a create goes under. For a sequential create the path is a prefix that may end
+/// in `/` (ZooKeeper's `create -s /queue/`), so the parent is everything before the last `/`.
+fn creation_parent(p: &str) -> Result<&str, ErrorReply> {
+    let invalid = || reject(ErrorCode::InvalidPath, format!("{p:?}: not an absolute path"));
+    let i = p.rfind('/').ok_or_else(invalid)?;
+    let parent = if i == 0 { "/" } else { &p[..i] };
+    valid_path(parent)?;
+    if !p.starts_with('/') {
+        return Err(invalid());
+    }
+    Ok(parent)
+}
+
+fn check_version(p: &str, expected: Option<i32>, actual: i32) -> Result<(), ErrorReply> {
+    match expected {
+        Some(v) if v != actual => {
+            Err(reject(ErrorCode::BadVersion, format!("{p}: expected version {v}, found {actual}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Containers left childless by `deleted` (and, in turn, their container ancestors), in the
+/// order they must be deleted. Marks them deleted in `overlay`.
+fn reap_emptied_containers(overlay: &mut Overlay<'_>, deleted: &[String]) -> Vec<String> {
+    let mut reaped = Vec::new();
+    let mut candidates: Vec<String> = deleted.iter().filter_map(|p| path::parent(p)).map(str::to_owned).collect();
+    while let Some(candidate) = candidates.pop() {
+        if candidate == "/" {
+            continue;
+        }
+        let Some(node) = overlay.get(&candidate) else { continue };
+        if node.kind == NodeKind::Container && node.num_children == 0 {
+            overlay.delete(&candidate);
+            if let Some(parent) = path::parent(&candidate) {
+                candidates.push(parent.to_owned());
+            }
+            reaped.push(candidate);
+        }
+    }
+    reaped
+}

@@ -1,0 +1,130 @@
+//! Reads and watch registration: answered from the current state, logging nothing.
+
+use super::StateMachine;
+use super::watches::{SessionWatches, WatchKind};
+use baton_proto::message::{EventKind, Op, Response, WatchEvent, WatchSet};
+use baton_proto::{ErrorCode, ErrorReply, SessionId, Zxid, path};
+
+fn valid_path(p: &str) -> Result<(), ErrorReply> {
+    path::validate(p).map_err(|e| ErrorReply::new(ErrorCode::InvalidPath, format!("{p:?}: {e}")))
+}
+
+fn no_node(p: &str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::NoNode, p)
+}
+
+impl StateMachine {
+    /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
+    /// `RemoveWatches`) for `session`, registering any watch it asks for.
+    pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
+        match op {
+            Op::Ping => Ok(Response::Pong),
+            Op::Get { path: p, watch } => {
+                valid_path(p)?;
+                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                let response = Response::Data { data: node.data.clone(), stat: node.stat };
+                if *watch {
+                    self.add_watch(session, WatchKind::Data, p)?;
+                }
+                Ok(response)
+            }
+            Op::Exists { path: p, watch } => {
+                valid_path(p)?;
+                let stat = self.tree.get(p).map(|n| n.stat);
+                if *watch {
+                    self.add_watch(session, WatchKind::Exists, p)?;
+                }
+                Ok(Response::Exists(stat))
+            }
+            Op::Children { path: p, watch, with_stats } => {
+                valid_path(p)?;
+                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                let stat = node.stat;
+                let response = if *with_stats {
+                    let children = node
+                        .children
+                        .iter()
+                        .filter_map(|name| self.tree.get(&path::join(p, name)).map(|c| (name.clone(), c.stat)))
+                        .collect();
+                    Response::ChildrenWithStats { children, stat }
+                } else {
+                    Response::Children { children: node.children.iter().cloned().collect(), stat }
+                };
+                if *watch {
+                    self.add_watch(session, WatchKind::Children, p)?;
+                }
+                Ok(response)
+            }
+            Op::Sync { path: p } => {
+                valid_path(p)?;
+                Ok(Response::Synced { zxid: self.last_zxid })
+            }
+            Op::Ephemerals { session_id } => {
+                let owner = session_id.unwrap_or(session);
+                let paths =
+                    self.sessions.get(owner).map(|s| s.ephemerals.iter().cloned().collect()).unwrap_or_default();
+                Ok(Response::Ephemerals(paths))
+            }
+            Op::AddWatch { path: p, mode } => {
+                valid_path(p)?;
+                self.add_watch(session, WatchKind::from(*mode), p)?;
+                Ok(Response::WatchAdded)
+            }
+            Op::RemoveWatches { path: p } => {
+                valid_path(p)?;
+                self.watches.remove_path(session, p);
+                Ok(Response::WatchesRemoved)
+            }
+            other => Err(ErrorReply::new(ErrorCode::BadRequest, format!("{other:?} is not a read"))),
+        }
+    }
+
+    /// Re-registers a resumed session's watches and returns the events they missed after
+    /// `last_zxid`, replayed from the retained history in zxid order. If that history is gone,
+    /// every watched path gets a `WatchReset` (consuming one-shot watches) and `reset` is true.
+    pub fn restore_watches(
+        &mut self,
+        session: SessionId,
+        last_zxid: Zxid,
+        set: &WatchSet,
+    ) -> Result<(Vec<WatchEvent>, bool), ErrorReply> {
+        for p in set.data.iter().chain(&set.exists).chain(&set.children).chain(&set.persistent).chain(&set.recursive) {
+            valid_path(p)?;
+        }
+        if set.len() > self.limits.watches_per_session_max.saturating_sub(self.watches.count(session)) {
+            return Err(ErrorReply::new(ErrorCode::LimitExceeded, "too many watches for this session"));
+        }
+        let mut watches = SessionWatches::from_set(set);
+        let mut events = Vec::new();
+        let reset = match self.history.since(last_zxid) {
+            Some(changes) => {
+                for (zxid, p, kind) in changes {
+                    if watches.fire(p, kind) {
+                        events.push(WatchEvent { zxid, path: p.to_owned(), kind });
+                    }
+                }
+                false
+            }
+            None => {
+                for p in watches.paths() {
+                    watches.fire(&p, EventKind::WatchReset);
+                    events.push(WatchEvent { zxid: self.last_zxid, path: p, kind: EventKind::WatchReset });
+                }
+                true
+            }
+        };
+        for (kind, p) in watches.into_entries() {
+            self.watches.add(session, kind, &p, usize::MAX);
+        }
+        Ok((events, reset))
+    }
+
+    fn add_watch(&mut self, session: SessionId, kind: WatchKind, p: &str) -> Result<(), ErrorReply> {
+        if self.watches.add(session, kind, p, self.limits.watches_per_session_max) {
+            Ok(())
+        } else {
+            let max = self.limits.watches_per_session_max;
+            Err(ErrorReply::new(ErrorCode::LimitExceeded, format!("session holds {max} watches, the most allowed")))
+        }
+    }
+}

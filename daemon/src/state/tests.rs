@@ -1,0 +1,224 @@
+use super::*;
+use baton_proto::message::{
+    CreateKind, CreateRequest, EventKind, MultiOp, Op, OpResult, PersistentWatchMode, Response, WatchSet,
+};
+use baton_proto::{ErrorCode, TxnBody};
+
+const T: u64 = 1_700_000_000_000;
+
+struct Harness {
+    sm: StateMachine,
+    log: Vec<Txn>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness { sm: StateMachine::new(Limits::default()), log: Vec::new() }
+    }
+
+    fn session(&mut self) -> SessionId {
+        let txn = self.sm.prepare_create_session(10_000, false, 42, T);
+        self.commit(&txn);
+        txn.session_id
+    }
+
+    fn commit(&mut self, txn: &Txn) -> Applied {
+        self.log.push(txn.clone());
+        self.sm.apply(txn)
+    }
+
+    fn write(&mut self, session: SessionId, op: Op) -> Result<Applied, Rejection> {
+        let txn = self.sm.prepare_write(session, &op, T)?;
+        Ok(self.commit(&txn))
+    }
+
+    fn create(&mut self, session: SessionId, p: &str, kind: CreateKind, sequential: bool) -> Result<String, ErrorCode> {
+        let req = CreateRequest { path: p.into(), data: b"d".to_vec(), kind, sequential };
+        match self.write(session, Op::Create(req)) {
+            Ok(applied) => match &applied.results[0] {
+                OpResult::Created { path, .. } => Ok(path.clone()),
+                other => panic!("unexpected {other:?}"),
+            },
+            Err(Rejection::Error(e)) => Err(e.code),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn persistent() -> CreateKind {
+    CreateKind::Persistent
+}
+
+#[test]
+fn create_fails_when_parent_missing() {
+    let mut h = Harness::new();
+    let s = h.session();
+    assert_eq!(h.create(s, "/a/b", persistent(), false), Err(ErrorCode::NoNode));
+    assert_eq!(h.create(s, "/a", persistent(), false), Ok("/a".into()));
+    assert_eq!(h.create(s, "/a", persistent(), false), Err(ErrorCode::NodeExists));
+    assert_eq!(h.create(s, "/", persistent(), false), Err(ErrorCode::NodeExists));
+    assert_eq!(h.create(s, "/a/", persistent(), false), Err(ErrorCode::InvalidPath));
+}
+
+#[test]
+fn sequential_suffix_is_the_parents_cversion() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/q", persistent(), false).unwrap();
+    assert_eq!(h.create(s, "/q/item-", persistent(), true), Ok("/q/item-0000000000".into()));
+    h.write(s, Op::Delete { path: "/q/item-0000000000".into(), version: None }).unwrap();
+    assert_eq!(h.create(s, "/q/", persistent(), true), Ok("/q/0000000002".into()), "deletes count too");
+}
+
+#[test]
+fn ephemerals_cannot_have_children_and_die_with_their_session() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/e", CreateKind::Ephemeral, false).unwrap();
+    assert_eq!(h.create(s, "/e/x", persistent(), false), Err(ErrorCode::NoChildrenForEphemerals));
+    let close = h.sm.prepare_close_session(s, T).unwrap();
+    assert_eq!(close.body, TxnBody::CloseSession { deletes: vec!["/e".into()] });
+    h.commit(&close);
+    assert!(!h.sm.tree().contains("/e"));
+    assert!(!h.sm.sessions().contains(s));
+}
+
+#[test]
+fn versions_guard_set_and_delete() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/a", persistent(), false).unwrap();
+    let bad = h.write(s, Op::Set { path: "/a".into(), data: vec![1], version: Some(5) });
+    assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
+    h.write(s, Op::Set { path: "/a".into(), data: vec![1], version: Some(0) }).unwrap();
+    assert_eq!(h.sm.tree().get("/a").unwrap().stat.version, 1);
+    let bad = h.write(s, Op::Delete { path: "/a".into(), version: Some(0) });
+    assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
+    h.write(s, Op::Delete { path: "/a".into(), version: Some(1) }).unwrap();
+}
+
+#[test]
+fn multi_is_all_or_nothing_with_a_result_per_op() {
+    let mut h = Harness::new();
+    let s = h.session();
+    let create = |p: &str| {
+        MultiOp::Create(CreateRequest { path: p.into(), data: vec![], kind: persistent(), sequential: false })
+    };
+    let before = h.sm.digest();
+    let failed = h.write(
+        s,
+        Op::Multi(vec![create("/a"), create("/a/b"), MultiOp::Check { path: "/zz".into(), version: 0 }, create("/c")]),
+    );
+    let Err(Rejection::MultiFailed(results)) = failed else { panic!("expected failure") };
+    assert_eq!(
+        results,
+        [ErrorCode::RolledBack, ErrorCode::RolledBack, ErrorCode::NoNode, ErrorCode::Skipped].map(OpResult::Error)
+    );
+    assert_eq!(h.sm.digest(), before, "nothing applied");
+    let ok = h
+        .write(s, Op::Multi(vec![create("/a"), create("/a/b"), MultiOp::Check { path: "/a".into(), version: 0 }]))
+        .unwrap();
+    assert!(matches!(ok.results[..], [OpResult::Created { .. }, OpResult::Created { .. }, OpResult::Checked]));
+    let zxid = h.sm.last_zxid();
+    assert_eq!(h.sm.tree().get("/a/b").unwrap().stat.czxid, zxid, "one zxid for the whole multi");
+}
+
+#[test]
+fn containers_go_with_their_last_child() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/c", CreateKind::Container, false).unwrap();
+    h.create(s, "/c/x", CreateKind::Ephemeral, false).unwrap();
+    h.create(s, "/c/y", persistent(), false).unwrap();
+    h.write(s, Op::Delete { path: "/c/y".into(), version: None }).unwrap();
+    assert!(h.sm.tree().contains("/c"));
+    let close = h.sm.prepare_close_session(s, T).unwrap();
+    h.commit(&close);
+    assert!(!h.sm.tree().contains("/c"), "emptied container reaped with the session's ephemeral");
+}
+
+#[test]
+fn ttl_nodes_are_reaped_once_idle_and_childless() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/t", CreateKind::Ttl { ttl_ms: 1000 }, false).unwrap();
+    assert!(h.sm.prepare_reap_ttl(T + 999).is_none());
+    let reap = h.sm.prepare_reap_ttl(T + 1000).unwrap();
+    h.commit(&reap);
+    assert!(!h.sm.tree().contains("/t"));
+    assert_eq!(h.create(s, "/z", CreateKind::Ttl { ttl_ms: 0 }, false), Err(ErrorCode::InvalidArgument));
+}
+
+#[test]
+fn watches_fire_with_the_txn_zxid() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.session(), h.session());
+    h.sm.read(s1, &Op::Exists { path: "/a".into(), watch: true }).unwrap();
+    h.sm.read(s2, &Op::AddWatch { path: "/".into(), mode: PersistentWatchMode::Recursive }).unwrap();
+    let applied = h
+        .write(s1, Op::Create(CreateRequest { path: "/a".into(), data: vec![], kind: persistent(), sequential: false }))
+        .unwrap();
+    let got: Vec<_> = applied.events.iter().map(|(s, e)| (*s, e.path.as_str(), e.kind, e.zxid)).collect();
+    let z = h.sm.last_zxid();
+    assert_eq!(got, [(s1, "/a", EventKind::Created, z), (s2, "/a", EventKind::Created, z)]);
+}
+
+#[test]
+fn restored_watches_replay_missed_changes_or_reset() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/a", persistent(), false).unwrap();
+    let seen = h.sm.last_zxid();
+    h.write(s, Op::Set { path: "/a".into(), data: vec![2], version: None }).unwrap();
+    let set = WatchSet { data: vec!["/a".into()], ..WatchSet::default() };
+    let (events, reset) = h.sm.restore_watches(s, seen, &set).unwrap();
+    assert!(!reset);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::DataChanged);
+
+    let mut small = StateMachine::new(Limits { history_txns: 1, ..Limits::default() });
+    let session_txn = small.prepare_create_session(10_000, false, 1, T);
+    small.apply(&session_txn);
+    for i in 0..3u8 {
+        let op =
+            Op::Create(CreateRequest { path: format!("/n{i}"), data: vec![], kind: persistent(), sequential: false });
+        let txn = small.prepare_write(session_txn.session_id, &op, T).unwrap();
+        small.apply(&txn);
+    }
+    let (events, reset) = small.restore_watches(session_txn.session_id, session_txn.zxid, &set).unwrap();
+    assert!(reset);
+    assert_eq!(events[0].kind, EventKind::WatchReset);
+}
+
+#[test]
+fn reads_answer_from_current_state() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/a", persistent(), false).unwrap();
+    h.create(s, "/a/b", persistent(), false).unwrap();
+    match h.sm.read(s, &Op::Children { path: "/a".into(), watch: false, with_stats: false }).unwrap() {
+        Response::Children { children, stat } => {
+            assert_eq!(children, ["b"]);
+            assert_eq!(stat.num_children, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = h.sm.read(s, &Op::Get { path: "/nope".into(), watch: true }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::NoNode);
+    let err = h.sm.read(s, &Op::Get { path: "bad".into(), watch: false }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidPath);
+}
+
+#[test]
+fn replaying_the_log_into_a_fresh_machine_gives_the_same_digest() {
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/a", persistent(), false).unwrap();
+    h.create(s, "/a/", CreateKind::Ephemeral, true).unwrap();
+    h.write(s, Op::Set { path: "/a".into(), data: vec![9], version: None }).unwrap();
+    let mut replica = StateMachine::new(Limits::default());
+    for txn in &h.log {
+        replica.apply(txn);
+    }
+    assert_eq!(replica.digest(), h.sm.digest());
+}

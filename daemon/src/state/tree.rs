@@ -1,0 +1,170 @@
+//! The node tree: every node by path, each with its data, stat, kind and child names.
+
+use baton_proto::path;
+use baton_proto::{NodeKind, SessionId, Stat, Zxid};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub stat: Stat,
+    pub kind: NodeKind,
+    /// Names (not paths) of the children, sorted.
+    pub children: BTreeSet<String>,
+}
+
+/// A node as it is stored: everything but the child names, which are rebuilt on load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub stat: Stat,
+    pub kind: NodeKind,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tree {
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tree {
+    /// A tree holding only the root.
+    pub fn new() -> Self {
+        let root =
+            Node { data: Vec::new(), stat: Stat::default(), kind: NodeKind::Persistent, children: BTreeSet::new() };
+        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]) }
+    }
+
+    /// Rebuilds a tree from stored records (any order). Records whose parent is missing are
+    /// returned as orphans: a consistent store has none.
+    pub fn from_records(records: impl IntoIterator<Item = (String, NodeRecord)>) -> (Self, Vec<String>) {
+        let mut tree = Tree::new();
+        for (p, record) in records {
+            let node = Node { data: record.data, stat: record.stat, kind: record.kind, children: BTreeSet::new() };
+            tree.nodes.insert(p, node);
+        }
+        let paths: Vec<String> = tree.nodes.keys().filter(|p| *p != "/").cloned().collect();
+        let mut orphans = Vec::new();
+        for p in paths {
+            let parent = path::parent(&p).unwrap_or("/");
+            match tree.nodes.get_mut(parent) {
+                Some(parent_node) => {
+                    parent_node.children.insert(path::name(&p).to_owned());
+                }
+                None => orphans.push(p),
+            }
+        }
+        (tree, orphans)
+    }
+
+    pub fn get(&self, p: &str) -> Option<&Node> {
+        self.nodes.get(p)
+    }
+
+    pub fn contains(&self, p: &str) -> bool {
+        self.nodes.contains_key(p)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// The stored form of the node at `p`, if any.
+    pub fn record(&self, p: &str) -> Option<NodeRecord> {
+        self.nodes.get(p).map(|n| NodeRecord { stat: n.stat, kind: n.kind, data: n.data.clone() })
+    }
+
+    /// Inserts a new node under an existing parent, updating the parent's child bookkeeping.
+    pub fn create(&mut self, p: &str, data: Vec<u8>, kind: NodeKind, owner: SessionId, zxid: Zxid, time_ms: u64) {
+        let parent = path::parent(p).expect("create is never applied to the root");
+        let parent_node = self.nodes.get_mut(parent).expect("create's parent exists in a prepared txn");
+        parent_node.children.insert(path::name(p).to_owned());
+        touch_children(&mut parent_node.stat, zxid, 1);
+        let stat = Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime_ms: time_ms,
+            mtime_ms: time_ms,
+            ephemeral_owner: owner,
+            data_length: data.len() as u32,
+            ..Stat::default()
+        };
+        let previous = self.nodes.insert(p.to_owned(), Node { data, stat, kind, children: BTreeSet::new() });
+        assert!(previous.is_none(), "create of an existing node {p} in a prepared txn");
+    }
+
+    /// Removes a childless node, returning it.
+    pub fn delete(&mut self, p: &str, zxid: Zxid) -> Node {
+        let node = self.nodes.remove(p).expect("delete of a missing node in a prepared txn");
+        assert!(node.children.is_empty(), "delete of {p} with children in a prepared txn");
+        let parent = path::parent(p).expect("delete is never applied to the root");
+        let parent_node = self.nodes.get_mut(parent).expect("a node's parent exists");
+        parent_node.children.remove(path::name(p));
+        touch_children(&mut parent_node.stat, zxid, -1);
+        node
+    }
+
+    /// Replaces a node's data.
+    pub fn set(&mut self, p: &str, data: Vec<u8>, zxid: Zxid, time_ms: u64) -> Stat {
+        let node = self.nodes.get_mut(p).expect("set of a missing node in a prepared txn");
+        node.stat.version = node.stat.version.wrapping_add(1);
+        node.stat.mzxid = zxid;
+        node.stat.mtime_ms = time_ms;
+        node.stat.data_length = data.len() as u32;
+        node.data = data;
+        node.stat
+    }
+}
+
+/// A child was created (`delta` 1) or deleted (-1): ZooKeeper counts both in `cversion`.
+fn touch_children(stat: &mut Stat, zxid: Zxid, delta: i32) {
+    stat.cversion = stat.cversion.wrapping_add(1);
+    stat.pzxid = zxid;
+    stat.num_children = stat.num_children.wrapping_add_signed(delta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_and_delete_keep_parent_bookkeeping() {
+        let mut tree = Tree::new();
+        tree.create("/a", b"x".to_vec(), NodeKind::Persistent, SessionId::NONE, Zxid(1), 10);
+        tree.create("/a/b", vec![], NodeKind::Ephemeral, SessionId(7), Zxid(2), 11);
+        let a = tree.get("/a").unwrap();
+        assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (1, 1, Zxid(2)));
+        assert_eq!(a.children.iter().collect::<Vec<_>>(), ["b"]);
+        tree.delete("/a/b", Zxid(3));
+        let a = tree.get("/a").unwrap();
+        assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (2, 0, Zxid(3)));
+        assert_eq!(a.stat.mzxid, Zxid(1), "child changes leave the data zxid alone");
+    }
+
+    #[test]
+    fn rebuilds_children_from_records_and_reports_orphans() {
+        let mut tree = Tree::new();
+        tree.create("/a", vec![], NodeKind::Persistent, SessionId::NONE, Zxid(1), 0);
+        tree.create("/a/b", vec![], NodeKind::Persistent, SessionId::NONE, Zxid(2), 0);
+        let mut records: Vec<_> = tree.iter().map(|(p, _)| (p.clone(), tree.record(p).unwrap())).collect();
+        records.push(("/x/y".into(), tree.record("/a").unwrap()));
+        let (rebuilt, orphans) = Tree::from_records(records);
+        assert_eq!(rebuilt.get("/a").unwrap().children, tree.get("/a").unwrap().children);
+        assert_eq!(orphans, ["/x/y"]);
+    }
+}

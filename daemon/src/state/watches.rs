@@ -1,0 +1,283 @@
+//! The watch table: which session watches what, and who is told about each change.
+//!
+//! Rules (ZooKeeper's):
+//! - data (one-shot): `DataChanged`, `Deleted` of the path
+//! - exists (one-shot): `Created`, `DataChanged`, `Deleted` of the path
+//! - children (one-shot): `ChildrenChanged`, `Deleted` of the path
+//! - persistent: every event of the path, and it stays
+//! - recursive: `Created`, `DataChanged`, `Deleted` of the path and its descendants, and it
+//!   stays (no `ChildrenChanged`: the creates and deletes already say it)
+//!
+//! A session gets one event per change however many of its watches match.
+
+use baton_proto::message::{EventKind, PersistentWatchMode, WatchSet};
+use baton_proto::{SessionId, path};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchKind {
+    Data,
+    Exists,
+    Children,
+    Persistent,
+    Recursive,
+}
+
+impl From<PersistentWatchMode> for WatchKind {
+    fn from(mode: PersistentWatchMode) -> Self {
+        match mode {
+            PersistentWatchMode::Persistent => WatchKind::Persistent,
+            PersistentWatchMode::Recursive => WatchKind::Recursive,
+        }
+    }
+}
+
+impl WatchKind {
+    const ALL: [WatchKind; 5] =
+        [WatchKind::Data, WatchKind::Exists, WatchKind::Children, WatchKind::Persistent, WatchKind::Recursive];
+
+    fn is_one_shot(self) -> bool {
+        matches!(self, WatchKind::Data | WatchKind::Exists | WatchKind::Children)
+    }
+
+    /// Whether a watch of this kind on the changed path itself fires for `event`.
+    fn fires_on(self, event: EventKind) -> bool {
+        use EventKind::{ChildrenChanged, Created, DataChanged, Deleted, WatchReset};
+        match self {
+            WatchKind::Data => matches!(event, DataChanged | Deleted | WatchReset),
+            WatchKind::Exists => matches!(event, Created | DataChanged | Deleted | WatchReset),
+            WatchKind::Children => matches!(event, ChildrenChanged | Deleted | WatchReset),
+            WatchKind::Persistent => true,
+            WatchKind::Recursive => !matches!(event, ChildrenChanged),
+        }
+    }
+}
+
+/// Watches of one session, by kind, for replay after a resume.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionWatches {
+    by_kind: BTreeMap<WatchKind, BTreeSet<String>>,
+}
+
+impl SessionWatches {
+    pub fn from_set(set: &WatchSet) -> Self {
+        let mut watches = SessionWatches::default();
+        let lists = [
+            (WatchKind::Data, &set.data),
+            (WatchKind::Exists, &set.exists),
+            (WatchKind::Children, &set.children),
+            (WatchKind::Persistent, &set.persistent),
+            (WatchKind::Recursive, &set.recursive),
+        ];
+        for (kind, paths) in lists {
+            watches.by_kind.entry(kind).or_default().extend(paths.iter().cloned());
+        }
+        watches
+    }
+
+    /// Whether any watch here fires for `event` on `changed`; one-shot ones that do are
+    /// consumed.
+    pub fn fire(&mut self, changed: &str, event: EventKind) -> bool {
+        let mut fired = false;
+        for (kind, paths) in &mut self.by_kind {
+            let hit = if *kind == WatchKind::Recursive {
+                kind.fires_on(event) && path::self_and_ancestors(changed).any(|p| paths.contains(p))
+            } else {
+                kind.fires_on(event) && paths.contains(changed)
+            };
+            if hit {
+                fired = true;
+                if kind.is_one_shot() {
+                    paths.remove(changed);
+                }
+            }
+        }
+        fired
+    }
+
+    /// Every watched path, once.
+    pub fn paths(&self) -> BTreeSet<String> {
+        self.by_kind.values().flatten().cloned().collect()
+    }
+
+    pub fn into_entries(self) -> impl Iterator<Item = (WatchKind, String)> {
+        self.by_kind.into_iter().flat_map(|(kind, paths)| paths.into_iter().map(move |p| (kind, p)))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WatchTable {
+    /// kind -> path -> watching sessions
+    by_kind: BTreeMap<WatchKind, BTreeMap<String, BTreeSet<SessionId>>>,
+    /// session -> (kind, path) it watches, for removal and limits
+    by_session: BTreeMap<SessionId, BTreeSet<(WatchKind, String)>>,
+}
+
+impl WatchTable {
+    /// Registers a watch. Returns false if the session already has `limit` watches.
+    pub fn add(&mut self, session: SessionId, kind: WatchKind, p: &str, limit: usize) -> bool {
+        let mine = self.by_session.entry(session).or_default();
+        if mine.contains(&(kind, p.to_owned())) {
+            return true;
+        }
+        if mine.len() >= limit {
+            return false;
+        }
+        mine.insert((kind, p.to_owned()));
+        self.by_kind.entry(kind).or_default().entry(p.to_owned()).or_default().insert(session);
+        true
+    }
+
+    pub fn count(&self, session: SessionId) -> usize {
+        self.by_session.get(&session).map_or(0, BTreeSet::len)
+    }
+
+    pub fn total(&self) -> usize {
+        self.by_session.values().map(BTreeSet::len).sum()
+    }
+
+    /// Drops every watch of `session` (closed, expired, or disconnected: a resuming client
+    /// re-registers its watches).
+    pub fn remove_session(&mut self, session: SessionId) {
+        for (kind, p) in self.by_session.remove(&session).unwrap_or_default() {
+            self.unindex(session, kind, &p);
+        }
+    }
+
+    /// Drops every watch of `session` on `p`; returns how many there were.
+    pub fn remove_path(&mut self, session: SessionId, p: &str) -> usize {
+        let Some(mine) = self.by_session.get_mut(&session) else { return 0 };
+        let doomed: Vec<_> = mine.iter().filter(|(_, wp)| wp == p).cloned().collect();
+        for entry in &doomed {
+            mine.remove(entry);
+        }
+        for (kind, wp) in &doomed {
+            self.unindex(session, *kind, wp);
+        }
+        doomed.len()
+    }
+
+    /// The sessions told about `event` on `changed`, each once; consumes one-shot watches.
+    pub fn fire(&mut self, changed: &str, event: EventKind) -> BTreeSet<SessionId> {
+        let mut told = BTreeSet::new();
+        for kind in WatchKind::ALL {
+            if !kind.fires_on(event) {
+                continue;
+            }
+            if kind == WatchKind::Recursive {
+                if let Some(index) = self.by_kind.get(&kind) {
+                    for p in path::self_and_ancestors(changed) {
+                        told.extend(index.get(p).into_iter().flatten().copied());
+                    }
+                }
+                continue;
+            }
+            let sessions = if kind.is_one_shot() {
+                self.by_kind.get_mut(&kind).and_then(|index| index.remove(changed))
+            } else {
+                self.by_kind.get(&kind).and_then(|index| index.get(changed)).cloned()
+            };
+            for session in sessions.into_iter().flatten() {
+                if kind.is_one_shot()
+                    && let Some(mine) = self.by_session.get_mut(&session)
+                {
+                    mine.remove(&(kind, changed.to_owned()));
+                }
+                told.insert(session);
+            }
+        }
+        told
+    }
+
+    fn unindex(&mut self, session: SessionId, kind: WatchKind, p: &str) {
+        if let Some(index) = self.by_kind.get_mut(&kind)
+            && let Some(sessions) = index.get_mut(p)
+        {
+            sessions.remove(&session);
+            if sessions.is_empty() {
+                index.remove(p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S1: SessionId = SessionId(1);
+    const S2: SessionId = SessionId(2);
+
+    #[test]
+    fn one_shot_watches_fire_once() {
+        let mut table = WatchTable::default();
+        assert!(table.add(S1, WatchKind::Data, "/a", 10));
+        assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1]));
+        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
+        assert_eq!(table.count(S1), 0);
+    }
+
+    #[test]
+    fn each_kind_fires_on_its_events_only() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Children, "/a", 10);
+        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
+        assert_eq!(table.fire("/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
+        table.add(S1, WatchKind::Exists, "/b", 10);
+        assert_eq!(table.fire("/b", EventKind::Created), BTreeSet::from([S1]));
+    }
+
+    #[test]
+    fn persistent_and_recursive_watches_stay() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Persistent, "/a", 10);
+        table.add(S2, WatchKind::Recursive, "/a", 10);
+        for _ in 0..2 {
+            assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1, S2]));
+        }
+        assert_eq!(table.fire("/a/b/c", EventKind::Created), BTreeSet::from([S2]));
+        assert_eq!(table.fire("/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
+        assert!(table.fire("/ab", EventKind::Created).is_empty(), "not beneath /a");
+    }
+
+    #[test]
+    fn a_session_is_told_once_per_change() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Data, "/a", 10);
+        table.add(S1, WatchKind::Persistent, "/a", 10);
+        table.add(S1, WatchKind::Recursive, "/", 10);
+        assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1]));
+    }
+
+    #[test]
+    fn limit_counts_distinct_watches() {
+        let mut table = WatchTable::default();
+        assert!(table.add(S1, WatchKind::Data, "/a", 1));
+        assert!(table.add(S1, WatchKind::Data, "/a", 1), "re-adding the same watch is free");
+        assert!(!table.add(S1, WatchKind::Data, "/b", 1));
+    }
+
+    #[test]
+    fn removal_by_session_and_by_path() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Data, "/a", 10);
+        table.add(S1, WatchKind::Persistent, "/a", 10);
+        table.add(S1, WatchKind::Data, "/b", 10);
+        assert_eq!(table.remove_path(S1, "/a"), 2);
+        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
+        table.remove_session(S1);
+        assert!(table.fire("/b", EventKind::DataChanged).is_empty());
+        assert_eq!(table.total(), 0);
+    }
+
+    #[test]
+    fn session_watches_replay_with_the_same_rules() {
+        let set = WatchSet { data: vec!["/a".into()], recursive: vec!["/r".into()], ..WatchSet::default() };
+        let mut watches = SessionWatches::from_set(&set);
+        assert!(!watches.fire("/a", EventKind::ChildrenChanged));
+        assert!(watches.fire("/a", EventKind::DataChanged));
+        assert!(!watches.fire("/a", EventKind::DataChanged), "one-shot consumed");
+        assert!(watches.fire("/r/x", EventKind::Deleted));
+        assert!(watches.fire("/r/x", EventKind::Deleted), "recursive stays");
+    }
+}
