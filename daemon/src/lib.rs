@@ -18,3 +18,4 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod state;
+pub mod store;

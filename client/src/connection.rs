@@ -1,0 +1,245 @@
+//! One connection to a server: opening the socket (Unix or TCP), the hello handshake, and
+//! framed reads and writes. It knows nothing of sessions, requests or watches.
+//!
+//! Reading is cancellation-safe (bytes are kept in a buffer until a whole frame is there), so
+//! the session task can `select!` on it. Writing is not, and is only done outside `select!`
+//! conditions.
+
+use crate::addr::Endpoint;
+use baton_proto::frame::{self, FrameError, HEADER_LEN};
+use baton_proto::{ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, ServerHello};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Read buffer space kept free for a read, when no larger frame is known to be coming.
+const READ_CHUNK: usize = 8 * 1024;
+/// An idle read buffer larger than this is shrunk back, so one large reply does not pin
+/// memory for the connection's lifetime.
+const READ_BUF_KEEP: usize = 64 * 1024;
+
+/// A byte stream to a server.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Why a connection failed.
+#[derive(Debug, Error)]
+pub(crate) enum ConnError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("the server closed the connection")]
+    Eof,
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the server refused the session: {0}")]
+    Refused(ErrorReply),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// A framed connection.
+pub(crate) struct Connection {
+    io: Box<dyn Io>,
+    peer: String,
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    frame_len_max: u32,
+}
+
+impl Connection {
+    /// Opens a socket to `endpoint`, sends `hello` and waits for the server's answer, all
+    /// within `timeout`.
+    pub async fn open(
+        endpoint: &Endpoint,
+        hello: &Hello,
+        frame_len_max: u32,
+        timeout: Duration,
+    ) -> Result<(Connection, ServerHello), ConnError> {
+        let attempt = async {
+            let io = connect_socket(endpoint).await?;
+            let mut conn = Connection {
+                io,
+                peer: endpoint.to_string(),
+                read_buf: Vec::with_capacity(READ_CHUNK),
+                write_buf: Vec::new(),
+                frame_len_max,
+            };
+            conn.queue(hello)?;
+            conn.flush().await?;
+            let server_hello = match conn.read::<HelloReply>().await? {
+                HelloReply::Accepted(h) => h,
+                HelloReply::Refused(reply) => return Err(ConnError::Refused(reply)),
+            };
+            if server_hello.protocol_version != PROTOCOL_VERSION {
+                return Err(ConnError::Protocol(format!(
+                    "server speaks protocol version {}, this client {PROTOCOL_VERSION}",
+                    server_hello.protocol_version
+                )));
+            }
+            Ok((conn, server_hello))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            ))),
+        }
+    }
+
+    /// The address this connection goes to, for logs.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Reads the next message.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: a partly received frame stays buffered for the next call.
+    pub async fn read<T: DeserializeOwned>(&mut self) -> Result<T, ConnError> {
+        loop {
+            if let Some(message) = self.parse()? {
+                return Ok(message);
+            }
+            if self.io.read_buf(&mut self.read_buf).await? == 0 {
+                return Err(ConnError::Eof);
+            }
+        }
+    }
+
+    /// Takes one whole frame off the read buffer, if there is one, and makes room for the
+    /// rest of it otherwise. The announced length is checked before anything is reserved.
+    fn parse<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ConnError> {
+        let needed = match self.read_buf.first_chunk::<HEADER_LEN>() {
+            None => HEADER_LEN,
+            Some(header) => {
+                let len = HEADER_LEN + frame::payload_len(*header, self.frame_len_max)?;
+                if self.read_buf.len() >= len {
+                    let message = frame::decode(&self.read_buf[HEADER_LEN..len])?;
+                    self.read_buf.drain(..len);
+                    if self.read_buf.is_empty() && self.read_buf.capacity() > READ_BUF_KEEP {
+                        self.read_buf.shrink_to(READ_CHUNK);
+                    }
+                    return Ok(Some(message));
+                }
+                len
+            }
+        };
+        let want = (needed - self.read_buf.len()).max(READ_CHUNK);
+        self.read_buf.reserve(want);
+        Ok(None)
+    }
+
+    /// Appends `message` as a frame to the write buffer; [`Connection::flush`] sends it.
+    /// On error (too large a message) the buffer is left as it was.
+    pub fn queue<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
+        frame::encode(message, self.frame_len_max, &mut self.write_buf)
+    }
+
+    /// Sends everything queued.
+    ///
+    /// # Cancellation safety
+    /// Not cancel-safe: a cancelled flush may have sent part of a frame.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        self.io.write_all(&self.write_buf).await?;
+        self.io.flush().await?;
+        self.write_buf.clear();
+        if self.write_buf.capacity() > READ_BUF_KEEP {
+            self.write_buf.shrink_to(READ_CHUNK);
+        }
+        Ok(())
+    }
+}
+
+async fn connect_socket(endpoint: &Endpoint) -> io::Result<Box<dyn Io>> {
+    match endpoint {
+        Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+        Endpoint::Tcp { host, port } => {
+            let stream = TcpStream::connect((host.as_str(), *port)).await?;
+            // Requests are small and latency-bound; writes are already batched per flush.
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+#[cfg(test)]
+impl Connection {
+    /// A connection over an in-memory stream, for tests.
+    pub fn from_stream(
+        stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        frame_len_max: u32,
+    ) -> Self {
+        Connection {
+            io: Box::new(stream),
+            peer: "test".to_owned(),
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            frame_len_max,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_proto::{Op, Request, ServerMessage, WatchEvent, Zxid};
+
+    #[tokio::test]
+    async fn frames_survive_being_split_across_reads() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut conn = Connection::from_stream(client, 1 << 20);
+        let message = ServerMessage::Event(WatchEvent {
+            zxid: Zxid(7),
+            path: "/x".repeat(100),
+            kind: baton_proto::EventKind::Created,
+        });
+        let bytes = frame::to_frame(&message, 1 << 20).unwrap();
+        let writer = tokio::spawn(async move {
+            for chunk in bytes.chunks(5) {
+                server.write_all(chunk).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            server
+        });
+        assert_eq!(conn.read::<ServerMessage>().await.unwrap(), message);
+        drop(writer.await.unwrap());
+        assert!(matches!(
+            conn.read::<ServerMessage>().await,
+            Err(ConnError::Eof)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_refused_before_reading_it() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut conn = Connection::from_stream(client, 1024);
+        server.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+        assert!(matches!(
+            conn.read::<ServerMessage>().await,
+            Err(ConnError::Frame(FrameError::TooLong { .. }))
+        ));
+        assert!(conn.read_buf.capacity() < 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_together() {
+        let (client, server) = tokio::io::duplex(1024);
+        let mut conn = Connection::from_stream(client, 1024);
+        let mut peer = Connection::from_stream(server, 1024);
+        for id in 1..=3 {
+            conn.queue(&Request { id, op: Op::Ping }).unwrap();
+        }
+        conn.flush().await.unwrap();
+        for id in 1..=3 {
+            assert_eq!(peer.read::<Request>().await.unwrap().id, id);
+        }
+    }
+}

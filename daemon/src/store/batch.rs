@@ -1,0 +1,35 @@
+//! A group commit's worth of changes, coalesced: each record is written once per batch with
+//! its newest value.
+
+use crate::state::{NodeRecord, SessionRecord, StoreDelta};
+use baton_proto::txn::encode_record;
+use baton_proto::{SessionId, Txn, Zxid};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub txns: Vec<(Zxid, Vec<u8>)>,
+    pub nodes: BTreeMap<String, Option<NodeRecord>>,
+    pub sessions: BTreeMap<SessionId, Option<SessionRecord>>,
+    pub last_zxid: Zxid,
+    pub epoch: u32,
+}
+
+impl Batch {
+    /// Adds an applied txn and the records it changed.
+    pub fn push(&mut self, txn: &Txn, delta: StoreDelta, epoch: u32) {
+        self.txns.push((txn.zxid, encode_record(txn)));
+        self.nodes.extend(delta.nodes);
+        self.sessions.extend(delta.sessions);
+        self.last_zxid = txn.zxid;
+        self.epoch = epoch;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+}

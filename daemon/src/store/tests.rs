@@ -1,0 +1,55 @@
+use super::*;
+use crate::state::{Limits, StateMachine};
+use baton_proto::message::{CreateKind, CreateRequest, Op};
+
+fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {
+    let session_txn = sm.prepare_create_session(5000, false, 7, 1);
+    let mut batch = Batch::default();
+    let applied = sm.apply(&session_txn);
+    batch.push(&session_txn, applied.delta, sm.epoch());
+    for i in 0..n {
+        let kind = if i % 2 == 0 { CreateKind::Persistent } else { CreateKind::Ephemeral };
+        let op = Op::Create(CreateRequest { path: format!("/n{i}"), data: vec![i as u8], kind, sequential: false });
+        let txn = sm.prepare_write(session_txn.session_id, &op, 1).unwrap();
+        let applied = sm.apply(&txn);
+        batch.push(&txn, applied.delta, sm.epoch());
+    }
+    store.commit(&batch).unwrap();
+}
+
+#[test]
+fn reopened_store_restores_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, restored) = Store::open(dir.path(), 100, 100).unwrap();
+    assert_eq!(restored.last_zxid, Zxid::ZERO);
+    write_some(&mut sm, &mut store, 10);
+    drop(store);
+    let (_store, restored) = Store::open(dir.path(), 100, 100).unwrap();
+    assert_eq!(restored.recent_txns.len(), 11);
+    let back = StateMachine::restore(Limits::default(), restored).unwrap();
+    assert_eq!(back.digest(), sm.digest());
+}
+
+#[test]
+fn log_is_trimmed_to_its_retention_and_the_floor_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), 4, 100).unwrap();
+    write_some(&mut sm, &mut store, 9);
+    drop(store);
+    let (store, restored) = Store::open(dir.path(), 4, 100).unwrap();
+    assert_eq!(restored.recent_txns.len(), 4);
+    assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
+    drop(store);
+    let (_store, restored) = Store::open(dir.path(), 4, 2).unwrap();
+    assert_eq!(restored.recent_txns.len(), 2, "history loads only what it keeps");
+    assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
+}
+
+#[test]
+fn a_second_open_of_the_same_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path(), 4, 4).unwrap();
+    assert!(Store::open(dir.path(), 4, 4).is_err(), "two daemons must never share a store");
+}
