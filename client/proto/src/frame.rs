@@ -73,6 +73,12 @@ mod tests {
     use crate::message::{Op, Request};
 
     #[test]
+    fn variant_count_matches_the_last_op() {
+        let last = postcard::to_allocvec(&Op::CloseSession).unwrap();
+        assert_eq!(u32::from(last[0]) + 1, Op::VARIANTS, "update Op::VARIANTS when appending an op");
+    }
+
+    #[test]
     fn round_trips_a_request() {
         let request = Request { id: 9, op: Op::Get { path: "/a".into(), watch: true } };
         let frame = to_frame(&request, 1024).unwrap();
@@ -98,8 +104,11 @@ mod tests {
     #[test]
     fn unknown_op_keeps_the_request_id() {
         // id 7, then an op variant index far beyond the last one.
-        let err = Request::decode(&[7, 200, 1]).unwrap_err();
+        let err = Request::decode(&[7, 100]).unwrap_err();
         assert_eq!(err.id, Some(7));
+        assert!(err.unknown_op);
+        let err = Request::decode(&[7, 1, 0xff]).unwrap_err();
+        assert!(!err.unknown_op, "a known op with a broken body is a bad request");
         assert!(Request::decode(&[]).unwrap_err().id.is_none());
     }
 }

@@ -85,6 +85,9 @@ pub struct Request {
 pub struct RequestDecodeError {
     /// The request id, when at least that much could be read.
     pub id: Option<u64>,
+    /// The op is a variant this build does not know (a newer client): answer
+    /// `Unimplemented` rather than `BadRequest`.
+    pub unknown_op: bool,
     pub reason: String,
 }
 
@@ -92,12 +95,14 @@ impl Request {
     /// Decodes a request frame's payload, keeping the id when only the op is unreadable.
     pub fn decode(payload: &[u8]) -> Result<Request, RequestDecodeError> {
         let (id, rest) = postcard::take_from_bytes::<u64>(payload)
-            .map_err(|e| RequestDecodeError { id: None, reason: e.to_string() })?;
+            .map_err(|e| RequestDecodeError { id: None, unknown_op: false, reason: e.to_string() })?;
+        let unknown_op = postcard::take_from_bytes::<u32>(rest).is_ok_and(|(index, _)| index >= Op::VARIANTS);
         let (op, trailing) = postcard::take_from_bytes::<Op>(rest)
-            .map_err(|e| RequestDecodeError { id: Some(id), reason: e.to_string() })?;
+            .map_err(|e| RequestDecodeError { id: Some(id), unknown_op, reason: e.to_string() })?;
         if !trailing.is_empty() {
             return Err(RequestDecodeError {
                 id: Some(id),
+                unknown_op: false,
                 reason: format!("{} trailing bytes after the request", trailing.len()),
             });
         }
@@ -231,6 +236,9 @@ pub enum Op {
 }
 
 impl Op {
+    /// How many variants this build knows; postcard writes the variant index first.
+    pub const VARIANTS: u32 = 14;
+
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
         matches!(self, Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession)

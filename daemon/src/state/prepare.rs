@@ -108,7 +108,7 @@ impl StateMachine {
     pub fn prepare_reap_ttl(&self, time_ms: u64) -> Option<Txn> {
         let mut overlay = Overlay::new(&self.tree);
         let mut deletes = Vec::new();
-        for (p, node) in self.tree.iter() {
+        for (p, node) in self.tree.ttl_nodes() {
             if let NodeKind::Ttl { ttl_ms } = node.kind
                 && node.children.is_empty()
                 && node.stat.mtime_ms.saturating_add(ttl_ms) <= time_ms

@@ -25,6 +25,8 @@ pub struct NodeRecord {
 #[derive(Clone, Debug)]
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
+    /// Paths of TTL nodes, so reaping does not scan the whole tree.
+    ttl_paths: BTreeSet<String>,
 }
 
 impl Default for Tree {
@@ -38,7 +40,7 @@ impl Tree {
     pub fn new() -> Self {
         let root =
             Node { data: Vec::new(), stat: Stat::default(), kind: NodeKind::Persistent, children: BTreeSet::new() };
-        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]) }
+        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]), ttl_paths: BTreeSet::new() }
     }
 
     /// Rebuilds a tree from stored records (any order). Records whose parent is missing are
@@ -46,6 +48,9 @@ impl Tree {
     pub fn from_records(records: impl IntoIterator<Item = (String, NodeRecord)>) -> (Self, Vec<String>) {
         let mut tree = Tree::new();
         for (p, record) in records {
+            if matches!(record.kind, NodeKind::Ttl { .. }) {
+                tree.ttl_paths.insert(p.clone());
+            }
             let node = Node { data: record.data, stat: record.stat, kind: record.kind, children: BTreeSet::new() };
             tree.nodes.insert(p, node);
         }
@@ -83,6 +88,11 @@ impl Tree {
         self.nodes.iter()
     }
 
+    /// The TTL nodes, by path.
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.ttl_paths.iter().filter_map(|p| self.nodes.get_key_value(p))
+    }
+
     /// The stored form of the node at `p`, if any.
     pub fn record(&self, p: &str) -> Option<NodeRecord> {
         self.nodes.get(p).map(|n| NodeRecord { stat: n.stat, kind: n.kind, data: n.data.clone() })
@@ -104,6 +114,9 @@ impl Tree {
             data_length: data.len() as u32,
             ..Stat::default()
         };
+        if matches!(kind, NodeKind::Ttl { .. }) {
+            self.ttl_paths.insert(p.to_owned());
+        }
         let previous = self.nodes.insert(p.to_owned(), Node { data, stat, kind, children: BTreeSet::new() });
         assert!(previous.is_none(), "create of an existing node {p} in a prepared txn");
     }
@@ -111,6 +124,7 @@ impl Tree {
     /// Removes a childless node, returning it.
     pub fn delete(&mut self, p: &str, zxid: Zxid) -> Node {
         let node = self.nodes.remove(p).expect("delete of a missing node in a prepared txn");
+        self.ttl_paths.remove(p);
         assert!(node.children.is_empty(), "delete of {p} with children in a prepared txn");
         let parent = path::parent(p).expect("delete is never applied to the root");
         let parent_node = self.nodes.get_mut(parent).expect("a node's parent exists");
