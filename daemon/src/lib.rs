@@ -17,5 +17,10 @@
 //! serving from a state that broke an invariant would be worse than stopping.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod server;
+pub mod signals;
 pub mod state;
 pub mod store;

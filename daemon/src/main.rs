@@ -1,1 +1,68 @@
-fn main() {}
+//! `batond`: parse flags, read the config, set up logging, run the daemon.
+
+use batond::config::Config;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Baton's daemon: a durable tree of small nodes with sessions, ephemerals, sequential nodes
+/// and watches, served over a Unix socket (always) and TCP (with --listen).
+///
+/// With no arguments it just works: as root, data in /var/lib/baton and the socket at
+/// /run/baton/baton.sock; otherwise data in $XDG_STATE_HOME/baton (or ~/.local/state/baton)
+/// and the socket at $XDG_RUNTIME_DIR/baton/baton.sock (or /tmp/baton-$UID/baton.sock),
+/// where `baton` finds it by itself. SIGTERM drains and exits 0.
+#[derive(Debug, Parser)]
+#[command(name = "batond", version)]
+struct Args {
+    /// A TOML config file; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the durable store (created 0700 if missing).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Unix socket path to listen on.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Also listen on TCP at HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("batond: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(socket) = args.socket {
+        config.socket = socket;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = Some(listen);
+    }
+    config.validate()?;
+    batond::daemon::run(&config)
+}

@@ -94,11 +94,17 @@ pub struct RequestDecodeError {
 impl Request {
     /// Decodes a request frame's payload, keeping the id when only the op is unreadable.
     pub fn decode(payload: &[u8]) -> Result<Request, RequestDecodeError> {
-        let (id, rest) = postcard::take_from_bytes::<u64>(payload)
-            .map_err(|e| RequestDecodeError { id: None, unknown_op: false, reason: e.to_string() })?;
+        let (id, rest) = postcard::take_from_bytes::<u64>(payload).map_err(|e| RequestDecodeError {
+            id: None,
+            unknown_op: false,
+            reason: e.to_string(),
+        })?;
         let unknown_op = postcard::take_from_bytes::<u32>(rest).is_ok_and(|(index, _)| index >= Op::VARIANTS);
-        let (op, trailing) = postcard::take_from_bytes::<Op>(rest)
-            .map_err(|e| RequestDecodeError { id: Some(id), unknown_op, reason: e.to_string() })?;
+        let (op, trailing) = postcard::take_from_bytes::<Op>(rest).map_err(|e| RequestDecodeError {
+            id: Some(id),
+            unknown_op,
+            reason: e.to_string(),
+        })?;
         if !trailing.is_empty() {
             return Err(RequestDecodeError {
                 id: Some(id),

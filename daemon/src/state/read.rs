@@ -96,22 +96,19 @@ impl StateMachine {
         }
         let mut watches = SessionWatches::from_set(set);
         let mut events = Vec::new();
-        let reset = match self.history.since(last_zxid) {
-            Some(changes) => {
-                for (zxid, p, kind) in changes {
-                    if watches.fire(p, kind) {
-                        events.push(WatchEvent { zxid, path: p.to_owned(), kind });
-                    }
+        let reset = if let Some(changes) = self.history.since(last_zxid) {
+            for (zxid, p, kind) in changes {
+                if watches.fire(p, kind) {
+                    events.push(WatchEvent { zxid, path: p.to_owned(), kind });
                 }
-                false
             }
-            None => {
-                for p in watches.paths() {
-                    watches.fire(&p, EventKind::WatchReset);
-                    events.push(WatchEvent { zxid: self.last_zxid, path: p, kind: EventKind::WatchReset });
-                }
-                true
+            false
+        } else {
+            for p in watches.paths() {
+                watches.fire(&p, EventKind::WatchReset);
+                events.push(WatchEvent { zxid: self.last_zxid, path: p, kind: EventKind::WatchReset });
             }
+            true
         };
         for (kind, p) in watches.into_entries() {
             self.watches.add(session, kind, &p, usize::MAX);

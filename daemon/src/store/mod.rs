@@ -66,9 +66,8 @@ impl Store {
         initialize(&db)?;
         let read = db.begin_read().map_err(engine)?;
         let meta = read.open_table(META).map_err(engine)?;
-        let get = |name: &str| -> Result<u64, StoreError> {
-            Ok(meta.get(name).map_err(engine)?.map_or(0, |v| v.value()))
-        };
+        let get =
+            |name: &str| -> Result<u64, StoreError> { Ok(meta.get(name).map_err(engine)?.map_or(0, |v| v.value())) };
         let format = get("format")?;
         if format != STORE_FORMAT {
             return Err(StoreError::Format { found: format });
@@ -80,15 +79,15 @@ impl Store {
         let mut nodes = Vec::new();
         for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
-            let record: NodeRecord = records::decode(value.value())
-                .map_err(|reason| corrupt("nodes", key.value(), reason))?;
+            let record: NodeRecord =
+                records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
             nodes.push((key.value().to_owned(), record));
         }
         let mut sessions = Vec::new();
         for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
-            let record: SessionRecord = records::decode(value.value())
-                .map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
+            let record: SessionRecord =
+                records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
             sessions.push((SessionId(key.value()), record));
         }
         let log = read.open_table(LOG).map_err(engine)?;

@@ -1,0 +1,195 @@
+//! The daemon's configuration: one struct, read from an optional TOML file, then overridden
+//! by command-line flags, then validated. Defaults are named constants and documented in
+//! `systemd/batond.toml`.
+
+use baton_proto::defaults;
+use baton_proto::frame::FRAME_LEN_MAX_DEFAULT;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const SESSION_TIMEOUT_MIN_MS: u32 = 2_000;
+pub const SESSION_TIMEOUT_MAX_MS: u32 = 60_000;
+pub const TICK_MS: u64 = 50;
+pub const NODE_DATA_MAX: usize = 1024 * 1024;
+pub const CONNECTIONS_MAX: usize = 4_096;
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+pub const OUTBOUND_MESSAGES_MAX: usize = 16_384;
+pub const BATCH_TXNS_MAX: usize = 4_096;
+pub const LOG_RETENTION_TXNS: u64 = 100_000;
+pub const WATCH_HISTORY_TXNS: usize = 100_000;
+pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
+pub const EPHEMERALS_PER_SESSION_MAX: usize = 100_000;
+pub const CHILDREN_PER_NODE_MAX: u32 = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store lives (created 0700 if missing).
+    pub data_dir: PathBuf,
+    /// The Unix socket local clients connect to (always on).
+    pub socket: PathBuf,
+    /// A TCP address to listen on as well; off when unset.
+    pub listen: Option<SocketAddr>,
+    pub session_timeout_min_ms: u32,
+    pub session_timeout_max_ms: u32,
+    /// How often sessions and TTL nodes are checked for expiry.
+    pub tick_ms: u64,
+    /// Largest frame accepted or sent.
+    pub frame_len_max: u32,
+    pub node_data_max: usize,
+    pub connections_max: usize,
+    /// Time a new connection has to send its hello.
+    pub handshake_timeout_ms: u64,
+    /// Replies and events queued for one connection before it is cut off as too slow.
+    pub outbound_messages_max: usize,
+    pub batch_txns_max: usize,
+    /// Transactions kept in the on-disk log.
+    pub log_retention_txns: u64,
+    /// Transactions whose changes are kept in memory for resuming watchers.
+    pub watch_history_txns: usize,
+    pub watches_per_session_max: usize,
+    pub ephemerals_per_session_max: usize,
+    pub children_per_node_max: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            socket: defaults::socket_path(),
+            listen: None,
+            session_timeout_min_ms: SESSION_TIMEOUT_MIN_MS,
+            session_timeout_max_ms: SESSION_TIMEOUT_MAX_MS,
+            tick_ms: TICK_MS,
+            frame_len_max: FRAME_LEN_MAX_DEFAULT,
+            node_data_max: NODE_DATA_MAX,
+            connections_max: CONNECTIONS_MAX,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
+            outbound_messages_max: OUTBOUND_MESSAGES_MAX,
+            batch_txns_max: BATCH_TXNS_MAX,
+            log_retention_txns: LOG_RETENTION_TXNS,
+            watch_history_txns: WATCH_HISTORY_TXNS,
+            watches_per_session_max: WATCHES_PER_SESSION_MAX,
+            ephemerals_per_session_max: EPHEMERALS_PER_SESSION_MAX,
+            children_per_node_max: CHILDREN_PER_NODE_MAX,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The data directory when none is configured: the system service's as root, else
+/// `$XDG_STATE_HOME/baton`, else `$HOME/.local/state/baton`, else `./baton-data`.
+pub fn default_data_dir() -> PathBuf {
+    if defaults::effective_uid() == 0 {
+        return PathBuf::from(defaults::SYSTEM_DATA_DIR);
+    }
+    let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(state) = env_dir("XDG_STATE_HOME") {
+        return state.join("baton");
+    }
+    match env_dir("HOME") {
+        Some(home) => home.join(".local/state/baton"),
+        None => PathBuf::from("baton-data"),
+    }
+}
+
+impl Config {
+    /// Reads `path` as TOML; unset fields keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Rejects values that cannot work, naming the field; never clamps silently.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.session_timeout_min_ms == 0 || self.session_timeout_min_ms > self.session_timeout_max_ms {
+            return invalid(format!(
+                "session_timeout_min_ms ({}) must be positive and at most session_timeout_max_ms ({})",
+                self.session_timeout_min_ms, self.session_timeout_max_ms
+            ));
+        }
+        if !(1..=1000).contains(&self.tick_ms) {
+            return invalid(format!("tick_ms ({}) must be within 1..=1000", self.tick_ms));
+        }
+        if self.tick_ms >= u64::from(self.session_timeout_min_ms) {
+            return invalid(format!("tick_ms ({}) must be shorter than session_timeout_min_ms", self.tick_ms));
+        }
+        let room = self.node_data_max as u64 + 8 * 1024;
+        if u64::from(self.frame_len_max) < room {
+            return invalid(format!(
+                "frame_len_max ({}) must leave room for node_data_max ({}) plus 8 KiB of path and stat",
+                self.frame_len_max, self.node_data_max
+            ));
+        }
+        let positive: [(&str, u64); 9] = [
+            ("connections_max", self.connections_max as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("outbound_messages_max", self.outbound_messages_max as u64),
+            ("batch_txns_max", self.batch_txns_max as u64),
+            ("log_retention_txns", self.log_retention_txns),
+            ("watch_history_txns", self.watch_history_txns as u64),
+            ("watches_per_session_max", self.watches_per_session_max as u64),
+            ("ephemerals_per_session_max", self.ephemerals_per_session_max as u64),
+            ("children_per_node_max", u64::from(self.children_per_node_max)),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return invalid(format!("{name} must be positive"));
+        }
+        if self.data_dir.as_os_str().is_empty() || self.socket.as_os_str().is_empty() {
+            return invalid("data_dir and socket must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The state machine's limits.
+    pub fn limits(&self) -> crate::state::Limits {
+        crate::state::Limits {
+            node_data_max: self.node_data_max,
+            watches_per_session_max: self.watches_per_session_max,
+            children_per_node_max: self.children_per_node_max,
+            ephemerals_per_session_max: self.ephemerals_per_session_max,
+            history_txns: self.watch_history_txns,
+            ..crate::state::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_some_fields_and_keeps_the_rest() {
+        let config: Config = toml::from_str("data_dir = \"/srv/baton\"\nlisten = \"127.0.0.1:7000\"\n").unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/baton"));
+        assert_eq!(config.listen, Some("127.0.0.1:7000".parse().unwrap()));
+        assert_eq!(config.tick_ms, TICK_MS);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(toml::from_str::<Config>("tick = 5").is_err());
+        let config = Config { session_timeout_min_ms: 9_000, session_timeout_max_ms: 1_000, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("session_timeout_min_ms"));
+        let config = Config { node_data_max: 10 * 1024 * 1024, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("frame_len_max"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Wires the parts together: data directory, store, state machine, engine thread, listeners,
+//! ticks and signals; and stops them in order.
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, EngineError, EngineInput};
+use crate::server::{ConnLimits, Listeners};
+use crate::signals;
+use crate::state::StateMachine;
+use crate::store::Store;
+use anyhow::{Context, bail};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+/// Depth of the engine's input queue; connections wait (backpressure) when it is full.
+const ENGINE_QUEUE_DEPTH: usize = 16_384;
+
+/// Runs the daemon until SIGTERM/SIGINT, then drains and returns.
+///
+/// # Errors
+/// Bad setup (data directory, store, socket) or a fatal commit failure.
+pub fn run(config: &Config) -> anyhow::Result<()> {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    prepare_data_dir(&config.data_dir)?;
+    let (store, restored) = Store::open(&config.data_dir, config.log_retention_txns, config.watch_history_txns)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let sm = StateMachine::restore(config.limits(), restored).context("cannot restore the stored state")?;
+    info!(data_dir = %config.data_dir.display(), nodes = sm.tree().len(), sessions = sm.sessions().len(), last_zxid = %sm.last_zxid(), "store recovered");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listeners = runtime
+        .block_on(Listeners::bind(&config.socket, config.listen))
+        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+
+    let (engine_tx, engine_rx) = mpsc::channel(ENGINE_QUEUE_DEPTH);
+    let engine_config = EngineConfig {
+        session_timeout_min_ms: config.session_timeout_min_ms,
+        session_timeout_max_ms: config.session_timeout_max_ms,
+        batch_txns_max: config.batch_txns_max,
+    };
+    let engine = Engine::new(sm, store, engine_config);
+    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || engine.run(engine_rx))?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let limits = ConnLimits {
+        frame_len_max: config.frame_len_max,
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        outbound_messages_max: config.outbound_messages_max,
+    };
+    runtime.block_on(async {
+        tokio::spawn(async move {
+            if let Err(e) = signals::forward_termination(shutdown_tx).await {
+                warn!(error = %e, "cannot watch for signals");
+            }
+        });
+        tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
+        let serving = listeners.serve(engine_tx.clone(), limits, config.connections_max, shutdown_rx);
+        // The engine stops early only on a fatal error; then stop serving too.
+        serving.await;
+        let _ = engine_tx.send(EngineInput::Shutdown).await;
+    });
+    drop(runtime);
+    match engine_thread.join() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e @ EngineError::Commit(_))) => Err(e.into()),
+        Err(_) => bail!("the engine thread panicked"),
+    }
+}
+
+async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        // A full queue means the engine is busy; the next tick will do.
+        if let Err(mpsc::error::TrySendError::Closed(_)) = engine.try_send(EngineInput::Tick) {
+            return;
+        }
+    }
+}
+
+/// Creates the data directory 0700, or checks that an existing one is private.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "the data directory {} is accessible to others (mode {:o}); run `chmod 700 {}`",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! The engine: the single writer. One thread owns the state machine and the store.
+//!
+//! Each round it takes every input waiting (up to a batch limit), answers reads and prepares
+//! and applies writes against the in-memory state, commits all of the round's txns in one
+//! durable redb transaction (group commit), and only then releases the round's outputs —
+//! replies, events and hello answers — in the order they were produced. So nothing that
+//! reflects a write leaves the daemon before the write is on disk, and a watch event always
+//! precedes the replies that reveal its change. A client that cannot keep up is cut off,
+//! never waited for.
+//!
+//! A failed commit is fatal: the in-memory state is ahead of the disk, so the engine stops
+//! and the process exits non-zero; recovery on restart reads back what was durable.
+
+use crate::state::{Applied, Rejection, StateMachine};
+use crate::store::{Batch, Store, StoreError};
+use baton_proto::message::{
+    Hello, HelloReply, MAGIC, OpResult, PROTOCOL_VERSION, Request, Response, Role, ServerHello, ServerMessage,
+    SessionRequest,
+};
+use baton_proto::{ErrorCode, ErrorReply, Op, SessionId, Txn};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// A connection's number, unique for the daemon's lifetime.
+pub type ConnId = u64;
+
+/// Who is at the other end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Unix { uid: u32, gid: u32, pid: Option<i32> },
+    Tcp(SocketAddr),
+}
+
+/// What the engine is asked to do.
+#[derive(Debug)]
+pub enum EngineInput {
+    /// A new connection's hello; the answer goes to `reply`, after any commit it needs.
+    Hello {
+        conn: ConnId,
+        hello: Hello,
+        peer: Peer,
+        outbox: mpsc::Sender<ServerMessage>,
+        kill: oneshot::Sender<ErrorReply>,
+        reply: oneshot::Sender<HelloReply>,
+    },
+    Request {
+        conn: ConnId,
+        request: Request,
+    },
+    /// A request frame whose op could not be decoded; answered in order with the rest.
+    Undecodable {
+        conn: ConnId,
+        id: u64,
+        error: ErrorReply,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    /// Time passed: expire sessions, reap TTL nodes.
+    Tick,
+    /// Finish what is queued, say goodbye to every client and stop.
+    Shutdown,
+}
+
+/// The engine's settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub session_timeout_min_ms: u32,
+    pub session_timeout_max_ms: u32,
+    /// Most txns in one group commit.
+    pub batch_txns_max: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("durable commit failed: {0}")]
+    Commit(#[from] StoreError),
+}
+
+enum Output {
+    Message(ConnId, ServerMessage),
+    Hello(oneshot::Sender<HelloReply>, HelloReply),
+    /// Send `Closing` and hang up on the connection, leaving its session to live or expire.
+    Close(ConnId, ErrorReply),
+}
+
+struct Conn {
+    outbox: mpsc::Sender<ServerMessage>,
+    kill: Option<oneshot::Sender<ErrorReply>>,
+    session: SessionId,
+}
+
+pub struct Engine {
+    sm: StateMachine,
+    store: Store,
+    config: EngineConfig,
+    conns: HashMap<ConnId, Conn>,
+    /// The connection each session is currently served on.
+    attached: HashMap<SessionId, ConnId>,
+    batch: Batch,
+    outputs: Vec<Output>,
+    clock: Instant,
+}
+
+impl Engine {
+    pub fn new(sm: StateMachine, store: Store, config: EngineConfig) -> Self {
+        Engine {
+            sm,
+            store,
+            config,
+            conns: HashMap::new(),
+            attached: HashMap::new(),
+            batch: Batch::default(),
+            outputs: Vec::new(),
+            clock: Instant::now(),
+        }
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone.
+    ///
+    /// # Errors
+    /// A failed durable commit, which is fatal.
+    pub fn run(mut self, mut inputs: mpsc::Receiver<EngineInput>) -> Result<(), EngineError> {
+        self.close_connection_bound_sessions("the daemon restarted");
+        self.flush()?;
+        info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
+        while let Some(first) = inputs.blocking_recv() {
+            let mut shutdown = self.handle(first);
+            while !shutdown && self.batch.len() < self.config.batch_txns_max {
+                match inputs.try_recv() {
+                    Ok(input) => shutdown = self.handle(input),
+                    Err(_) => break,
+                }
+            }
+            self.flush()?;
+            if shutdown {
+                break;
+            }
+        }
+        self.close_connection_bound_sessions("the daemon is shutting down");
+        let goodbye = ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down");
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.outputs.extend(conns.into_iter().map(|conn| Output::Close(conn, goodbye.clone())));
+        self.flush()?;
+        info!(last_zxid = %self.sm.last_zxid(), "engine stopped");
+        Ok(())
+    }
+
+    /// Handles one input; true if it asks to stop.
+    fn handle(&mut self, input: EngineInput) -> bool {
+        match input {
+            EngineInput::Hello { conn, hello, peer, outbox, kill, reply } => {
+                let answer = self.hello(conn, &hello, peer, outbox, kill);
+                self.outputs.push(Output::Hello(reply, answer));
+            }
+            EngineInput::Request { conn, request } => self.request(conn, request),
+            EngineInput::Undecodable { conn, id, error } => {
+                self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, result: Err(error) }));
+            }
+            EngineInput::Disconnected { conn } => self.disconnected(conn),
+            EngineInput::Tick => self.tick(),
+            EngineInput::Shutdown => return true,
+        }
+        false
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn hello(
+        &mut self,
+        conn: ConnId,
+        hello: &Hello,
+        peer: Peer,
+        outbox: mpsc::Sender<ServerMessage>,
+        kill: oneshot::Sender<ErrorReply>,
+    ) -> HelloReply {
+        let refuse = |code, message: String| HelloReply::Refused(ErrorReply::new(code, message));
+        if hello.magic != MAGIC || hello.protocol_version != PROTOCOL_VERSION {
+            let message = format!("this server speaks Baton protocol {PROTOCOL_VERSION}");
+            return refuse(ErrorCode::ProtocolMismatch, message);
+        }
+        if hello.last_zxid_seen > self.sm.last_zxid() {
+            let message = format!("client has seen {}, this server has {}", hello.last_zxid_seen, self.sm.last_zxid());
+            return refuse(ErrorCode::ServerBehind, message);
+        }
+        let (session, secret, timeout_ms, resumed) = match hello.session {
+            SessionRequest::New { timeout_ms, connection_bound } => {
+                if connection_bound && !matches!(peer, Peer::Unix { .. }) {
+                    let message = "connection-bound sessions need the Unix socket".to_owned();
+                    return refuse(ErrorCode::InvalidArgument, message);
+                }
+                let Ok(secret) = getrandom::u64() else {
+                    return refuse(ErrorCode::Internal, "no randomness for a session secret".to_owned());
+                };
+                let timeout_ms =
+                    timeout_ms.clamp(self.config.session_timeout_min_ms, self.config.session_timeout_max_ms);
+                let txn = self.sm.prepare_create_session(timeout_ms, connection_bound, secret, wall_ms());
+                self.commit(&txn);
+                (txn.session_id, secret, timeout_ms, false)
+            }
+            SessionRequest::Resume { session_id, secret } => {
+                let live = self.sm.sessions().get(session_id).map(|s| s.record);
+                match live {
+                    Some(record) if record.secret == secret && !record.connection_bound => {
+                        if let Some(old) = self.attached.remove(&session_id) {
+                            let moved = ErrorReply::new(ErrorCode::SessionMoved, "session resumed elsewhere");
+                            self.outputs.push(Output::Close(old, moved));
+                            self.sm.disconnect(session_id);
+                        }
+                        (session_id, secret, record.timeout_ms, true)
+                    }
+                    _ => return refuse(ErrorCode::SessionExpired, format!("session {session_id}")),
+                }
+            }
+        };
+        self.sm.touch_session(session, self.now_ms());
+        self.conns.insert(conn, Conn { outbox, kill: Some(kill), session });
+        self.attached.insert(session, conn);
+        info!(conn, session = %session, resumed, ?peer, client = %hello.client_name, "session attached");
+        HelloReply::Accepted(ServerHello {
+            protocol_version: PROTOCOL_VERSION,
+            server_name: concat!("batond ", env!("CARGO_PKG_VERSION")).to_owned(),
+            role: Role::Primary,
+            epoch: self.sm.epoch(),
+            last_zxid: self.sm.last_zxid(),
+            session_id: session,
+            secret,
+            timeout_ms,
+            resumed,
+        })
+    }
+
+    fn request(&mut self, conn: ConnId, request: Request) {
+        let Some(session) = self.conns.get(&conn).map(|c| c.session) else { return };
+        let Request { id, op } = request;
+        let result = if self.sm.sessions().contains(session) {
+            self.sm.touch_session(session, self.now_ms());
+            self.execute(conn, session, op)
+        } else {
+            Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
+        };
+        self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, result }));
+    }
+
+    fn execute(&mut self, conn: ConnId, session: SessionId, op: Op) -> Result<Response, ErrorReply> {
+        debug!(conn, session = %session, op = op_name(&op), "request");
+        match op {
+            Op::CloseSession => {
+                if let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) {
+                    self.commit(&txn);
+                }
+                Ok(Response::SessionClosed)
+            }
+            Op::RestoreWatches { last_zxid, watches } => {
+                let (events, reset) = self.sm.restore_watches(session, last_zxid, &watches)?;
+                for event in events {
+                    self.outputs.push(Output::Message(conn, ServerMessage::Event(event)));
+                }
+                Ok(Response::WatchesRestored { reset })
+            }
+            op if op.is_write() => match self.sm.prepare_write(session, &op, wall_ms()) {
+                Ok(txn) => {
+                    let applied = self.commit(&txn);
+                    Ok(write_response(&op, applied.results))
+                }
+                Err(rejection) => Rejection::into_reply(rejection),
+            },
+            op => self.sm.read(session, &op),
+        }
+    }
+
+    /// Applies a prepared txn, queues it for the round's commit and its events for delivery.
+    fn commit(&mut self, txn: &Txn) -> Applied {
+        let mut applied = self.sm.apply(txn);
+        for (session, event) in std::mem::take(&mut applied.events) {
+            if let Some(&conn) = self.attached.get(&session) {
+                self.outputs.push(Output::Message(conn, ServerMessage::Event(event)));
+            }
+        }
+        self.batch.push(txn, std::mem::take(&mut applied.delta), self.sm.epoch());
+        applied
+    }
+
+    fn disconnected(&mut self, conn: ConnId) {
+        let Some(gone) = self.conns.remove(&conn) else { return };
+        if self.attached.get(&gone.session) != Some(&conn) {
+            return;
+        }
+        self.attached.remove(&gone.session);
+        self.sm.disconnect(gone.session);
+        let connection_bound = self.sm.sessions().get(gone.session).is_some_and(|s| s.record.connection_bound);
+        if connection_bound && let Some(txn) = self.sm.prepare_close_session(gone.session, wall_ms()) {
+            info!(session = %gone.session, "connection-bound session closed with its connection");
+            self.commit(&txn);
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now_ms();
+        for session in self.sm.expired_sessions(now) {
+            let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) else { continue };
+            info!(session = %session, ephemerals = self.sm.sessions().get(session).map_or(0, |s| s.ephemerals.len()), "session expired");
+            self.commit(&txn);
+            if let Some(conn) = self.attached.remove(&session) {
+                let expired = ErrorReply::new(ErrorCode::SessionExpired, format!("session {session} expired"));
+                self.outputs.push(Output::Close(conn, expired));
+            }
+        }
+        if let Some(txn) = self.sm.prepare_reap_ttl(wall_ms()) {
+            self.commit(&txn);
+        }
+    }
+
+    fn close_connection_bound_sessions(&mut self, why: &str) {
+        let bound: Vec<SessionId> =
+            self.sm.sessions().iter().filter(|(_, s)| s.record.connection_bound).map(|(id, _)| id).collect();
+        for session in bound {
+            if let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) {
+                info!(session = %session, why, "closing connection-bound session");
+                self.commit(&txn);
+            }
+        }
+    }
+
+    /// Commits the round's txns, then releases its outputs in order.
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.store.commit(&batch)?;
+            debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
+        }
+        for output in std::mem::take(&mut self.outputs) {
+            match output {
+                Output::Hello(reply, answer) => {
+                    // A client that hung up before its answer is noticed by its connection.
+                    let _ = reply.send(answer);
+                }
+                Output::Message(conn, message) => self.deliver(conn, message),
+                Output::Close(conn, reason) => {
+                    if let Some(mut gone) = self.conns.remove(&conn) {
+                        if let Some(kill) = gone.kill.take() {
+                            let _ = kill.send(reason);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, conn: ConnId, message: ServerMessage) {
+        let Some(target) = self.conns.get(&conn) else { return };
+        match target.outbox.try_send(message) {
+            // A closed outbox: the connection is going, and says so with `Disconnected`.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(conn, session = %target.session, "client too slow to read its replies and events; disconnecting");
+                let session = target.session;
+                if self.attached.get(&session) == Some(&conn) {
+                    self.attached.remove(&session);
+                    self.sm.disconnect(session);
+                }
+                if let Some(mut gone) = self.conns.remove(&conn)
+                    && let Some(kill) = gone.kill.take()
+                {
+                    let reason = ErrorReply::new(ErrorCode::SlowConsumer, "outbound queue full");
+                    let _ = kill.send(reason);
+                }
+            }
+        }
+    }
+}
+
+/// A successful write's reply, from its per-op results.
+fn write_response(op: &Op, mut results: Vec<OpResult>) -> Response {
+    if matches!(op, Op::Multi(_)) {
+        return Response::Multi(results);
+    }
+    match results.pop() {
+        Some(OpResult::Created { path, stat }) => Response::Created { path, stat },
+        Some(OpResult::Set(stat)) => Response::Set(stat),
+        Some(OpResult::Deleted) => Response::Deleted,
+        other => panic!("a single {} produced {other:?}", op_name(op)),
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Ping => "ping",
+        Op::Create(_) => "create",
+        Op::Delete { .. } => "delete",
+        Op::Set { .. } => "set",
+        Op::Get { .. } => "get",
+        Op::Exists { .. } => "exists",
+        Op::Children { .. } => "children",
+        Op::Multi(_) => "multi",
+        Op::Sync { .. } => "sync",
+        Op::Ephemerals { .. } => "ephemerals",
+        Op::AddWatch { .. } => "add_watch",
+        Op::RemoveWatches { .. } => "remove_watches",
+        Op::RestoreWatches { .. } => "restore_watches",
+        Op::CloseSession => "close_session",
+    }
+}

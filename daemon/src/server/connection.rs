@@ -1,0 +1,188 @@
+//! One client connection: the hello, then a reader feeding requests to the engine and a
+//! writer draining the connection's bounded outbox, until either side ends.
+//!
+//! Framing violations (an oversized length, an undecodable hello or request without an id)
+//! close the connection after a `Closing` message saying why; an undecodable op with a
+//! readable id gets an error reply in order and the connection carries on.
+
+use crate::engine::{ConnId, EngineInput, Peer};
+use baton_proto::frame::{self, HEADER_LEN};
+use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
+use baton_proto::{ErrorCode, ErrorReply};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// What a connection needs to know of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub frame_len_max: u32,
+    pub handshake_timeout: Duration,
+    pub outbound_messages_max: usize,
+}
+
+/// Output is written once this much is buffered, or when the outbox is momentarily empty.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a goodbye may take to write before the connection is simply dropped.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves one connection to the end. Cancellation safe: dropping it drops the connection
+/// (the engine learns of it from the closed outbox or the `Disconnected` sent here).
+pub async fn serve<S>(stream: S, conn: ConnId, peer: Peer, engine: mpsc::Sender<EngineInput>, limits: ConnLimits)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let hello =
+        match tokio::time::timeout(limits.handshake_timeout, read_frame(&mut reader, limits.frame_len_max)).await {
+            Err(_) => return goodbye_hello(&mut writer, ErrorCode::BadRequest, "no hello in time", limits).await,
+            Ok(Err(ReadError::Io(e))) => return debug!(conn, error = %e, "closed before hello"),
+            Ok(Err(ReadError::Frame(e))) => return goodbye_hello(&mut writer, ErrorCode::TooLarge, &e, limits).await,
+            Ok(Ok(payload)) => match frame::decode::<Hello>(&payload) {
+                Ok(hello) => hello,
+                Err(e) => {
+                    return goodbye_hello(&mut writer, ErrorCode::BadRequest, &format!("bad hello: {e}"), limits).await;
+                }
+            },
+        };
+    let (outbox, mut outbox_rx) = mpsc::channel(limits.outbound_messages_max);
+    let (kill, kill_rx) = oneshot::channel();
+    let (reply, reply_rx) = oneshot::channel();
+    let input = EngineInput::Hello { conn, hello, peer, outbox, kill, reply };
+    if engine.send(input).await.is_err() {
+        return;
+    }
+    let Ok(answer) = reply_rx.await else { return };
+    let accepted = matches!(answer, HelloReply::Accepted(_));
+    if write_message(&mut writer, &answer, limits.frame_len_max).await.is_err() || !accepted {
+        return finish(&engine, conn, accepted).await;
+    }
+
+    let ended = {
+        let reading = read_requests(&mut reader, conn, &engine, limits.frame_len_max);
+        let writing = write_outbox(&mut writer, &mut outbox_rx, limits.frame_len_max);
+        tokio::select! {
+            reason = reading => reason,
+            () = writing => None,
+            reason = kill_rx => reason.ok(),
+        }
+    };
+    if let Some(reason) = ended {
+        info!(conn, reason = %reason, "closing connection");
+        let message = ServerMessage::Closing(reason);
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, write_message(&mut writer, &message, limits.frame_len_max)).await;
+    }
+    finish(&engine, conn, true).await;
+}
+
+async fn finish(engine: &mpsc::Sender<EngineInput>, conn: ConnId, registered: bool) {
+    if registered {
+        let _ = engine.send(EngineInput::Disconnected { conn }).await;
+    }
+}
+
+async fn goodbye_hello<W: AsyncWrite + Unpin>(writer: &mut W, code: ErrorCode, message: &str, limits: ConnLimits) {
+    let refusal = HelloReply::Refused(ErrorReply::new(code, message));
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, write_message(writer, &refusal, limits.frame_len_max)).await;
+}
+
+/// Reads requests until the client leaves or breaks the framing; returns the reason to give
+/// it, if any.
+async fn read_requests<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    conn: ConnId,
+    engine: &mpsc::Sender<EngineInput>,
+    frame_len_max: u32,
+) -> Option<ErrorReply> {
+    loop {
+        let payload = match read_frame(reader, frame_len_max).await {
+            Ok(payload) => payload,
+            Err(ReadError::Io(e)) => {
+                debug!(conn, error = %e, "connection ended");
+                return None;
+            }
+            Err(ReadError::Frame(e)) => {
+                warn!(conn, error = %e, "framing violation");
+                return Some(ErrorReply::new(ErrorCode::TooLarge, e));
+            }
+        };
+        let input = match Request::decode(&payload) {
+            Ok(request) => EngineInput::Request { conn, request },
+            Err(e) => match e.id {
+                Some(id) => {
+                    let code = if e.unknown_op { ErrorCode::Unimplemented } else { ErrorCode::BadRequest };
+                    EngineInput::Undecodable { conn, id, error: ErrorReply::new(code, e.reason) }
+                }
+                None => {
+                    return Some(ErrorReply::new(ErrorCode::BadRequest, format!("undecodable request: {}", e.reason)));
+                }
+            },
+        };
+        if engine.send(input).await.is_err() {
+            return Some(ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down"));
+        }
+    }
+}
+
+/// Writes the outbox until the engine drops it; batches whatever is queued into one write.
+async fn write_outbox<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    outbox: &mut mpsc::Receiver<ServerMessage>,
+    frame_len_max: u32,
+) {
+    let mut buf = Vec::with_capacity(WRITE_CHUNK);
+    while let Some(first) = outbox.recv().await {
+        encode_message(&first, frame_len_max, &mut buf);
+        while buf.len() < WRITE_CHUNK {
+            match outbox.try_recv() {
+                Ok(next) => encode_message(&next, frame_len_max, &mut buf),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+        buf.clear();
+    }
+}
+
+/// Frames a message; a reply too large for a frame becomes a `TooLarge` error reply.
+fn encode_message(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>) {
+    if let Err(e) = frame::encode(message, frame_len_max, buf) {
+        let id = match message {
+            ServerMessage::Reply { id, .. } => *id,
+            _ => return warn!(error = %e, "dropping an unencodable server message"),
+        };
+        let error = ErrorReply::new(ErrorCode::TooLarge, format!("reply too large: {e}"));
+        let fallback = ServerMessage::Reply { id, result: Err(error) };
+        if let Err(e) = frame::encode(&fallback, frame_len_max, buf) {
+            warn!(error = %e, "cannot encode even an error reply");
+        }
+    }
+}
+
+async fn write_message<W, T>(writer: &mut W, message: &T, frame_len_max: u32) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    T: serde::Serialize,
+{
+    let bytes = frame::to_frame(message, frame_len_max).map_err(std::io::Error::other)?;
+    writer.write_all(&bytes).await?;
+    writer.flush().await
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Frame(String),
+}
+
+/// Reads one frame's payload, checking its length before allocating.
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_len_max: u32) -> Result<Vec<u8>, ReadError> {
+    let mut header = [0u8; HEADER_LEN];
+    reader.read_exact(&mut header).await.map_err(ReadError::Io)?;
+    let len = frame::payload_len(header, frame_len_max).map_err(|e| ReadError::Frame(e.to_string()))?;
+    let mut payload = vec![0u8; len];
+    reader.read_exact(&mut payload).await.map_err(ReadError::Io)?;
+    Ok(payload)
+}

@@ -1,0 +1,130 @@
+//! The listeners: the Unix socket (always) and TCP (when configured), one task per
+//! connection, a cap on connections, and no accept spin when file descriptors run out.
+
+mod connection;
+mod peer;
+mod unix_socket;
+
+pub use connection::ConnLimits;
+
+use crate::engine::{ConnId, EngineInput, Peer};
+use baton_proto::frame;
+use baton_proto::message::HelloReply;
+use baton_proto::{ErrorCode, ErrorReply};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Bound listeners, ready to serve.
+pub struct Listeners {
+    unix: UnixListener,
+    unix_path: PathBuf,
+    tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the Unix socket and, if given, the TCP address.
+    pub async fn bind(socket: &Path, tcp: Option<SocketAddr>) -> std::io::Result<Listeners> {
+        let unix = unix_socket::bind(socket)?;
+        let tcp = match tcp {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { unix, unix_path: socket.to_owned(), tcp })
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Accepts and serves connections until `shutdown` turns true; then stops accepting,
+    /// waits (briefly) for the connections to say goodbye, and removes the socket file.
+    pub async fn serve(
+        self,
+        engine: mpsc::Sender<EngineInput>,
+        limits: ConnLimits,
+        connections_max: usize,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let permits = Arc::new(Semaphore::new(connections_max));
+        let next_id = AtomicU64::new(1);
+        let mut tasks = JoinSet::new();
+        info!(socket = %self.unix_path.display(), tcp = ?self.tcp_addr(), "listening");
+        loop {
+            let accepted: std::io::Result<(Box<dyn Stream>, Peer)> = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                accepted = self.unix.accept() => accepted.and_then(|(s, _)| {
+                    let peer = peer::unix_peer(&s)?;
+                    Ok((Box::new(s) as Box<dyn Stream>, peer))
+                }),
+                accepted = accept_tcp(self.tcp.as_ref()) => accepted.map(|(s, addr)| {
+                    let _ = s.set_nodelay(true);
+                    (Box::new(s) as Box<dyn Stream>, Peer::Tcp(addr))
+                }),
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            let conn: ConnId = next_id.fetch_add(1, Ordering::Relaxed);
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                warn!(conn, ?peer, connections_max, "connection refused: too many connections");
+                tasks.spawn(refuse(stream, limits.frame_len_max));
+                continue;
+            };
+            let span = info_span!("conn", id = conn, peer = ?peer);
+            let engine = engine.clone();
+            tasks.spawn(
+                async move {
+                    connection::serve(stream, conn, peer, engine, limits).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(engine);
+        if tokio::time::timeout(Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            warn!(remaining = tasks.len(), "connections still open at shutdown; dropping them");
+        }
+        if let Err(e) = std::fs::remove_file(&self.unix_path) {
+            error!(socket = %self.unix_path.display(), error = %e, "cannot remove the socket file");
+        }
+    }
+}
+
+/// Both stream types, boxed so one connection task serves either.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers a connection over the cap with a refusal instead of a hello.
+async fn refuse(mut stream: Box<dyn Stream>, frame_len_max: u32) {
+    let refusal = HelloReply::Refused(ErrorReply::new(ErrorCode::LimitExceeded, "too many connections"));
+    if let Ok(bytes) = frame::to_frame(&refusal, frame_len_max) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
+    }
+}
