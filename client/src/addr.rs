@@ -1,5 +1,5 @@
 //! Server addresses: a Unix socket path or `HOST:PORT`, or a comma-separated list of them
-//! (tried in order). Parsing only; connecting is [`crate::connection`]'s job.
+//! (tried in order). Parsing only; connecting is the `connection` module's job.
 
 use crate::error::Error;
 use std::fmt;
@@ -34,10 +34,7 @@ impl fmt::Display for Endpoint {
 /// Parses one address: a Unix socket path if it contains `/` or has no `:`, else
 /// `HOST:PORT` (an IPv6 host in brackets: `[::1]:7000`).
 pub fn parse_endpoint(addr: &str) -> Result<Endpoint, Error> {
-    let invalid = |reason: &str| Error::InvalidAddress {
-        addr: addr.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| Error::InvalidAddress { addr: addr.to_owned(), reason: reason.to_owned() };
     let addr_trimmed = addr.trim();
     if addr_trimmed.is_empty() {
         return Err(invalid("empty address"));
@@ -49,9 +46,7 @@ pub fn parse_endpoint(addr: &str) -> Result<Endpoint, Error> {
         return Err(invalid("expected HOST:PORT"));
     };
     let host = match host.strip_prefix('[') {
-        Some(inner) => inner
-            .strip_suffix(']')
-            .ok_or_else(|| invalid("unclosed '[' in IPv6 address"))?,
+        Some(inner) => inner.strip_suffix(']').ok_or_else(|| invalid("unclosed '[' in IPv6 address"))?,
         None if host.contains(':') => {
             return Err(invalid("an IPv6 address needs brackets: [ADDR]:PORT"));
         }
@@ -60,30 +55,19 @@ pub fn parse_endpoint(addr: &str) -> Result<Endpoint, Error> {
     if host.is_empty() {
         return Err(invalid("missing host before ':'"));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid("the port must be a number from 1 to 65535"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("the port must be a number from 1 to 65535"))?;
     if port == 0 {
         return Err(invalid("the port must be a number from 1 to 65535"));
     }
-    Ok(Endpoint::Tcp {
-        host: host.to_owned(),
-        port,
-    })
+    Ok(Endpoint::Tcp { host: host.to_owned(), port })
 }
 
 /// Parses a comma-separated list of addresses, keeping their order.
 pub fn parse_endpoints(addrs: &str) -> Result<Vec<Endpoint>, Error> {
-    let endpoints = addrs
-        .split(',')
-        .filter(|a| !a.trim().is_empty())
-        .map(parse_endpoint)
-        .collect::<Result<Vec<_>, _>>()?;
+    let endpoints =
+        addrs.split(',').filter(|a| !a.trim().is_empty()).map(parse_endpoint).collect::<Result<Vec<_>, _>>()?;
     if endpoints.is_empty() {
-        return Err(Error::InvalidAddress {
-            addr: addrs.to_owned(),
-            reason: "no address given".to_owned(),
-        });
+        return Err(Error::InvalidAddress { addr: addrs.to_owned(), reason: "no address given".to_owned() });
     }
     Ok(endpoints)
 }
@@ -93,26 +77,14 @@ mod tests {
     use super::*;
 
     fn tcp(host: &str, port: u16) -> Endpoint {
-        Endpoint::Tcp {
-            host: host.into(),
-            port,
-        }
+        Endpoint::Tcp { host: host.into(), port }
     }
 
     #[test]
     fn paths_and_names_without_colon_are_unix_sockets() {
-        assert_eq!(
-            parse_endpoint("/run/baton/baton.sock").unwrap(),
-            Endpoint::Unix("/run/baton/baton.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("baton.sock").unwrap(),
-            Endpoint::Unix("baton.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("./odd:name.sock").unwrap(),
-            Endpoint::Unix("./odd:name.sock".into())
-        );
+        assert_eq!(parse_endpoint("/run/baton/baton.sock").unwrap(), Endpoint::Unix("/run/baton/baton.sock".into()));
+        assert_eq!(parse_endpoint("baton.sock").unwrap(), Endpoint::Unix("baton.sock".into()));
+        assert_eq!(parse_endpoint("./odd:name.sock").unwrap(), Endpoint::Unix("./odd:name.sock".into()));
     }
 
     #[test]
@@ -126,10 +98,7 @@ mod tests {
     #[test]
     fn bad_tcp_addresses_are_refused() {
         for bad in ["host:", "host:0", "host:70000", ":7000", "::1:7000", "[::1:7000", ""] {
-            assert!(
-                matches!(parse_endpoint(bad), Err(Error::InvalidAddress { .. })),
-                "{bad:?}"
-            );
+            assert!(matches!(parse_endpoint(bad), Err(Error::InvalidAddress { .. })), "{bad:?}");
         }
     }
 

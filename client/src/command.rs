@@ -16,11 +16,21 @@ pub(crate) struct Command {
     pub reply: oneshot::Sender<Result<Response>>,
 }
 
+/// What the session task keeps of a caller's request once it is sent (not the op: its data
+/// need not stay in memory until the reply).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub watch: Option<WatchRequest>,
+    pub reply: oneshot::Sender<Result<Response>>,
+    /// The op was `CloseSession`: its reply ends the session.
+    pub closes_session: bool,
+}
+
 /// Why the session task sent a request.
 #[derive(Debug)]
 pub(crate) enum Purpose {
     /// A caller's request.
-    Caller(Command),
+    Caller(Pending),
     /// A keep-alive.
     Ping,
     /// Re-registering watches after a resume.
@@ -43,19 +53,43 @@ impl InFlight {
     /// The path of the watch this request sets, if it sets one.
     pub fn watch_path(&self) -> Option<&str> {
         match &self.purpose {
-            Purpose::Caller(Command {
-                watch: Some(w), ..
-            }) => Some(w.path()),
+            Purpose::Caller(Pending { watch: Some(w), .. }) => Some(w.path()),
             _ => None,
         }
     }
 
     /// Fails a caller's request with `error()`; internal requests are dropped silently.
     pub fn fail(self, error: impl FnOnce() -> Error) {
-        if let Purpose::Caller(command) = self.purpose {
-            let _ = command.reply.send(Err(error()));
+        if let Purpose::Caller(pending) = self.purpose {
+            let _ = pending.reply.send(Err(error()));
         }
     }
+}
+
+/// A response's variant name, for errors and logs (never its data).
+pub(crate) fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::Pong => "Pong",
+        Response::Created { .. } => "Created",
+        Response::Deleted => "Deleted",
+        Response::Set(_) => "Set",
+        Response::Data { .. } => "Data",
+        Response::Exists(_) => "Exists",
+        Response::Children { .. } => "Children",
+        Response::ChildrenWithStats { .. } => "ChildrenWithStats",
+        Response::Multi(_) => "Multi",
+        Response::Synced { .. } => "Synced",
+        Response::Ephemerals(_) => "Ephemerals",
+        Response::WatchAdded => "WatchAdded",
+        Response::WatchesRemoved => "WatchesRemoved",
+        Response::WatchesRestored { .. } => "WatchesRestored",
+        Response::SessionClosed => "SessionClosed",
+    }
+}
+
+/// The error for a reply of the wrong kind.
+pub(crate) fn unexpected(response: &Response) -> Error {
+    Error::Protocol(format!("unexpected reply {} to this request", response_name(response)))
 }
 
 /// The newest zxid a response proves the server had reached.
@@ -67,10 +101,9 @@ pub(crate) fn response_zxid(response: &Response) -> Zxid {
         | Response::Data { stat, .. }
         | Response::Exists(Some(stat))
         | Response::Children { stat, .. } => stat_zxid(stat),
-        Response::ChildrenWithStats { children, stat } => children
-            .iter()
-            .map(|(_, s)| stat_zxid(s))
-            .fold(stat_zxid(stat), Zxid::max),
+        Response::ChildrenWithStats { children, stat } => {
+            children.iter().map(|(_, s)| stat_zxid(s)).fold(stat_zxid(stat), Zxid::max)
+        }
         Response::Multi(results) => results
             .iter()
             .filter_map(|r| match r {
@@ -89,19 +122,8 @@ mod tests {
 
     #[test]
     fn zxid_is_the_newest_in_any_stat() {
-        let stat = |c, m, p| Stat {
-            czxid: Zxid(c),
-            mzxid: Zxid(m),
-            pzxid: Zxid(p),
-            ..Stat::default()
-        };
-        assert_eq!(
-            response_zxid(&Response::Data {
-                data: vec![],
-                stat: stat(1, 5, 3)
-            }),
-            Zxid(5)
-        );
+        let stat = |c, m, p| Stat { czxid: Zxid(c), mzxid: Zxid(m), pzxid: Zxid(p), ..Stat::default() };
+        assert_eq!(response_zxid(&Response::Data { data: vec![], stat: stat(1, 5, 3) }), Zxid(5));
         assert_eq!(
             response_zxid(&Response::ChildrenWithStats {
                 children: vec![("a".into(), stat(9, 9, 9))],
@@ -109,13 +131,7 @@ mod tests {
             }),
             Zxid(9)
         );
-        assert_eq!(
-            response_zxid(&Response::Multi(vec![
-                OpResult::Checked,
-                OpResult::Set(stat(2, 7, 2))
-            ])),
-            Zxid(7)
-        );
+        assert_eq!(response_zxid(&Response::Multi(vec![OpResult::Checked, OpResult::Set(stat(2, 7, 2))])), Zxid(7));
         assert_eq!(response_zxid(&Response::Synced { zxid: Zxid(11) }), Zxid(11));
         assert_eq!(response_zxid(&Response::Exists(None)), Zxid::ZERO);
     }

@@ -37,8 +37,6 @@ pub(crate) enum ConnError {
     Frame(#[from] FrameError),
     #[error("the server refused the session: {0}")]
     Refused(ErrorReply),
-    #[error("protocol violation: {0}")]
-    Protocol(String),
 }
 
 /// A framed connection.
@@ -74,11 +72,13 @@ impl Connection {
                 HelloReply::Accepted(h) => h,
                 HelloReply::Refused(reply) => return Err(ConnError::Refused(reply)),
             };
+            // The server refuses versions it cannot serve; one it accepted is fine.
             if server_hello.protocol_version != PROTOCOL_VERSION {
-                return Err(ConnError::Protocol(format!(
-                    "server speaks protocol version {}, this client {PROTOCOL_VERSION}",
-                    server_hello.protocol_version
-                )));
+                tracing::debug!(
+                    server = server_hello.protocol_version,
+                    client = PROTOCOL_VERSION,
+                    "the server speaks another protocol version"
+                );
             }
             Ok((conn, server_hello))
         };
@@ -173,10 +173,7 @@ async fn connect_socket(endpoint: &Endpoint) -> io::Result<Box<dyn Io>> {
 #[cfg(test)]
 impl Connection {
     /// A connection over an in-memory stream, for tests.
-    pub fn from_stream(
-        stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
-        frame_len_max: u32,
-    ) -> Self {
+    pub fn from_stream(stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static, frame_len_max: u32) -> Self {
         Connection {
             io: Box::new(stream),
             peer: "test".to_owned(),
@@ -211,10 +208,7 @@ mod tests {
         });
         assert_eq!(conn.read::<ServerMessage>().await.unwrap(), message);
         drop(writer.await.unwrap());
-        assert!(matches!(
-            conn.read::<ServerMessage>().await,
-            Err(ConnError::Eof)
-        ));
+        assert!(matches!(conn.read::<ServerMessage>().await, Err(ConnError::Eof)));
     }
 
     #[tokio::test]
@@ -222,10 +216,7 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(64);
         let mut conn = Connection::from_stream(client, 1024);
         server.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
-        assert!(matches!(
-            conn.read::<ServerMessage>().await,
-            Err(ConnError::Frame(FrameError::TooLong { .. }))
-        ));
+        assert!(matches!(conn.read::<ServerMessage>().await, Err(ConnError::Frame(FrameError::TooLong { .. }))));
         assert!(conn.read_buf.capacity() < 1024 * 1024);
     }
 

@@ -20,11 +20,7 @@ pub enum Error {
     /// A `multi` was rolled back: op `index` failed with `code`; `results` holds one entry
     /// per op (`RolledBack` before the failing one, `Skipped` after it).
     #[error("multi failed at op {index}: {code}")]
-    MultiFailed {
-        index: usize,
-        code: ErrorCode,
-        results: Vec<OpResult>,
-    },
+    MultiFailed { index: usize, code: ErrorCode, results: Vec<OpResult> },
 
     /// The connection was lost while the request was in flight: it may or may not have taken
     /// effect. The session itself may survive (see [`crate::SessionState::Suspended`]).
@@ -40,8 +36,9 @@ pub enum Error {
     #[error("client closed")]
     Closed,
 
-    /// No server could be reached or none completed the handshake.
-    #[error("cannot connect to {addr}: {source}")]
+    /// No server could be reached or none completed the handshake. The cause is the
+    /// error's `source()`.
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: String,
         #[source]
@@ -69,11 +66,7 @@ pub enum Error {
 }
 
 fn fmt_reply(code: ErrorCode, message: &str) -> String {
-    if message.is_empty() {
-        code.to_string()
-    } else {
-        format!("{code}: {message}")
-    }
+    if message.is_empty() { code.to_string() } else { format!("{code}: {message}") }
 }
 
 impl Error {
@@ -85,10 +78,7 @@ impl Error {
             Error::ConnectionLoss | Error::Connect { .. } => Some(ErrorCode::ConnectionLoss),
             Error::SessionExpired => Some(ErrorCode::SessionExpired),
             Error::InvalidArgument(_) => Some(ErrorCode::InvalidArgument),
-            Error::Closed
-            | Error::InvalidAddress { .. }
-            | Error::Protocol(_)
-            | Error::WatchOverflow => None,
+            Error::Closed | Error::InvalidAddress { .. } | Error::Protocol(_) | Error::WatchOverflow => None,
         }
     }
 
@@ -122,10 +112,7 @@ impl Error {
     pub(crate) fn from_reply(reply: ErrorReply) -> Self {
         match reply.code {
             ErrorCode::SessionExpired => Error::SessionExpired,
-            code => Error::Server {
-                code,
-                message: reply.message,
-            },
+            code => Error::Server { code, message: reply.message },
         }
     }
 
@@ -148,11 +135,7 @@ impl Error {
             .copied()
             .find(|(_, c)| !matches!(c, ErrorCode::RolledBack | ErrorCode::Skipped))
             .unwrap_or(first);
-        Err(Error::MultiFailed {
-            index,
-            code,
-            results,
-        })
+        Err(Error::MultiFailed { index, code, results })
     }
 }
 
@@ -169,11 +152,7 @@ mod tests {
         ];
         let err = Error::from_multi(results.clone()).unwrap_err();
         match err {
-            Error::MultiFailed {
-                index,
-                code,
-                results: r,
-            } => {
+            Error::MultiFailed { index, code, results: r } => {
                 assert_eq!((index, code), (1, ErrorCode::BadVersion));
                 assert_eq!(r, results);
             }
@@ -194,17 +173,8 @@ mod tests {
         assert!(!no_node.is_retryable());
         assert_eq!(no_node.to_string(), "no such node: /a");
         assert!(Error::ConnectionLoss.is_retryable());
-        assert!(matches!(
-            Error::from_reply(ErrorReply::new(ErrorCode::SessionExpired, "")),
-            Error::SessionExpired
-        ));
+        assert!(matches!(Error::from_reply(ErrorReply::new(ErrorCode::SessionExpired, "")), Error::SessionExpired));
         assert_eq!(Error::Closed.code(), None);
-        assert!(
-            Error::Server {
-                code: ErrorCode::NotPrimary,
-                message: String::new()
-            }
-            .is_retryable()
-        );
+        assert!(Error::Server { code: ErrorCode::NotPrimary, message: String::new() }.is_retryable());
     }
 }

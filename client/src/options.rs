@@ -1,8 +1,9 @@
-//! Client options and the builder that sets them. Every queue the client keeps is bounded by
-//! one of these limits.
+//! Client options and the builder that sets them (every queue the client keeps is bounded by
+//! one of these limits), and the options of `create`.
 
 use crate::client::Client;
 use crate::error::Result;
+use baton_proto::CreateKind;
 use baton_proto::frame::FRAME_LEN_MAX_DEFAULT;
 use std::time::Duration;
 
@@ -131,5 +132,62 @@ impl ClientBuilder {
     /// server already created times out).
     pub async fn connect(self, addrs: &str) -> Result<Client> {
         Client::connect_with(self.options, addrs).await
+    }
+}
+
+/// What kind of node [`Client::create`] makes.
+///
+/// ```
+/// use baton::CreateOptions;
+/// use std::time::Duration;
+/// let lock = CreateOptions::ephemeral().sequential();
+/// let lease = CreateOptions::ttl(Duration::from_secs(30));
+/// assert!(lock.sequential && !lease.sequential);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct CreateOptions {
+    pub kind: CreateKind,
+    /// Append the parent's child counter as a 10-digit suffix to the name.
+    pub sequential: bool,
+}
+
+impl CreateOptions {
+    /// A persistent node (the default).
+    pub fn persistent() -> Self {
+        Self::with_kind(CreateKind::Persistent)
+    }
+
+    /// A node deleted when this session ends; it may not have children.
+    pub fn ephemeral() -> Self {
+        Self::with_kind(CreateKind::Ephemeral)
+    }
+
+    /// A node deleted automatically once its last child is gone.
+    pub fn container() -> Self {
+        Self::with_kind(CreateKind::Container)
+    }
+
+    /// A persistent node deleted once it is childless and unmodified for `ttl`
+    /// (millisecond precision).
+    pub fn ttl(ttl: Duration) -> Self {
+        Self::with_kind(CreateKind::Ttl { ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX) })
+    }
+
+    /// Options for a node of `kind`, not sequential.
+    pub fn with_kind(kind: CreateKind) -> Self {
+        CreateOptions { kind, sequential: false }
+    }
+
+    /// The same, with a sequential suffix.
+    pub fn sequential(mut self) -> Self {
+        self.sequential = true;
+        self
+    }
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self::persistent()
     }
 }

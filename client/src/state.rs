@@ -37,9 +37,7 @@ impl SessionState {
     /// While suspended, the time left before the session may expire.
     pub fn time_left(self) -> Option<Duration> {
         match self {
-            SessionState::Suspended { expires_at } => {
-                Some(expires_at.saturating_duration_since(Instant::now()))
-            }
+            SessionState::Suspended { expires_at } => Some(expires_at.saturating_duration_since(Instant::now())),
             _ => None,
         }
     }
@@ -85,8 +83,7 @@ impl SessionInfo {
     }
 
     pub fn set_timeout(&self, timeout: Duration) {
-        self.timeout_ms
-            .store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn last_zxid(&self) -> Zxid {
@@ -114,9 +111,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn suspended_reports_time_left() {
-        let state = SessionState::Suspended {
-            expires_at: Instant::now() + Duration::from_secs(2),
-        };
+        let state = SessionState::Suspended { expires_at: Instant::now() + Duration::from_secs(2) };
         assert_eq!(state.time_left(), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(state.time_left(), Some(Duration::ZERO));

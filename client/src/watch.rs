@@ -48,10 +48,9 @@ impl From<WatchEnd> for Error {
             WatchEnd::Expired => Error::SessionExpired,
             WatchEnd::Closed => Error::Closed,
             WatchEnd::Overflow => Error::WatchOverflow,
-            WatchEnd::NotRestored(code) => Error::Server {
-                code,
-                message: "the watch could not be restored after reconnecting".to_owned(),
-            },
+            WatchEnd::NotRestored(code) => {
+                Error::Server { code, message: "the watch could not be restored after reconnecting".to_owned() }
+            }
         }
     }
 }
@@ -76,16 +75,8 @@ impl PersistentSender {
 /// A watcher to add once the server has accepted the request that set it.
 #[derive(Debug)]
 pub(crate) enum WatchRequest {
-    Oneshot {
-        kind: OneshotKind,
-        path: String,
-        sender: OneshotSender,
-    },
-    Persistent {
-        mode: PersistentWatchMode,
-        path: String,
-        sender: PersistentSender,
-    },
+    Oneshot { kind: OneshotKind, path: String, sender: OneshotSender },
+    Persistent { mode: PersistentWatchMode, path: String, sender: PersistentSender },
 }
 
 impl WatchRequest {
@@ -124,11 +115,7 @@ impl PathWatchers {
     }
 
     fn len(&self) -> usize {
-        self.data.len()
-            + self.exists.len()
-            + self.children.len()
-            + self.persistent.len()
-            + self.recursive.len()
+        self.data.len() + self.exists.len() + self.children.len() + self.persistent.len() + self.recursive.len()
     }
 
     fn oneshots(&mut self, kind: OneshotKind) -> &mut Vec<OneshotSender> {
@@ -165,10 +152,7 @@ pub(crate) fn oneshot_fires(kind: OneshotKind, event: EventKind) -> bool {
     use EventKind as E;
     match kind {
         OneshotKind::Data => matches!(event, E::DataChanged | E::Deleted | E::WatchReset),
-        OneshotKind::Exists => matches!(
-            event,
-            E::Created | E::Deleted | E::DataChanged | E::WatchReset
-        ),
+        OneshotKind::Exists => matches!(event, E::Created | E::Deleted | E::DataChanged | E::WatchReset),
         OneshotKind::Children => {
             matches!(event, E::ChildrenChanged | E::Deleted | E::WatchReset)
         }
@@ -181,10 +165,9 @@ pub(crate) fn persistent_fires(mode: PersistentWatchMode, exact: bool, event: Ev
     use EventKind as E;
     match (mode, exact) {
         (_, true) if event == E::WatchReset => true,
-        (PersistentWatchMode::Persistent, true) => matches!(
-            event,
-            E::Created | E::Deleted | E::DataChanged | E::ChildrenChanged
-        ),
+        (PersistentWatchMode::Persistent, true) => {
+            matches!(event, E::Created | E::Deleted | E::DataChanged | E::ChildrenChanged)
+        }
         (PersistentWatchMode::Persistent, false) => false,
         (PersistentWatchMode::Recursive, _) => {
             matches!(event, E::Created | E::Deleted | E::DataChanged)
@@ -221,6 +204,7 @@ impl WatchRegistry {
     }
 
     /// The number of registered watchers.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.paths.values().map(PathWatchers::len).sum()
     }
@@ -288,11 +272,8 @@ impl WatchRegistry {
         self.sweep();
         let mut set = WatchSet::default();
         for (path, w) in &self.paths {
-            let lists: [(&Vec<_>, &mut Vec<String>); 3] = [
-                (&w.data, &mut set.data),
-                (&w.exists, &mut set.exists),
-                (&w.children, &mut set.children),
-            ];
+            let lists: [(&Vec<_>, &mut Vec<String>); 3] =
+                [(&w.data, &mut set.data), (&w.exists, &mut set.exists), (&w.children, &mut set.children)];
             for (senders, out) in lists {
                 if !senders.is_empty() {
                     out.push(path.clone());
@@ -341,11 +322,7 @@ mod tests {
     use baton_proto::Zxid;
 
     fn event(path: &str, kind: EventKind) -> WatchEvent {
-        WatchEvent {
-            zxid: Zxid(1),
-            path: path.into(),
-            kind,
-        }
+        WatchEvent { zxid: Zxid(1), path: path.into(), kind }
     }
 
     fn oneshot(
@@ -354,11 +331,7 @@ mod tests {
         path: &str,
     ) -> oneshot::Receiver<Result<WatchEvent, WatchEnd>> {
         let (sender, rx) = oneshot::channel();
-        reg.register(WatchRequest::Oneshot {
-            kind,
-            path: path.into(),
-            sender,
-        });
+        reg.register(WatchRequest::Oneshot { kind, path: path.into(), sender });
         rx
     }
 
@@ -373,18 +346,13 @@ mod tests {
         reg.register(WatchRequest::Persistent {
             mode,
             path: path.into(),
-            sender: PersistentSender {
-                events,
-                end: end.clone(),
-            },
+            sender: PersistentSender { events, end: end.clone() },
         });
         (rx, end)
     }
 
     fn drain(rx: &mut mpsc::Receiver<WatchEvent>) -> Vec<(String, EventKind)> {
-        std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|e| (e.path, e.kind))
-            .collect()
+        std::iter::from_fn(|| rx.try_recv().ok()).map(|e| (e.path, e.kind)).collect()
     }
 
     #[test]

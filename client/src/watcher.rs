@@ -32,18 +32,19 @@ impl OneshotWatcher {
         receiver: oneshot::Receiver<Result<WatchEvent, WatchEnd>>,
         gc: Arc<Notify>,
     ) -> Self {
-        OneshotWatcher {
-            path,
-            kind,
-            receiver,
-            gc,
-            done: false,
-        }
+        OneshotWatcher { path, kind, receiver, gc, done: false }
     }
 
     /// The watched path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Discards a watcher whose request failed (so nothing was registered), passing the
+    /// request's error through.
+    pub(crate) fn disarm(mut self, error: Error) -> Error {
+        self.done = true;
+        error
     }
 
     /// Waits for the change.
@@ -105,13 +106,7 @@ impl PersistentWatcher {
         end: Arc<OnceLock<WatchEnd>>,
         gc: Arc<Notify>,
     ) -> Self {
-        PersistentWatcher {
-            path,
-            mode,
-            events,
-            end,
-            gc,
-        }
+        PersistentWatcher { path, mode, events, end, gc }
     }
 
     /// The watched path.

@@ -56,10 +56,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         });
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
-        let serving = listeners.serve(engine_tx.clone(), limits, config.connections_max, shutdown_rx);
-        // The engine stops early only on a fatal error; then stop serving too.
-        serving.await;
-        let _ = engine_tx.send(EngineInput::Shutdown).await;
+        listeners.serve(engine_tx, limits, config.connections_max, shutdown_rx).await;
     });
     drop(runtime);
     match engine_thread.join() {

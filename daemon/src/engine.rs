@@ -159,7 +159,8 @@ impl Engine {
             }
             EngineInput::Request { conn, request } => self.request(conn, request),
             EngineInput::Undecodable { conn, id, error } => {
-                self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, result: Err(error) }));
+                let zxid = self.sm.last_zxid();
+                self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result: Err(error) }));
             }
             EngineInput::Disconnected { conn } => self.disconnected(conn),
             EngineInput::Tick => self.tick(),
@@ -245,7 +246,8 @@ impl Engine {
         } else {
             Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
         };
-        self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, result }));
+        let zxid = self.sm.last_zxid();
+        self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result }));
     }
 
     fn execute(&mut self, conn: ConnId, session: SessionId, op: Op) -> Result<Response, ErrorReply> {

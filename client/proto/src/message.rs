@@ -326,8 +326,12 @@ pub struct WatchEvent {
 /// Every frame the server sends after the hello.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMessage {
+    /// The answer to request `id`. `zxid` is the newest committed zxid when the reply was
+    /// made: every event for the session's watches up to it came before this reply, and the
+    /// reply reflects all writes up to it (ZooKeeper's reply header carries the same).
     Reply {
         id: u64,
+        zxid: Zxid,
         result: Result<Response, ErrorReply>,
     },
     Event(WatchEvent),

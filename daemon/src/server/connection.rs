@@ -62,16 +62,27 @@ where
     let ended = {
         let reading = read_requests(&mut reader, conn, &engine, limits.frame_len_max);
         let writing = write_outbox(&mut writer, &mut outbox_rx, limits.frame_len_max);
+        // The engine sends the kill before it drops the outbox, so `biased` sees the reason.
         tokio::select! {
+            biased;
+            reason = kill_rx => reason.ok(),
             reason = reading => reason,
             () = writing => None,
-            reason = kill_rx => reason.ok(),
         }
     };
     if let Some(reason) = ended {
         info!(conn, reason = %reason, "closing connection");
-        let message = ServerMessage::Closing(reason);
-        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, write_message(&mut writer, &message, limits.frame_len_max)).await;
+        // What was queued before the goodbye still goes out, then the goodbye.
+        let mut buf = Vec::new();
+        while let Ok(message) = outbox_rx.try_recv() {
+            encode_message(&message, limits.frame_len_max, &mut buf);
+        }
+        encode_message(&ServerMessage::Closing(reason), limits.frame_len_max, &mut buf);
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+            writer.write_all(&buf).await?;
+            writer.flush().await
+        })
+        .await;
     }
     finish(&engine, conn, true).await;
 }
@@ -150,12 +161,12 @@ async fn write_outbox<W: AsyncWrite + Unpin>(
 /// Frames a message; a reply too large for a frame becomes a `TooLarge` error reply.
 fn encode_message(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>) {
     if let Err(e) = frame::encode(message, frame_len_max, buf) {
-        let id = match message {
-            ServerMessage::Reply { id, .. } => *id,
+        let (id, zxid) = match message {
+            ServerMessage::Reply { id, zxid, .. } => (*id, *zxid),
             _ => return warn!(error = %e, "dropping an unencodable server message"),
         };
         let error = ErrorReply::new(ErrorCode::TooLarge, format!("reply too large: {e}"));
-        let fallback = ServerMessage::Reply { id, result: Err(error) };
+        let fallback = ServerMessage::Reply { id, zxid, result: Err(error) };
         if let Err(e) = frame::encode(&fallback, frame_len_max, buf) {
             warn!(error = %e, "cannot encode even an error reply");
         }

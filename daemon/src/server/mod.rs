@@ -47,8 +47,9 @@ impl Listeners {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Accepts and serves connections until `shutdown` turns true; then stops accepting,
-    /// waits (briefly) for the connections to say goodbye, and removes the socket file.
+    /// Accepts and serves connections until `shutdown` turns true; then stops accepting, asks
+    /// the engine to finish what is queued and say goodbye to every client, waits (briefly)
+    /// for the connections to close, and removes the socket file.
     pub async fn serve(
         self,
         engine: mpsc::Sender<EngineInput>,
@@ -63,6 +64,8 @@ impl Listeners {
         loop {
             let accepted: std::io::Result<(Box<dyn Stream>, Peer)> = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
+                // The engine stopped on its own: a fatal error. Stop serving.
+                () = engine.closed() => break,
                 accepted = self.unix.accept() => accepted.and_then(|(s, _)| {
                     let peer = peer::unix_peer(&s)?;
                     Ok((Box::new(s) as Box<dyn Stream>, peer))
@@ -97,6 +100,7 @@ impl Listeners {
                 .instrument(span),
             );
         }
+        let _ = engine.send(EngineInput::Shutdown).await;
         drop(engine);
         if tokio::time::timeout(Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} })
             .await

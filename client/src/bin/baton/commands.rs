@@ -1,0 +1,204 @@
+//! The subcommands: each opens nothing itself, it gets a connected [`Client`], does its work
+//! and prints through [`crate::output`]. [`run`] connects, dispatches and always closes the
+//! session before returning.
+
+use crate::args::{Cli, Command};
+use crate::output;
+use anyhow::{Context as _, Result};
+use baton::proto::path;
+use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
+use std::ffi::OsString;
+use std::io::{Read as _, Write};
+use std::os::unix::ffi::OsStringExt as _;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long to wait for the server to confirm the close (it may be unreachable, e.g. after
+/// an interrupted `watch` during a reconnect); past it the session simply times out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connects, runs the command and closes the session (also when the command failed).
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let client = Client::builder()
+        .client_name(format!("baton-cli/{}", env!("CARGO_PKG_VERSION")))
+        .session_timeout(SESSION_TIMEOUT_DEFAULT)
+        .connect(&cli.addr)
+        .await?;
+    let result = execute(&client, cli.command).await;
+    match tokio::time::timeout(CLOSE_TIMEOUT, client.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "closing the session failed"),
+        Err(_) => tracing::warn!("the server did not confirm closing the session; it will time out"),
+    }
+    result
+}
+
+async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Create { path, data, ephemeral, sequential, container, ttl } => {
+            let options = create_options(ephemeral, container, ttl, sequential);
+            let data = data.map(read_data).transpose()?.unwrap_or_default();
+            let (created, _) = client.create(&path, &data, options).await.map_err(|e| at(&path, e))?;
+            print_line(&created)?;
+        }
+        Command::Get { path, stat, json } => get(client, &path, stat, json).await?,
+        Command::Set { path, data, version } => {
+            let data = read_data(data)?;
+            client.set(&path, &data, version).await.map_err(|e| at(&path, e))?;
+        }
+        Command::Rm { path, version, recursive } => {
+            if recursive {
+                delete_tree(client, &path, version).await?;
+            } else {
+                client.delete(&path, version).await.map_err(|e| at(&path, e))?;
+            }
+        }
+        Command::Ls { path, json } => ls(client, &path, json).await?,
+        Command::Stat { path, json } => stat(client, &path, json).await?,
+        Command::Tree { path } => tree(client, &path).await?,
+        Command::Watch { path, recursive, count, json } => return watch(client, &path, recursive, count, json).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create_options(ephemeral: bool, container: bool, ttl: Option<Duration>, sequential: bool) -> CreateOptions {
+    let options = match (ephemeral, container, ttl) {
+        (true, _, _) => CreateOptions::ephemeral(),
+        (_, true, _) => CreateOptions::container(),
+        (_, _, Some(ttl)) => CreateOptions::ttl(ttl),
+        _ => CreateOptions::persistent(),
+    };
+    if sequential { options.sequential() } else { options }
+}
+
+/// A DATA argument's bytes: stdin for `-`, else the argument itself (any bytes).
+fn read_data(arg: OsString) -> Result<Vec<u8>> {
+    if arg == "-" {
+        let mut data = Vec::new();
+        std::io::stdin().read_to_end(&mut data).context("reading data from stdin")?;
+        Ok(data)
+    } else {
+        Ok(arg.into_vec())
+    }
+}
+
+/// `err` about `path`, naming the path unless the server's message already does.
+fn at(path: &str, err: baton::Error) -> anyhow::Error {
+    let named = matches!(&err, baton::Error::Server { message, .. } if message.contains(path));
+    let err = anyhow::Error::new(err);
+    if named { err } else { err.context(path.to_owned()) }
+}
+
+fn print_line(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn get(client: &Client, path: &str, with_stat: bool, json: bool) -> Result<()> {
+    let (data, stat) = client.get(path).await.map_err(|e| at(path, e))?;
+    if json {
+        return print_line(&output::node_json(path, &data, &stat).to_string());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&data)?;
+    out.flush()?;
+    if with_stat {
+        eprint!("{}", output::stat_text(&stat));
+    }
+    Ok(())
+}
+
+async fn ls(client: &Client, path: &str, json: bool) -> Result<()> {
+    let children = client.children(path).await.map_err(|e| at(path, e))?;
+    if json {
+        return print_line(&serde_json::to_string(&children)?);
+    }
+    let mut out = std::io::stdout().lock();
+    for child in children {
+        writeln!(out, "{child}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn stat(client: &Client, path: &str, json: bool) -> Result<()> {
+    let Some(stat) = client.exists(path).await.map_err(|e| at(path, e))? else {
+        return Err(at(path, baton::Error::Server { code: ErrorCode::NoNode, message: String::new() }));
+    };
+    if json {
+        return print_line(&output::stat_json(&stat).to_string());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(output::stat_text(&stat).as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints the subtree under `root` depth first, with an explicit stack (no recursion).
+/// Nodes deleted while walking are skipped.
+async fn tree(client: &Client, root: &str) -> Result<()> {
+    let mut out = std::io::stdout();
+    let mut stack = vec![(root.to_owned(), 0_usize)];
+    while let Some((node, depth)) = stack.pop() {
+        let children = match client.children(&node).await {
+            Ok(children) => children,
+            Err(e) if e.is_no_node() && depth > 0 => continue,
+            Err(e) => return Err(at(&node, e)),
+        };
+        writeln!(out, "{}", output::tree_line(&node, depth))?;
+        for child in children.iter().rev() {
+            stack.push((path::join(&node, child), depth + 1));
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Deletes `root` and everything below it, children first: lists the subtree breadth first,
+/// then deletes in reverse. `version` applies to `root` only; nodes already gone are fine.
+async fn delete_tree(client: &Client, root: &str, version: Option<i32>) -> Result<()> {
+    let mut nodes = vec![root.to_owned()];
+    let mut next = 0;
+    while let Some(node) = nodes.get(next).cloned() {
+        next += 1;
+        match client.children(&node).await {
+            Ok(children) => nodes.extend(children.iter().map(|c| path::join(&node, c))),
+            Err(e) if e.is_no_node() && node != root => {}
+            Err(e) => return Err(at(&node, e)),
+        }
+    }
+    for node in nodes.iter().skip(1).rev() {
+        match client.delete(node, None).await {
+            Ok(()) => {}
+            Err(e) if e.is_no_node() => {}
+            Err(e) => return Err(at(node, e)),
+        }
+    }
+    if root == "/" {
+        return Ok(());
+    }
+    client.delete(root, version).await.map_err(|e| at(root, e))
+}
+
+/// Prints a line per event until `count` events, an error, or SIGINT/SIGTERM (which exits
+/// with 128 + the signal number, after closing the session).
+async fn watch(client: &Client, path: &str, recursive: bool, count: Option<u64>, json: bool) -> Result<ExitCode> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut watcher = client.watch(path, recursive).await.map_err(|e| at(path, e))?;
+    eprintln!("baton: watching {path}");
+    let mut seen = 0_u64;
+    while count.is_none_or(|n| seen < n) {
+        let event = tokio::select! {
+            event = watcher.next() => event.map_err(|e| at(path, e))?,
+            _ = interrupt.recv() => return Ok(ExitCode::from(128 + 2)),
+            _ = terminate.recv() => return Ok(ExitCode::from(128 + 15)),
+        };
+        print_line(&output::event_line(&event, json))?;
+        seen += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}

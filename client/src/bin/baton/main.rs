@@ -1,0 +1,44 @@
+//! The `baton` command-line tool: a thin shell over the `baton` library. Parsing is in
+//! [`args`], the subcommands in [`commands`], output formats in [`output`], exit statuses
+//! in [`exit`]. The tracing subscriber is set up here only.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod args;
+mod commands;
+mod exit;
+mod output;
+
+use clap::Parser as _;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("baton: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::from(exit::exit_status(&e))
+        }
+    }
+}
+
+/// Logs to stderr, warnings and errors only unless `BATON_LOG` says otherwise.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,201 @@
+//! How the CLI prints things: stats, node data as JSON, watch events, tree lines. Pure
+//! formatting (strings and JSON values), so every format is unit-tested; no I/O here.
+
+use baton::{EventKind, Stat, WatchEvent};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A stat as JSON, every field a number.
+pub fn stat_json(stat: &Stat) -> Value {
+    json!({
+        "czxid": stat.czxid.0,
+        "mzxid": stat.mzxid.0,
+        "pzxid": stat.pzxid.0,
+        "ctime_ms": stat.ctime_ms,
+        "mtime_ms": stat.mtime_ms,
+        "version": stat.version,
+        "cversion": stat.cversion,
+        "aversion": stat.aversion,
+        "ephemeral_owner": stat.ephemeral_owner.0,
+        "data_length": stat.data_length,
+        "num_children": stat.num_children,
+    })
+}
+
+/// A stat as `field = value` lines, each ending in a newline.
+pub fn stat_text(stat: &Stat) -> String {
+    let rows: [(&str, String); 11] = [
+        ("czxid", stat.czxid.to_string()),
+        ("mzxid", stat.mzxid.to_string()),
+        ("pzxid", stat.pzxid.to_string()),
+        ("ctime", time_text(stat.ctime_ms)),
+        ("mtime", time_text(stat.mtime_ms)),
+        ("version", stat.version.to_string()),
+        ("cversion", stat.cversion.to_string()),
+        ("aversion", stat.aversion.to_string()),
+        ("ephemeral_owner", stat.ephemeral_owner.to_string()),
+        ("data_length", stat.data_length.to_string()),
+        ("num_children", stat.num_children.to_string()),
+    ];
+    let mut out = String::new();
+    for (name, value) in rows {
+        let _ = writeln!(out, "{name:<15} = {value}");
+    }
+    out
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC) followed by the raw number.
+fn time_text(ms: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(ms);
+    format!("{} ({ms})", humantime::format_rfc3339_millis(time))
+}
+
+/// A node's path, data and stat as one JSON object. Data that is valid UTF-8 is a string
+/// with `"encoding": "utf8"`; anything else is base64 with `"encoding": "base64"`.
+pub fn node_json(path: &str, data: &[u8], stat: &Stat) -> Value {
+    let (data, encoding) = match std::str::from_utf8(data) {
+        Ok(text) => (text.to_owned(), "utf8"),
+        Err(_) => (base64(data), "base64"),
+    };
+    json!({
+        "path": path,
+        "data": data,
+        "encoding": encoding,
+        "stat": stat_json(stat),
+    })
+}
+
+/// The name of an event kind in the CLI's output.
+pub fn event_type(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Created => "created",
+        EventKind::Deleted => "deleted",
+        EventKind::DataChanged => "data_changed",
+        EventKind::ChildrenChanged => "children_changed",
+        EventKind::WatchReset => "watch_reset",
+    }
+}
+
+/// A watch event as one line (without the newline): `TYPE PATH ZXID`, or JSON.
+pub fn event_line(event: &WatchEvent, as_json: bool) -> String {
+    if as_json {
+        json!({
+            "type": event_type(event.kind),
+            "path": event.path,
+            "zxid": event.zxid.0,
+        })
+        .to_string()
+    } else {
+        format!("{} {} {}", event_type(event.kind), event.path, event.zxid)
+    }
+}
+
+/// One line of `baton tree`: the root as given, descendants by name, indented by depth.
+pub fn tree_line(path: &str, depth: usize) -> String {
+    if depth == 0 { path.to_owned() } else { format!("{}{}", "  ".repeat(depth), baton::proto::path::name(path)) }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton::{SessionId, Zxid};
+
+    fn sample_stat() -> Stat {
+        Stat {
+            czxid: Zxid(0x1_0000_0002),
+            mzxid: Zxid(0x1_0000_0005),
+            pzxid: Zxid(0x1_0000_0002),
+            ctime_ms: 1_700_000_000_123,
+            mtime_ms: 1_700_000_000_456,
+            version: 3,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: SessionId(0x42),
+            data_length: 2,
+            num_children: 0,
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn node_json_keeps_text_as_text_and_binary_as_base64() {
+        let stat = sample_stat();
+        let text = node_json("/a", b"hi", &stat);
+        assert_eq!(text["data"], "hi");
+        assert_eq!(text["encoding"], "utf8");
+        assert_eq!(text["path"], "/a");
+        assert_eq!(text["stat"]["version"], 3);
+        let binary = node_json("/a", &[0xff, 0xfe], &stat);
+        assert_eq!(binary["data"], "//4=");
+        assert_eq!(binary["encoding"], "base64");
+    }
+
+    #[test]
+    fn stat_json_uses_numbers() {
+        let v = stat_json(&sample_stat());
+        assert_eq!(v["czxid"], 0x1_0000_0002_u64);
+        assert_eq!(v["ephemeral_owner"], 0x42);
+        assert_eq!(v["mtime_ms"], 1_700_000_000_456_u64);
+        assert_eq!(v.as_object().unwrap().len(), 11);
+    }
+
+    #[test]
+    fn stat_text_lists_every_field() {
+        let text = stat_text(&sample_stat());
+        assert_eq!(text.lines().count(), 11);
+        assert!(text.contains("mzxid           = 0x100000005\n"));
+        assert!(text.contains("ctime           = 2023-11-14T22:13:20.123Z (1700000000123)\n"));
+        assert!(text.contains("ephemeral_owner = 0x42\n"));
+    }
+
+    #[test]
+    fn events_print_as_text_or_json() {
+        let event = WatchEvent { zxid: Zxid(0x1_0000_0003), path: "/a/b".into(), kind: EventKind::DataChanged };
+        assert_eq!(event_line(&event, false), "data_changed /a/b 0x100000003");
+        let parsed: Value = serde_json::from_str(&event_line(&event, true)).unwrap();
+        assert_eq!(parsed, json!({"type": "data_changed", "path": "/a/b", "zxid": 0x1_0000_0003_u64}));
+        assert_eq!(event_type(EventKind::WatchReset), "watch_reset");
+        assert_eq!(event_type(EventKind::ChildrenChanged), "children_changed");
+    }
+
+    #[test]
+    fn tree_lines_indent_names_by_depth() {
+        assert_eq!(tree_line("/app", 0), "/app");
+        assert_eq!(tree_line("/app/config", 1), "  config");
+        assert_eq!(tree_line("/app/config/db", 2), "    db");
+    }
+}

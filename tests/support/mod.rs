@@ -1,0 +1,225 @@
+//! Test support: start the real `batond` binary on a private data directory and socket, and
+//! find the real `baton` CLI, both as built by `cargo test --workspace`.
+//!
+//! Everything here waits on observable state (a socket answering, a process exiting) with a
+//! deadline, never on a fixed sleep.
+
+pub mod proxy;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the daemon may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The directory holding the workspace's binaries: the parent of the test executable's
+/// `deps/` directory.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BATON_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// The path of a workspace binary, checked to exist and to be newer than its sources
+/// (`cargo test -p baton-tests` alone does not rebuild the binaries; `--workspace` does).
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} not built: run `cargo test --workspace` (or `cargo build --workspace` first)", path.display())
+    });
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let sources = ["daemon/src", "client/src", "client/proto/src"].map(|dir| workspace.join(dir));
+    if std::env::var_os("BATON_BIN_DIR").is_none()
+        && let Some(newest) = sources.iter().filter_map(|dir| newest_mtime(dir)).max()
+    {
+        assert!(
+            newest <= built,
+            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --workspace` first)",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The newest modification time of any file under `dir` (iteratively, no recursion).
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if let Ok(modified) = meta.modified() {
+                newest = newest.max(Some(modified));
+            }
+        }
+    }
+    newest
+}
+
+/// A `baton` CLI command aimed at `addr`.
+pub fn cli(addr: &str) -> Command {
+    let mut command = Command::new(binary("baton"));
+    command.arg("--addr").arg(addr);
+    command
+}
+
+/// A running `batond` with its own data directory and socket, killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts a daemon with default settings.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts a daemon with extra command-line arguments.
+    pub fn start_with(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut daemon = Daemon { child: None, dir, extra_args: args.iter().map(|a| (*a).to_owned()).collect() };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Writes `text` as the daemon's config file and starts it with `--config`.
+    pub fn start_with_config(text: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("batond.toml");
+        std::fs::write(&config, text).expect("write config");
+        let extra_args = vec!["--config".to_owned(), config.display().to_string()];
+        let mut daemon = Daemon { child: None, dir, extra_args };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let socket = self.socket();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("batond.log"))
+            .expect("log file");
+        let child = Command::new(binary("batond"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--socket")
+            .arg(&socket)
+            .args(&self.extra_args)
+            .env("BATON_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn batond");
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("batond exited with {status} before listening; log:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "batond did not listen within {START_TIMEOUT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("baton.sock")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The address clients use: the socket path.
+    pub fn addr(&self) -> String {
+        self.socket().display().to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("batond.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal batond");
+    }
+
+    /// SIGKILLs the daemon and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the daemon and waits for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let mut child = self.child.take().expect("daemon running");
+        wait_with_deadline(&mut child, Duration::from_secs(20))
+    }
+
+    /// Starts the daemon again on the same data directory and socket.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon before restarting it");
+        self.spawn();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits for `child` to exit, killing it if it takes longer than `limit`.
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut condition: F) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+/// A loopback TCP address that was free a moment ago.
+pub fn free_tcp_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr")
+}
