@@ -379,11 +379,14 @@ impl Engine {
     }
 }
 
-/// A successful write's reply, from its per-op results.
+/// A successful write's reply, from its per-op results. The txn may hold more ops than the
+/// request (deletes of containers it emptied); those are the server's, not the client's.
 fn write_response(op: &Op, mut results: Vec<OpResult>) -> Response {
-    if matches!(op, Op::Multi(_)) {
+    if let Op::Multi(ops) = op {
+        results.truncate(ops.len());
         return Response::Multi(results);
     }
+    results.truncate(1);
     match results.pop() {
         Some(OpResult::Created { path, stat }) => Response::Created { path, stat },
         Some(OpResult::Set(stat)) => Response::Set(stat),

@@ -133,3 +133,16 @@ fn a_client_ahead_of_the_server_is_refused() {
     raw.send(&ahead);
     assert!(matches!(raw.receive(), Some(HelloReply::Refused(e)) if e.code == ErrorCode::ServerBehind));
 }
+
+#[test]
+fn a_multi_that_empties_a_container_answers_one_result_per_op() {
+    use baton_proto::message::{MultiOp, OpResult};
+    let daemon = Daemon::start();
+    let mut raw = open_session(&daemon.socket());
+    let container = CreateRequest { path: "/c".into(), data: vec![], kind: CreateKind::Container, sequential: false };
+    raw.call(1, Op::Create(container)).unwrap();
+    raw.call(2, create("/c/x")).unwrap();
+    let reply = raw.call(3, Op::Multi(vec![MultiOp::Delete { path: "/c/x".into(), version: None }]));
+    assert_eq!(reply, Ok(Response::Multi(vec![OpResult::Deleted])), "the reaped container is not the client's op");
+    assert_eq!(raw.call(4, Op::Exists { path: "/c".into(), watch: false }), Ok(Response::Exists(None)));
+}

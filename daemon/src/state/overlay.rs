@@ -18,11 +18,13 @@ pub struct Shadow {
 pub struct Overlay<'a> {
     tree: &'a Tree,
     changed: BTreeMap<String, Option<Shadow>>,
+    /// Ephemerals each session gains (or loses) through the changes so far.
+    owned_delta: BTreeMap<SessionId, isize>,
 }
 
 impl<'a> Overlay<'a> {
     pub fn new(tree: &'a Tree) -> Self {
-        Overlay { tree, changed: BTreeMap::new() }
+        Overlay { tree, changed: BTreeMap::new(), owned_delta: BTreeMap::new() }
     }
 
     pub fn get(&self, p: &str) -> Option<Shadow> {
@@ -38,13 +40,24 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// How many ephemerals `session` gains (negative: loses) through the changes so far.
+    pub fn owned_delta(&self, session: SessionId) -> isize {
+        self.owned_delta.get(&session).copied().unwrap_or(0)
+    }
+
     pub fn create(&mut self, p: &str, kind: NodeKind, owner: SessionId) {
         self.adjust_parent(p, 1);
+        if !owner.is_none() {
+            *self.owned_delta.entry(owner).or_default() += 1;
+        }
         let shadow = Shadow { version: 0, cversion: 0, num_children: 0, kind, owner };
         self.changed.insert(p.to_owned(), Some(shadow));
     }
 
     pub fn delete(&mut self, p: &str) {
+        if let Some(owner) = self.get(p).map(|s| s.owner).filter(|o| !o.is_none()) {
+            *self.owned_delta.entry(owner).or_default() -= 1;
+        }
         self.adjust_parent(p, -1);
         self.changed.insert(p.to_owned(), None);
     }

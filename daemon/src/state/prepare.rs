@@ -180,11 +180,15 @@ impl StateMachine {
             CreateKind::Ttl { ttl_ms } => NodeKind::Ttl { ttl_ms },
         };
         let owner = if kind == NodeKind::Ephemeral {
-            self.check_ephemeral_quota(session)?;
+            self.check_ephemeral_quota(session, overlay.owned_delta(session))?;
             session
         } else {
             SessionId::NONE
         };
+        if !req.sequential {
+            // A bad name is InvalidPath whether or not its parent exists.
+            valid_path(&req.path)?;
+        }
         let parent = creation_parent(&req.path)?.to_owned();
         let parent = parent.as_str();
         let parent_node = overlay.get(parent).ok_or_else(|| reject(ErrorCode::NoNode, format!("parent {parent}")))?;
@@ -193,7 +197,6 @@ impl StateMachine {
             valid_path(&p)?;
             p
         } else {
-            valid_path(&req.path)?;
             req.path
         };
         if final_path == "/" {
@@ -221,11 +224,12 @@ impl StateMachine {
         Ok(())
     }
 
-    fn check_ephemeral_quota(&self, session: SessionId) -> Result<(), ErrorReply> {
+    /// `pending` counts the ephemerals this session gains (or loses) earlier in the same txn.
+    fn check_ephemeral_quota(&self, session: SessionId, pending: isize) -> Result<(), ErrorReply> {
         let Some(owner) = self.sessions.get(session) else {
             return Err(reject(ErrorCode::SessionExpired, format!("session {session}")));
         };
-        if owner.ephemerals.len() >= self.limits.ephemerals_per_session_max {
+        if owner.ephemerals.len().saturating_add_signed(pending) >= self.limits.ephemerals_per_session_max {
             let max = self.limits.ephemerals_per_session_max;
             return Err(reject(ErrorCode::LimitExceeded, format!("session owns {max} ephemerals, the most allowed")));
         }
