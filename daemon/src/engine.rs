@@ -240,11 +240,14 @@ impl Engine {
     fn request(&mut self, conn: ConnId, request: Request) {
         let Some(session) = self.conns.get(&conn).map(|c| c.session) else { return };
         let Request { id, op } = request;
-        let result = if self.sm.sessions().contains(session) {
+        let result = if !self.sm.sessions().contains(session) {
+            Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
+        } else if self.attached.get(&session) != Some(&conn) {
+            // Resumed on another connection; this one is being closed.
+            Err(ErrorReply::new(ErrorCode::SessionMoved, format!("session {session}")))
+        } else {
             self.sm.touch_session(session, self.now_ms());
             self.execute(conn, session, op)
-        } else {
-            Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
         };
         let zxid = self.sm.last_zxid();
         self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result }));
