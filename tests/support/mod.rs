@@ -33,7 +33,10 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} not built: run `cargo test --workspace` (or `cargo build --workspace` first)", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let sources = ["daemon/src", "client/src", "client/proto/src"].map(|dir| workspace.join(dir));
+    // Only what the binary is built from: cargo rightly leaves `baton` alone when only the
+    // daemon changed.
+    let own_sources = if name == "batond" { "daemon/src" } else { "client/src" };
+    let sources = [own_sources, "client/proto/src"].map(|dir| workspace.join(dir));
     if std::env::var_os("BATON_BIN_DIR").is_none()
         && let Some(newest) = sources.iter().filter_map(|dir| newest_mtime(dir)).max()
     {

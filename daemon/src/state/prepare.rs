@@ -185,20 +185,17 @@ impl StateMachine {
         } else {
             SessionId::NONE
         };
-        if !req.sequential {
-            // A bad name is InvalidPath whether or not its parent exists.
+        // A bad name is InvalidPath whether or not its parent exists; a sequential name's
+        // validity does not depend on the digits it will get.
+        if req.sequential {
+            valid_path(&path::sequential_name(&req.path, 0))?;
+        } else {
             valid_path(&req.path)?;
         }
         let parent = creation_parent(&req.path)?.to_owned();
         let parent = parent.as_str();
         let parent_node = overlay.get(parent).ok_or_else(|| reject(ErrorCode::NoNode, format!("parent {parent}")))?;
-        let final_path = if req.sequential {
-            let p = path::sequential_name(&req.path, parent_node.cversion);
-            valid_path(&p)?;
-            p
-        } else {
-            req.path
-        };
+        let final_path = if req.sequential { path::sequential_name(&req.path, parent_node.cversion) } else { req.path };
         if final_path == "/" {
             return Err(reject(ErrorCode::NodeExists, "/"));
         }
