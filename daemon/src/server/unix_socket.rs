@@ -18,6 +18,8 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         && !dir.exists()
     {
         std::fs::DirBuilder::new().recursive(true).mode(RUNTIME_DIR_MODE).create(dir)?;
+        // The daemon's umask (0077) masked the group bits off; the group needs to traverse.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(RUNTIME_DIR_MODE))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
