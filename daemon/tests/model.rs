@@ -236,6 +236,20 @@ fn ref_op(nodes: &mut Nodes, cx: Cx<'_>, op: &MultiOp, deleted: &mut Vec<String>
             ref_version(Some(*version), ref_get(nodes, p)?)?;
             Ok(OpResult::Checked)
         }
+        MultiOp::HoldsLock { lock, token } => {
+            ref_valid(lock)?;
+            let holder = children(nodes, lock)
+                .filter_map(|p| {
+                    let name = &p[p.rfind('/').unwrap() + 1..];
+                    let seq: i32 = name.get(name.len().checked_sub(10)?..)?.parse().ok()?;
+                    Some((seq, p))
+                })
+                .min();
+            match holder {
+                Some((_, p)) if nodes[p].czxid.0 == *token => Ok(OpResult::Checked),
+                _ => Err(ErrorCode::LockLost),
+            }
+        }
     }
 }
 
@@ -557,7 +571,9 @@ impl Run {
                     MultiOp::Create(req) => Op::Create(req),
                     MultiOp::Set { path, data, version } => Op::Set { path, data, version },
                     MultiOp::Delete { path, version } => Op::Delete { path, version },
-                    MultiOp::Check { .. } => unreachable!("checks are generated only inside a multi"),
+                    MultiOp::Check { .. } | MultiOp::HoldsLock { .. } => {
+                        unreachable!("checks are generated only inside a multi")
+                    }
                 };
                 self.write(self.who(*who), &op);
             }

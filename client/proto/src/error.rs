@@ -57,6 +57,8 @@ pub enum ErrorCode {
     Fenced,
     /// The session was resumed on another connection; this one is closed.
     SessionMoved,
+    /// A write guarded by a fencing token was refused: the token no longer holds the lock.
+    LockLost,
 }
 
 impl ErrorCode {
@@ -99,6 +101,7 @@ impl ErrorCode {
             ErrorCode::NoAuth => "not authorized",
             ErrorCode::Fenced => "fenced by a newer epoch",
             ErrorCode::SessionMoved => "session moved to another connection",
+            ErrorCode::LockLost => "the fencing token no longer holds the lock",
         }
     }
 }

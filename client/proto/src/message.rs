@@ -176,10 +176,27 @@ impl WatchSet {
 /// One operation inside a `multi`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MultiOp {
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Create(CreateRequest),
-    Set { path: String, data: Vec<u8>, version: Option<i32> },
-    Delete { path: String, version: Option<i32> },
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    /// Fencing: the multi goes through only while fencing `token` still holds the lock whose
+    /// directory is `lock` — that is, while the lock's first waiter (the child with the lowest
+    /// 10-digit sequential suffix) was created at zxid `token`. Fails with `LockLost`.
+    HoldsLock {
+        lock: String,
+        token: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

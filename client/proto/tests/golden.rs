@@ -171,7 +171,8 @@ fn multi_op_each_and_watch_set() {
     golden(&MultiOp::Set { path: "/a".into(), data: vec![], version: None }, "02022f610000");
     golden(&MultiOp::Delete { path: "/a".into(), version: Some(7) }, "03022f61010e");
     golden(&MultiOp::Delete { path: "/a".into(), version: None }, "03022f6100");
-    has_n_variants::<MultiOp>(4);
+    golden(&MultiOp::HoldsLock { lock: "/l".into(), token: 0x1_0000_0002 }, "04022f6c8280808010");
+    has_n_variants::<MultiOp>(5);
     golden(&PersistentWatchMode::Persistent, "00");
     golden(&PersistentWatchMode::Recursive, "01");
     has_n_variants::<PersistentWatchMode>(2);
@@ -359,11 +360,12 @@ fn error_reply_and_every_error_code() {
         (ErrorCode::NoAuth, "15"),
         (ErrorCode::Fenced, "16"),
         (ErrorCode::SessionMoved, "17"),
+        (ErrorCode::LockLost, "18"),
     ];
     for (code, expected) in codes {
         golden(&code, expected);
     }
-    has_n_variants::<ErrorCode>(24);
+    has_n_variants::<ErrorCode>(25);
 }
 
 /// A log record is `TXN_FORMAT_VERSION` then the postcard txn.

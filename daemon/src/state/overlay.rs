@@ -2,7 +2,7 @@
 //! effects of the ops before them without touching the real tree.
 
 use super::tree::Tree;
-use baton_proto::{NodeKind, SessionId, path};
+use baton_proto::{NodeKind, SessionId, Zxid, path};
 use std::collections::BTreeMap;
 
 /// What validation needs to know of a node.
@@ -13,18 +13,21 @@ pub struct Shadow {
     pub num_children: u32,
     pub kind: NodeKind,
     pub owner: SessionId,
+    pub czxid: Zxid,
 }
 
 pub struct Overlay<'a> {
     tree: &'a Tree,
+    /// The zxid the txn being prepared will get: the czxid of nodes it creates.
+    zxid: Zxid,
     changed: BTreeMap<String, Option<Shadow>>,
     /// Ephemerals each session gains (or loses) through the changes so far.
     owned_delta: BTreeMap<SessionId, isize>,
 }
 
 impl<'a> Overlay<'a> {
-    pub fn new(tree: &'a Tree) -> Self {
-        Overlay { tree, changed: BTreeMap::new(), owned_delta: BTreeMap::new() }
+    pub fn new(tree: &'a Tree, zxid: Zxid) -> Self {
+        Overlay { tree, zxid, changed: BTreeMap::new(), owned_delta: BTreeMap::new() }
     }
 
     pub fn get(&self, p: &str) -> Option<Shadow> {
@@ -36,6 +39,7 @@ impl<'a> Overlay<'a> {
                 num_children: n.stat.num_children,
                 kind: n.kind,
                 owner: n.stat.ephemeral_owner,
+                czxid: n.stat.czxid,
             }),
         }
     }
@@ -50,7 +54,7 @@ impl<'a> Overlay<'a> {
         if !owner.is_none() {
             *self.owned_delta.entry(owner).or_default() += 1;
         }
-        let shadow = Shadow { version: 0, cversion: 0, num_children: 0, kind, owner };
+        let shadow = Shadow { version: 0, cversion: 0, num_children: 0, kind, owner, czxid: self.zxid };
         self.changed.insert(p.to_owned(), Some(shadow));
     }
 
@@ -67,6 +71,22 @@ impl<'a> Overlay<'a> {
             shadow.version = shadow.version.wrapping_add(1);
             self.changed.insert(p.to_owned(), Some(shadow));
         }
+    }
+
+    /// The names of `p`'s children as the changes so far leave them.
+    pub fn children(&self, p: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tree
+            .get(p)
+            .map(|n| n.children.iter().filter(|c| self.get(&path::join(p, c)).is_some()).cloned().collect())
+            .unwrap_or_default();
+        for (changed, shadow) in &self.changed {
+            let is_new_child = shadow.is_some() && path::parent(changed) == Some(p) && self.tree.get(changed).is_none();
+            if is_new_child {
+                names.push(path::name(changed).to_owned());
+            }
+        }
+        names
     }
 
     fn adjust_parent(&mut self, p: &str, delta: i32) {

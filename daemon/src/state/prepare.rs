@@ -49,7 +49,7 @@ impl StateMachine {
         };
         let is_multi = matches!(op, Op::Multi(_));
         let count = ops.len();
-        let mut overlay = Overlay::new(&self.tree);
+        let mut overlay = Overlay::new(&self.tree, self.next_zxid());
         let mut txn_ops = Vec::with_capacity(ops.len());
         for (index, multi_op) in ops.into_iter().enumerate() {
             match self.prepare_op(&mut overlay, session, multi_op) {
@@ -93,7 +93,7 @@ impl StateMachine {
     /// `None` if the session does not exist (already closed).
     pub fn prepare_close_session(&self, session: SessionId, time_ms: u64) -> Option<Txn> {
         let owned = &self.sessions.get(session)?.ephemerals;
-        let mut overlay = Overlay::new(&self.tree);
+        let mut overlay = Overlay::new(&self.tree, self.next_zxid());
         let mut deletes: Vec<String> = owned.iter().cloned().collect();
         for p in &deletes {
             overlay.delete(p);
@@ -106,7 +106,7 @@ impl StateMachine {
     /// Prepares the deletion of TTL nodes that are childless and unmodified for their TTL at
     /// wall time `time_ms` (and of containers this empties). `None` if there are none.
     pub fn prepare_reap_ttl(&self, time_ms: u64) -> Option<Txn> {
-        let mut overlay = Overlay::new(&self.tree);
+        let mut overlay = Overlay::new(&self.tree, self.next_zxid());
         let mut deletes = Vec::new();
         for (p, node) in self.tree.ttl_nodes() {
             if let NodeKind::Ttl { ttl_ms } = node.kind
@@ -155,6 +155,19 @@ impl StateMachine {
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
                 check_version(&p, Some(version), node.version)?;
                 Ok(TxnOp::Check { path: p, version })
+            }
+            MultiOp::HoldsLock { lock, token } => {
+                valid_path(&lock)?;
+                let lost = |why: String| reject(ErrorCode::LockLost, format!("token {token:#x} on {lock}: {why}"));
+                let Some(holder) = lock_holder(overlay, &lock) else {
+                    return Err(lost("the lock has no holder".into()));
+                };
+                let node = overlay.get(&holder).ok_or_else(|| lost("the holder vanished".into()))?;
+                if node.czxid.0 != token {
+                    return Err(lost(format!("held by {holder}, token {:#x}", node.czxid.0)));
+                }
+                // Logged as the check it amounts to: the holder, at its current version.
+                Ok(TxnOp::Check { path: holder, version: node.version })
             }
         }
     }
@@ -249,6 +262,23 @@ fn creation_parent(p: &str) -> Result<&str, ErrorReply> {
         return Err(invalid());
     }
     Ok(parent)
+}
+
+/// The holder of the lock whose directory is `lock`: the child with the lowest 10-digit
+/// sequential suffix (children without one are not waiters).
+fn lock_holder(overlay: &Overlay<'_>, lock: &str) -> Option<String> {
+    overlay
+        .children(lock)
+        .into_iter()
+        .filter_map(|name| sequence_of(&name).map(|seq| (seq, name)))
+        .min()
+        .map(|(_, name)| path::join(lock, &name))
+}
+
+/// The sequence number a sequential name ends with (ZooKeeper's `%010d`).
+pub fn sequence_of(name: &str) -> Option<i32> {
+    let suffix = name.get(name.len().checked_sub(10)?..)?;
+    suffix.parse().ok()
 }
 
 fn check_version(p: &str, expected: Option<i32>, actual: i32) -> Result<(), ErrorReply> {

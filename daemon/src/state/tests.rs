@@ -222,3 +222,31 @@ fn replaying_the_log_into_a_fresh_machine_gives_the_same_digest() {
     }
     assert_eq!(replica.digest(), h.sm.digest());
 }
+
+#[test]
+fn a_write_guarded_by_a_fencing_token_goes_through_only_while_the_token_holds_the_lock() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.session(), h.session());
+    h.create(s1, "/lock", persistent(), false).unwrap();
+    h.create(s1, "/data", persistent(), false).unwrap();
+    let first = h.create(s1, "/lock/lock-", CreateKind::Ephemeral, true).unwrap();
+    let second = h.create(s2, "/lock/lock-", CreateKind::Ephemeral, true).unwrap();
+    let token = |h: &Harness, p: &str| h.sm.tree().get(p).unwrap().stat.czxid.0;
+    let (t1, t2) = (token(&h, &first), token(&h, &second));
+    assert!(t2 > t1, "tokens increase with each waiter");
+    let guarded = |token: u64| {
+        Op::Multi(vec![
+            MultiOp::HoldsLock { lock: "/lock".into(), token },
+            MultiOp::Set { path: "/data".into(), data: vec![1], version: None },
+        ])
+    };
+    assert!(h.write(s1, guarded(t1)).is_ok(), "the holder writes");
+    let refused = h.write(s2, guarded(t2));
+    assert!(matches!(refused, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
+    h.write(s1, Op::Delete { path: first, version: None }).unwrap();
+    assert!(h.write(s2, guarded(t2)).is_ok(), "the next waiter holds it now");
+    let stale = h.write(s1, guarded(t1));
+    assert!(matches!(stale, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
+    let gone = h.write(s1, Op::Multi(vec![MultiOp::HoldsLock { lock: "/nolock".into(), token: t1 }]));
+    assert!(matches!(gone, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
+}
