@@ -32,6 +32,7 @@ mod command;
 mod connection;
 mod error;
 mod options;
+pub mod recipes;
 mod session;
 mod state;
 mod watch;

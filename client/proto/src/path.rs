@@ -96,6 +96,13 @@ pub fn sequential_name(base: &str, parent_cversion: i32) -> String {
     format!("{base}{parent_cversion:010}")
 }
 
+/// The sequence number a sequential node's name ends with (the 10-character `%010d` suffix),
+/// if it has one. Lock waiters, queue items and candidates are ordered by it.
+pub fn sequence_of(name: &str) -> Option<i32> {
+    let suffix = name.get(name.len().checked_sub(10)?..)?;
+    suffix.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +154,15 @@ mod tests {
         assert!(is_within("/a", "/a"));
         assert!(is_within("/a", "/"));
         assert!(!is_within("/ab", "/a"));
+    }
+
+    #[test]
+    fn sequence_is_read_back_from_the_suffix() {
+        assert_eq!(sequence_of("lock-0000000042"), Some(42));
+        assert_eq!(sequence_of("0000000000"), Some(0));
+        assert_eq!(sequence_of(name(&sequential_name("/q/x-", -5))), Some(-5));
+        assert_eq!(sequence_of("short-12"), None);
+        assert_eq!(sequence_of("lock-00000000ab"), None);
     }
 
     #[test]

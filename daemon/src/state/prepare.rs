@@ -270,15 +270,9 @@ fn lock_holder(overlay: &Overlay<'_>, lock: &str) -> Option<String> {
     overlay
         .children(lock)
         .into_iter()
-        .filter_map(|name| sequence_of(&name).map(|seq| (seq, name)))
+        .filter_map(|name| path::sequence_of(&name).map(|seq| (seq, name)))
         .min()
         .map(|(_, name)| path::join(lock, &name))
-}
-
-/// The sequence number a sequential name ends with (ZooKeeper's `%010d`).
-pub fn sequence_of(name: &str) -> Option<i32> {
-    let suffix = name.get(name.len().checked_sub(10)?..)?;
-    suffix.parse().ok()
 }
 
 fn check_version(p: &str, expected: Option<i32>, actual: i32) -> Result<(), ErrorReply> {
