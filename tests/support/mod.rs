@@ -66,6 +66,33 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
+/// A command running one of the client crate's examples (built by `cargo test --workspace`).
+pub fn example(name: &str) -> Command {
+    let path = bin_dir().join("examples").join(name);
+    assert!(path.exists(), "{} not built: run `cargo test --workspace`", path.display());
+    Command::new(path)
+}
+
+/// A child process killed (by its PID) and reaped when dropped, so no test leaves one behind.
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    pub fn spawn(command: &mut Command) -> Spawned {
+        Spawned(command.spawn().expect("spawn"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `baton` CLI command aimed at `addr`.
 pub fn cli(addr: &str) -> Command {
     let mut command = Command::new(binary("baton"));
