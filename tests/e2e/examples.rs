@@ -88,3 +88,84 @@ fn a_configuration_change_is_pushed_to_every_subscriber() {
         }
     }
 }
+
+/// Waits for a line starting with `prefix`, returning it; panics after `WAIT`.
+fn expect_line(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line starting with {prefix:?}: {e}"),
+        }
+    }
+}
+
+fn signal(child: &Spawned, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.pid() as i32), signal).unwrap();
+}
+
+#[test]
+fn a_stale_lock_holder_resumed_after_its_session_expired_is_fenced() {
+    use nix::sys::signal::Signal;
+    let daemon = Daemon::start();
+    let mut a = Spawned::spawn(example("fenced_lock").args([&daemon.addr(), "A", "100000"]).stdout(Stdio::piped()));
+    let a_lines = line_reader(a.0.stdout.take().unwrap());
+    let a_token: u64 = expect_line(&a_lines, "acquired A").rsplit(' ').next().unwrap().parse().unwrap();
+    expect_line(&a_lines, "wrote A 1");
+    signal(&a, Signal::SIGSTOP);
+
+    // B waits for the lock, and gets it once A's session has expired.
+    let mut b = Spawned::spawn(example("fenced_lock").args([&daemon.addr(), "B", "5"]).stdout(Stdio::piped()));
+    let b_lines = line_reader(b.0.stdout.take().unwrap());
+    let b_token: u64 = expect_line(&b_lines, "acquired B").rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(b_token > a_token, "fencing tokens increase: {a_token} then {b_token}");
+    expect_line(&b_lines, "wrote B 4");
+    assert!(b.0.wait().unwrap().success());
+
+    // A wakes up believing it still holds the lock; its next write is refused by the server.
+    signal(&a, Signal::SIGCONT);
+    let fenced = expect_line(&a_lines, "fenced A");
+    assert_eq!(fenced, format!("fenced A {a_token}"));
+    assert_eq!(a.0.wait().unwrap().code(), Some(3));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = rt.block_on(async {
+        let client = Client::connect(&daemon.addr()).await.unwrap();
+        client.get("/examples/fenced/data").await.unwrap().0
+    });
+    assert_eq!(data, b"B 4", "the stale holder overwrote nothing");
+}
+
+#[test]
+fn the_standby_takes_over_within_the_session_timeout_and_never_two_are_active() {
+    let daemon = Daemon::start();
+    let mut a = Spawned::spawn(example("active_standby").args([&daemon.addr(), "A"]).stdout(Stdio::piped()));
+    let a_lines = line_reader(a.0.stdout.take().unwrap());
+    expect_line(&a_lines, "active A");
+    let mut b = Spawned::spawn(example("active_standby").args([&daemon.addr(), "B"]).stdout(Stdio::piped()));
+    let b_lines = line_reader(b.0.stdout.take().unwrap());
+    expect_line(&b_lines, "standby B");
+    // While A is alive, B stays a standby.
+    assert!(b_lines.recv_timeout(Duration::from_millis(500)).is_err(), "B must not become active beside A");
+
+    signal(&a, nix::sys::signal::Signal::SIGKILL);
+    let killed = std::time::Instant::now();
+    expect_line(&b_lines, "active B");
+    let takeover = killed.elapsed();
+    eprintln!("standby took over {takeover:?} after the active process was SIGKILLed (session timeout 2 s)");
+    assert!(takeover <= Duration::from_secs(3), "takeover within the session timeout + 1 s, took {takeover:?}");
+    let _ = a.0.wait();
+
+    // B's heartbeats are the only ones landing now.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = Client::connect(&daemon.addr()).await.unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while client.get("/examples/active/heartbeat").await.map(|(d, _)| d).unwrap_or_default() != b"B" {
+            assert!(std::time::Instant::now() < deadline, "B's heartbeat never landed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    drop(b);
+}
