@@ -20,7 +20,9 @@
 //! `get`). A leader that resigned before an observer could read its id is skipped; a
 //! `WatchReset` or an overflowing watch makes the observer read the directory afresh.
 
-use super::lock::{HoldState, Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, sorted_waiters};
+use super::waiting::{
+    HoldState, Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, sorted_waiters,
+};
 use crate::proto::path;
 use crate::{Client, Error, ErrorCode, EventKind, MultiOp, PersistentWatcher, Result, WatchEvent, Zxid};
 use std::collections::{BTreeSet, HashMap};
@@ -307,7 +309,7 @@ impl LeaderObserver {
     /// Sets the recursive watch, then reads the candidate set it starts from.
     async fn sync(&mut self) -> Result<()> {
         self.watcher = None;
-        super::lock::ensure_dir(&self.client, &self.path, &[]).await?;
+        super::waiting::ensure_dir(&self.client, &self.path, &[]).await?;
         let watcher = self.client.watch(&self.path, true).await?;
         let (children, stat) = self.client.children_and_stat(&self.path).await?;
         self.candidates = Candidates::new(&self.path, children, stat.pzxid);

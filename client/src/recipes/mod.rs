@@ -10,6 +10,7 @@
 //! - [`counter`]: an atomic counter
 //! - [`cache`]: a local mirror of a subtree, kept current by a recursive watch
 //! - [`registry`]: service registration and discovery
+//! - `waiting` (crate-private): the waiter queue that lock, rwlock, semaphore and election share
 //!
 //! Sequential children are ordered by their 10-digit suffix ([`sequence_of`]), the order the
 //! server uses for fencing checks too.
@@ -24,5 +25,6 @@ pub mod queue;
 pub mod registry;
 pub mod rwlock;
 pub mod semaphore;
+mod waiting;
 
 pub use baton_proto::path::sequence_of;

@@ -27,9 +27,9 @@
 //! guard has a token too, but no guard op: several readers hold at once and the server's
 //! `HoldsLock` check admits only the first waiter.
 
-use super::lock::{
-    Blocker, HoldState, Holding, LockGuard, Ticket, Waiter, acquire_within, immediate_predecessor, kind_of,
-    queue_and_wait,
+use super::lock::LockGuard;
+use super::waiting::{
+    Blocker, HoldState, Holding, Ticket, Waiter, acquire_within, immediate_predecessor, kind_of, queue_and_wait,
 };
 use crate::{Client, Result};
 use std::sync::Arc;
@@ -211,7 +211,7 @@ impl ReadGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lock::{sorted_waiters, waiter_prefix};
+    use super::super::waiting::{sorted_waiters, waiter_prefix};
     use super::*;
     use crate::SessionId;
 

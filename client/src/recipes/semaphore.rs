@@ -30,7 +30,7 @@
 //! Holders get the [`super::lock`] loss signal and a token (their node's `czxid`), but no guard
 //! op: the server's `HoldsLock` check admits only the first waiter.
 
-use super::lock::{HoldState, Holding, Ticket, Waiter, backoff, ensure_dir, sorted_waiters, try_take, waiter_gone};
+use super::waiting::{HoldState, Holding, Ticket, Waiter, backoff, ensure_dir, sorted_waiters, try_take, waiter_gone};
 use crate::proto::path;
 use crate::{Client, Error, Result};
 use std::sync::Arc;

@@ -1,13 +1,14 @@
 //! The command line: flags, subcommands and their help texts (clap derive). Parsing only.
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 DATA arguments may be '-' to read the data from standard input.
 
-Each invocation opens a normal session (10 s timeout) and closes it before exiting.
+Each invocation opens a normal session (10 s timeout) and closes it before exiting; lock,
+elect and register on a Unix socket use a connection-bound session instead (see their help).
 Set BATON_LOG (e.g. BATON_LOG=debug) to see the client's log on stderr.
 
 Exit status:
@@ -16,6 +17,13 @@ Exit status:
   2  usage error
   3  no such node
   4  version conflict, or the node already exists
+  5  not acquired within --timeout, or at once with --nonblock; wait or barrier wait timed
+     out; queue take found no item
+  6  lock: the lock was lost while CMD ran, and CMD's process group was killed
+     (elect campaigns again instead)
+lock, elect and register exit with CMD's status (128+N if signal N killed it; 126/127 if
+CMD could not be run). A command stopped by SIGINT, SIGTERM or SIGHUP while waiting exits
+with 128+N.
 
 Errors are printed to stderr as 'baton: <message>'.";
 
@@ -37,6 +45,34 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Checks what clap does not: a wrapper's `--grace` must be shorter than its
+    /// `--session-timeout`; `elect`'s `--json` and `--count` need `--observe`.
+    ///
+    /// # Errors
+    /// The message for a usage error.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Command::Elect { observe: false, json, count, .. } = &self.command
+            && (*json || count.is_some())
+        {
+            return Err("--json and --count go with --observe".to_owned());
+        }
+        let (Command::Lock { grace, session, .. } | Command::Elect { grace, session, observe: false, .. }) =
+            &self.command
+        else {
+            return Ok(());
+        };
+        if *grace >= session.session_timeout {
+            return Err(format!(
+                "--grace ({}) must be shorter than --session-timeout ({})",
+                humantime::format_duration(*grace),
+                humantime::format_duration(session.session_timeout)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The socket a local daemon listens on: this user's, else the system service's.
@@ -157,6 +193,275 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    /// Run CMD while holding the lock PATH: flock(1) across processes and hosts
+    ///
+    /// Waits for the lock (fair: first come, first served), runs CMD with
+    /// BATON_FENCING_TOKEN=<token> in its environment, releases the lock once CMD is gone and
+    /// exits with CMD's status. The token is a decimal number that grows with every
+    /// acquisition of the lock: hand it to whatever CMD writes to, so that the writes of a
+    /// holder that has lost the lock can be refused.
+    ///
+    /// CMD runs in a process group of its own, and that whole group (CMD and whatever it
+    /// started that stayed in the group) is dead before the lock is released, whichever way
+    /// it ends:
+    ///
+    ///   - CMD exits: what it left behind in its group gets SIGKILL, then the lock is released.
+    ///   - SIGINT, SIGTERM or SIGHUP to baton: forwarded to the group; baton waits for CMD,
+    ///     releases the lock and exits with CMD's status (143 if SIGTERM killed it).
+    ///   - The lock is lost (its node was deleted, the session ended, or the connection of a
+    ///     connection-bound session was lost): the group gets SIGKILL at once; exit status 6.
+    ///   - The connection is lost and a normal session may expire: the group gets SIGTERM
+    ///     --grace before, and SIGKILL 250 ms before, the earliest moment the server could
+    ///     expire the session, unless the session is resumed before the SIGTERM; then exit
+    ///     status 6.
+    ///   - baton itself is killed, even by SIGKILL: a guard process kills the group.
+    ///
+    /// On a Unix socket the session is connection-bound: it ends the moment baton's
+    /// connection closes, so the lock of a dead baton is free in milliseconds. Over TCP, or
+    /// with --resumable, a normal session (--session-timeout) rides out short
+    /// disconnections.
+    ///
+    /// CMD is not in the terminal's foreground process group: if it reads from the terminal
+    /// it is stopped (SIGTTIN). A process that leaves CMD's group (setsid, setpgid) is beyond
+    /// baton's reach.
+    ///
+    /// Exit status: CMD's (128+N if signal N killed it; 126/127 if it could not be run);
+    /// 5 not acquired (--timeout, --nonblock) and CMD not run; 6 the lock was lost and CMD
+    /// killed; 1 any other error.
+    #[command(verbatim_doc_comment, after_help = "Example: baton lock /locks/backup --timeout 30s -- ./backup.sh")]
+    Lock {
+        /// The lock's node (created if missing)
+        path: String,
+        /// Give up (exit status 5) if the lock is not acquired within DURATION (e.g. 30s)
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Give up (exit status 5) at once if the lock is held
+        #[arg(long, short = 'n', conflicts_with = "timeout")]
+        nonblock: bool,
+        /// Between the SIGTERM and the SIGKILL sent to CMD when a normal session may expire
+        /// (shorter than --session-timeout)
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// The command to run and its arguments, after '--'
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+
+    /// Run CMD only while leader of the election PATH; or, with --observe, follow the leader
+    ///
+    /// Campaigns (first come, first served) and, once leader, runs CMD with
+    /// BATON_LEADER_ID=<id> and BATON_FENCING_TOKEN=<token> (as for 'baton lock') in its
+    /// environment. If the leadership is lost, CMD's process group is killed exactly as
+    /// 'baton lock' does when its lock is lost (see 'baton lock --help'), and baton
+    /// campaigns again (with a new session if the old one ended). When CMD exits by itself,
+    /// baton resigns and exits with CMD's status. SIGINT, SIGTERM and SIGHUP are forwarded
+    /// to CMD's group; while campaigning they stop baton (exit status 128+N).
+    ///
+    /// With --observe, prints the current leader's id (or '-' when there is none), then a
+    /// line per change, until interrupted or --count lines.
+    ///
+    /// Exit status: CMD's (128+N if signal N killed it; 126/127 if it could not be run);
+    /// 1 any other error.
+    #[command(after_help = "Example: baton elect /services/mailer/leader -- ./mailer --active")]
+    Elect {
+        /// The election's node (created if missing)
+        path: String,
+        /// This candidate's id, shown to observers [default: HOSTNAME:PID]
+        #[arg(long, value_name = "NAME", conflicts_with = "observe")]
+        id: Option<String>,
+        /// Between the SIGTERM and the SIGKILL sent to CMD when a normal session may expire
+        /// (shorter than --session-timeout)
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Print the leader and each change instead of campaigning
+        #[arg(long)]
+        observe: bool,
+        /// With --observe: print one JSON object per line, {"leader": ID or null}
+        #[arg(long, requires = "observe")]
+        json: bool,
+        /// With --observe: exit (status 0) after N lines
+        #[arg(long, value_name = "N", requires = "observe")]
+        count: Option<u64>,
+        /// The command to run while leader and its arguments, after '--'
+        #[arg(last = true, value_name = "CMD", required_unless_present = "observe", conflicts_with = "observe")]
+        command: Vec<OsString>,
+    },
+
+    /// Wait until PATH exists (the default), is gone, or holds a given value
+    ///
+    /// Uses watches: it sleeps until the server reports a change, then looks again. Exits 0
+    /// as soon as the condition holds (at once if it already does), 5 after --timeout.
+    #[command(group(ArgGroup::new("condition").args(["exists", "gone", "value"])))]
+    Wait {
+        /// The node to wait for
+        path: String,
+        /// Until the node exists (the default)
+        #[arg(long)]
+        exists: bool,
+        /// Until the node does not exist
+        #[arg(long)]
+        gone: bool,
+        /// Until the node exists and its data is exactly V ('-' reads V from stdin)
+        #[arg(long, value_name = "V")]
+        value: Option<OsString>,
+        /// Give up (exit status 5) after DURATION
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+
+    /// Raise (set) or lower (remove) the barrier PATH, or wait until it is lowered
+    ///
+    /// The barrier is raised while its node exists. 'set' creates it (and its parents),
+    /// 'remove' deletes it, releasing every waiter; both succeed if it already was so.
+    /// 'wait' returns at once if it is lowered, else when it is; exit status 5 after
+    /// --timeout.
+    Barrier {
+        /// The barrier's node
+        path: String,
+        /// What to do
+        action: BarrierAction,
+        /// With 'wait': give up (exit status 5) after DURATION
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+
+    /// Put items into or take them out of the FIFO queue under a node
+    Queue {
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
+
+    /// Add to or read the atomic counter held in a node (as decimal text)
+    Counter {
+        #[command(subcommand)]
+        action: CounterCommand,
+    },
+
+    /// Register instance ID of SERVICE (an ephemeral node ROOT/SERVICE/ID holding DATA)
+    ///
+    /// With CMD, keeps the registration while CMD runs, and exits with CMD's status once CMD
+    /// has exited (SIGINT, SIGTERM and SIGHUP are forwarded to CMD's process group, which is
+    /// killed once CMD exits). Without CMD, keeps it until SIGINT, SIGTERM or SIGHUP (exit
+    /// status 0). If the registration is lost (its session ended), it is made again with a
+    /// new session, CMD running on. It disappears when baton exits, even by SIGKILL: at once
+    /// on a Unix socket (connection-bound session), else after --session-timeout.
+    Register {
+        /// The service's name (one path segment)
+        service: String,
+        /// This instance's id (one path segment), e.g. HOST:PORT
+        id: String,
+        /// The instance's metadata (empty if omitted; '-' reads stdin)
+        data: Option<OsString>,
+        /// The registry's root node
+        #[arg(long, value_name = "PATH", default_value = baton::recipes::registry::DEFAULT_ROOT)]
+        root: String,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// A command to run while registered, and its arguments, after '--'
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+
+    /// List the registered instances of SERVICE, one 'ID DATA' line each, sorted by id
+    ///
+    /// DATA is the instance's metadata as text, with control characters escaped (\n, \t,
+    /// \u{1b}, ...), or 'base64:' and its base64 if it is not UTF-8.
+    Discover {
+        /// The service's name
+        service: String,
+        /// The registry's root node
+        #[arg(long, value_name = "PATH", default_value = baton::recipes::registry::DEFAULT_ROOT)]
+        root: String,
+        /// Print one JSON array per set instead: [{"id", "data", "encoding"}] with "data" as
+        /// for 'baton get --json'
+        #[arg(long)]
+        json: bool,
+        /// Print the set again after every change (text: each set ends with an empty line)
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: exit (status 0) after N sets, the first included
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+    },
+
+    /// Internal: the guard process of a process wrapper (kills a process group if its
+    /// wrapper dies)
+    #[command(name = "__guard", hide = true)]
+    Guard,
+}
+
+/// The session options of the commands that hold something while a command runs.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// The session timeout to ask for (the server bounds it, by default to 2s–60s): how long
+    /// the server keeps a session that has gone silent, or, for a normal session, whose
+    /// connection was lost
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+    /// Use a normal, resumable session even on a Unix socket: it survives a short loss of the
+    /// connection (a daemon restart), but the lock of a killed baton is freed only once the
+    /// session times out
+    #[arg(long)]
+    pub resumable: bool,
+}
+
+/// What 'baton barrier' does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BarrierAction {
+    /// Raise the barrier
+    Set,
+    /// Lower the barrier, releasing every waiter
+    Remove,
+    /// Wait until the barrier is lowered
+    Wait,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Append an item (a persistent sequential node under PATH) and print its node's path
+    Put {
+        /// The queue's node (created if missing)
+        path: String,
+        /// The item's data ('-' reads stdin)
+        data: OsString,
+    },
+    /// Remove the oldest item and write its data to stdout, as raw bytes
+    ///
+    /// Waits while the queue is empty. Each item goes to exactly one taker, however many
+    /// compete. Exit status 5 if no item came within --timeout (or at once, with
+    /// --nonblock).
+    Take {
+        /// The queue's node (created if missing)
+        path: String,
+        /// Give up (exit status 5) if no item comes within DURATION
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Give up (exit status 5) at once if the queue is empty
+        #[arg(long, short = 'n', conflicts_with = "timeout")]
+        nonblock: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CounterCommand {
+    /// Add N (which may be negative) atomically and print the new value
+    Add {
+        /// The counter's node (a missing one counts as 0 and is created)
+        path: String,
+        /// The amount to add
+        #[arg(allow_negative_numbers = true)]
+        n: i64,
+    },
+    /// Print the counter's value (0 if its node does not exist)
+    Get {
+        /// The counter's node
+        path: String,
+    },
 }
 
 #[cfg(test)]
@@ -184,5 +489,53 @@ mod tests {
     fn addr_is_global() {
         let cli = Cli::try_parse_from(["baton", "ls", "/", "--addr", "h:1"]).unwrap();
         assert_eq!(cli.addr, "h:1");
+    }
+
+    #[test]
+    fn lock_takes_the_command_after_a_double_dash() {
+        let cli = Cli::try_parse_from(["baton", "lock", "/l", "--nonblock", "--", "sh", "-c", "exit 7"]).unwrap();
+        let Command::Lock { path, nonblock, command, grace, session, .. } = cli.command else { panic!() };
+        assert_eq!((path.as_str(), nonblock, grace), ("/l", true, Duration::from_secs(2)));
+        assert_eq!(command, ["sh", "-c", "exit 7"]);
+        assert_eq!((session.session_timeout, session.resumable), (Duration::from_secs(10), false));
+        for bad in [
+            &["baton", "lock", "/l"][..],
+            &["baton", "lock", "/l", "sh"],
+            &["baton", "lock", "/l", "-n", "--timeout", "1s", "--", "true"],
+        ] {
+            assert_eq!(Cli::try_parse_from(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn elect_needs_a_command_unless_observing() {
+        assert!(Cli::try_parse_from(["baton", "elect", "/e", "--observe", "--count", "2"]).is_ok());
+        assert!(Cli::try_parse_from(["baton", "elect", "/e", "--id", "a", "--", "true"]).is_ok());
+        for bad in [&["baton", "elect", "/e"][..], &["baton", "elect", "/e", "--observe", "--", "true"]] {
+            assert_eq!(Cli::try_parse_from(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+        let count_without_observe = Cli::try_parse_from(["baton", "elect", "/e", "--count", "1", "--", "true"]);
+        assert!(count_without_observe.unwrap().validate().is_err());
+    }
+
+    #[test]
+    fn grace_must_be_shorter_than_the_session_timeout() {
+        let ok = Cli::try_parse_from(["baton", "lock", "/l", "--grace", "1s", "--session-timeout", "3s", "--", "x"]);
+        assert_eq!(ok.unwrap().validate(), Ok(()));
+        let bad = Cli::try_parse_from(["baton", "elect", "/e", "--grace", "10s", "--", "x"]).unwrap();
+        assert!(bad.validate().unwrap_err().contains("--grace"));
+    }
+
+    #[test]
+    fn wait_conditions_are_exclusive() {
+        assert!(Cli::try_parse_from(["baton", "wait", "/a", "--value", "v", "--timeout", "1s"]).is_ok());
+        let err = Cli::try_parse_from(["baton", "wait", "/a", "--gone", "--exists"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn counter_add_takes_negative_numbers() {
+        let cli = Cli::try_parse_from(["baton", "counter", "add", "/c", "-5"]).unwrap();
+        assert!(matches!(cli.command, Command::Counter { action: CounterCommand::Add { n: -5, .. } }));
     }
 }

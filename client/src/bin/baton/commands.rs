@@ -3,7 +3,7 @@
 //! session before returning.
 
 use crate::args::{Cli, Command};
-use crate::output;
+use crate::{output, registrar, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
 use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
@@ -18,20 +18,44 @@ use tokio::signal::unix::{SignalKind, signal};
 /// an interrupted `watch` during a reconnect); past it the session simply times out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connects, runs the command and closes the session (also when the command failed).
+/// Connects, runs the command and closes the session (also when the command failed). The
+/// process wrappers manage their sessions themselves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let client = Client::builder()
-        .client_name(format!("baton-cli/{}", env!("CARGO_PKG_VERSION")))
-        .session_timeout(SESSION_TIMEOUT_DEFAULT)
-        .connect(&cli.addr)
-        .await?;
-    let result = execute(&client, cli.command).await;
+    let Cli { addr, command } = cli;
+    let command = match command {
+        Command::Lock { path, timeout, nonblock, grace, session, command } => {
+            let wait = if nonblock { wrappers::Wait::NonBlocking } else { wrappers::Wait::Up(timeout) };
+            return wrappers::lock(&addr, &path, wait, grace, &session, &command).await;
+        }
+        Command::Elect { path, id, grace, session, observe: false, command, .. } => {
+            return wrappers::elect(&addr, &path, id, grace, &session, &command).await;
+        }
+        Command::Register { service, id, data, root, session, command } => {
+            let data = data.map(read_data).transpose()?.unwrap_or_default();
+            let registration = registrar::Registrant { root, service, id, data };
+            return registrar::register(&addr, registration, &session, &command).await;
+        }
+        command => command,
+    };
+    let client =
+        Client::builder().client_name(client_name()).session_timeout(SESSION_TIMEOUT_DEFAULT).connect(&addr).await?;
+    let result = execute(&client, command).await;
+    close(&client).await;
+    result
+}
+
+/// The name this tool gives the server for its sessions.
+pub fn client_name() -> String {
+    format!("baton-cli/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Closes the session, waiting at most [`CLOSE_TIMEOUT`] for the server to confirm.
+pub async fn close(client: &Client) {
     match tokio::time::timeout(CLOSE_TIMEOUT, client.close()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "closing the session failed"),
         Err(_) => tracing::warn!("the server did not confirm closing the session; it will time out"),
     }
-    result
 }
 
 async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
@@ -58,6 +82,25 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
         Command::Stat { path, json } => stat(client, &path, json).await?,
         Command::Tree { path } => tree(client, &path).await?,
         Command::Watch { path, recursive, count, json } => return watch(client, &path, recursive, count, json).await,
+        Command::Wait { path, exists: _, gone, value, timeout } => {
+            let condition = match value {
+                Some(value) => verbs::Condition::Value(read_data(value)?),
+                None if gone => verbs::Condition::Gone,
+                None => verbs::Condition::Exists,
+            };
+            return verbs::wait(client, &path, &condition, timeout).await;
+        }
+        Command::Barrier { path, action, timeout } => return verbs::barrier(client, &path, action, timeout).await,
+        Command::Queue { action } => return verbs::queue(client, action).await,
+        Command::Counter { action } => verbs::counter(client, action).await?,
+        Command::Discover { service, root, json, watch, count } => {
+            let how = if watch { verbs::Discovery::Watch(count) } else { verbs::Discovery::Once };
+            return verbs::discover(client, &root, &service, json, how).await;
+        }
+        Command::Elect { path, json, count, .. } => return wrappers::observe(client, &path, json, count).await,
+        Command::Lock { .. } | Command::Register { .. } | Command::Guard => {
+            anyhow::bail!("internal error: this subcommand is not run here")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -73,7 +116,7 @@ fn create_options(ephemeral: bool, container: bool, ttl: Option<Duration>, seque
 }
 
 /// A DATA argument's bytes: stdin for `-`, else the argument itself (any bytes).
-fn read_data(arg: OsString) -> Result<Vec<u8>> {
+pub fn read_data(arg: OsString) -> Result<Vec<u8>> {
     if arg == "-" {
         let mut data = Vec::new();
         std::io::stdin().read_to_end(&mut data).context("reading data from stdin")?;
@@ -84,13 +127,13 @@ fn read_data(arg: OsString) -> Result<Vec<u8>> {
 }
 
 /// `err` about `path`, naming the path unless the server's message already does.
-fn at(path: &str, err: baton::Error) -> anyhow::Error {
+pub fn at(path: &str, err: baton::Error) -> anyhow::Error {
     let named = matches!(&err, baton::Error::Server { message, .. } if message.contains(path));
     let err = anyhow::Error::new(err);
     if named { err } else { err.context(path.to_owned()) }
 }
 
-fn print_line(line: &str) -> Result<()> {
+pub fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;

@@ -1,19 +1,34 @@
 //! The `baton` command-line tool: a thin shell over the `baton` library. Parsing is in
-//! [`args`], the subcommands in [`commands`], output formats in [`output`], exit statuses
+//! [`args`], the tree subcommands in [`commands`], the shell verbs over the recipes in
+//! [`verbs`], the process wrappers in [`wrappers`] (`lock`, `elect`) and [`registrar`]
+//! (`register`), which run their command under [`supervise`] in a process group of its own
+//! ([`group`]); signal handling in [`signals`], output formats in [`output`], exit statuses
 //! in [`exit`]. The tracing subscriber is set up here only.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod args;
 mod commands;
 mod exit;
+mod group;
 mod output;
+mod registrar;
+mod signals;
+mod supervise;
+mod verbs;
+mod wrappers;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    if matches!(cli.command, args::Command::Guard) {
+        return ExitCode::from(group::run_guard());
+    }
+    if let Err(message) = cli.validate() {
+        args::Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -1,6 +1,7 @@
 //! How the CLI prints things: stats, node data as JSON, watch events, tree lines. Pure
 //! formatting (strings and JSON values), so every format is unit-tested; no I/O here.
 
+use baton::recipes::registry::Instance;
 use baton::{EventKind, Stat, WatchEvent};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -54,10 +55,7 @@ fn time_text(ms: u64) -> String {
 /// A node's path, data and stat as one JSON object. Data that is valid UTF-8 is a string
 /// with `"encoding": "utf8"`; anything else is base64 with `"encoding": "base64"`.
 pub fn node_json(path: &str, data: &[u8], stat: &Stat) -> Value {
-    let (data, encoding) = match std::str::from_utf8(data) {
-        Ok(text) => (text.to_owned(), "utf8"),
-        Err(_) => (base64(data), "base64"),
-    };
+    let (data, encoding) = data_json(data);
     json!({
         "path": path,
         "data": data,
@@ -94,6 +92,65 @@ pub fn event_line(event: &WatchEvent, as_json: bool) -> String {
 /// One line of `baton tree`: the root as given, descendants by name, indented by depth.
 pub fn tree_line(path: &str, depth: usize) -> String {
     if depth == 0 { path.to_owned() } else { format!("{}{}", "  ".repeat(depth), baton::proto::path::name(path)) }
+}
+
+/// A registered instance as one line: `ID DATA`, see [`data_text`].
+pub fn instance_line(instance: &Instance) -> String {
+    format!("{} {}", instance.id, data_text(&instance.metadata))
+}
+
+/// Data as one line of text: UTF-8 with control characters escaped (`\n`, `\t`,
+/// `\u{1b}`, and `\\` for a backslash), else `base64:` and its base64.
+pub fn data_text(data: &[u8]) -> String {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return format!("base64:{}", base64(data));
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A set of instances as a JSON array of `{"id", "data", "encoding"}`, data as in
+/// [`node_json`].
+pub fn instances_json(instances: &[Instance]) -> Value {
+    Value::Array(
+        instances
+            .iter()
+            .map(|instance| {
+                let (data, encoding) = data_json(&instance.metadata);
+                json!({"id": instance.id, "data": data, "encoding": encoding})
+            })
+            .collect(),
+    )
+}
+
+/// Data as a JSON string: itself if UTF-8 (`"utf8"`), else its base64 (`"base64"`).
+fn data_json(data: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(data) {
+        Ok(text) => (text.to_owned(), "utf8"),
+        Err(_) => (base64(data), "base64"),
+    }
+}
+
+/// The current leader as one line: its id, or `-` when there is none; or JSON
+/// `{"leader": ID}` / `{"leader": null}`.
+pub fn leader_line(leader: Option<&str>, as_json: bool) -> String {
+    match (leader, as_json) {
+        (Some(id), false) => id.to_owned(),
+        (None, false) => "-".to_owned(),
+        (leader, true) => json!({ "leader": leader }).to_string(),
+    }
 }
 
 /// Standard base64 (RFC 4648, with padding).
@@ -190,6 +247,31 @@ mod tests {
         assert_eq!(parsed, json!({"type": "data_changed", "path": "/a/b", "zxid": 0x1_0000_0003_u64}));
         assert_eq!(event_type(EventKind::WatchReset), "watch_reset");
         assert_eq!(event_type(EventKind::ChildrenChanged), "children_changed");
+    }
+
+    #[test]
+    fn instances_print_as_lines_or_json() {
+        let instance =
+            Instance { id: "host-a:80".into(), metadata: b"{\"zone\":\"a\"}\n".to_vec(), stat: sample_stat() };
+        assert_eq!(instance_line(&instance), "host-a:80 {\"zone\":\"a\"}\\n");
+        let binary = Instance { id: "b".into(), metadata: vec![0xff], stat: sample_stat() };
+        assert_eq!(instance_line(&binary), "b base64:/w==");
+        assert_eq!(
+            instances_json(&[instance, binary]),
+            json!([
+                {"id": "host-a:80", "data": "{\"zone\":\"a\"}\n", "encoding": "utf8"},
+                {"id": "b", "data": "/w==", "encoding": "base64"},
+            ])
+        );
+        assert_eq!(data_text(b"a\\b\t\x1b"), "a\\\\b\\t\\u{1b}");
+    }
+
+    #[test]
+    fn leaders_print_as_ids_or_json() {
+        assert_eq!(leader_line(Some("h:1"), false), "h:1");
+        assert_eq!(leader_line(None, false), "-");
+        assert_eq!(leader_line(Some("h:1"), true), r#"{"leader":"h:1"}"#);
+        assert_eq!(leader_line(None, true), r#"{"leader":null}"#);
     }
 
     #[test]
