@@ -84,6 +84,8 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::WatchesRemoved => "WatchesRemoved",
         Response::WatchesRestored { .. } => "WatchesRestored",
         Response::SessionClosed => "SessionClosed",
+        Response::Status(_) => "Status",
+        Response::Promoted { .. } => "Promoted",
     }
 }
 

@@ -418,5 +418,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::RemoveWatches { .. } => "remove_watches",
         Op::RestoreWatches { .. } => "restore_watches",
         Op::CloseSession => "close_session",
+        Op::Status => "status",
+        Op::Promote => "promote",
     }
 }

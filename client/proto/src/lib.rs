@@ -14,6 +14,7 @@ pub mod frame;
 pub mod ids;
 pub mod message;
 pub mod path;
+pub mod replication;
 pub mod stat;
 pub mod txn;
 

@@ -256,11 +256,15 @@ pub enum Op {
     },
     /// Ends the session now, deleting its ephemerals.
     CloseSession,
+    /// The server's role, position and health ([`Response::Status`]).
+    Status,
+    /// Makes a standby a writable primary with a new epoch ([`Response::Promoted`]).
+    Promote,
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 14;
+    pub const VARIANTS: u32 = 16;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -318,6 +322,50 @@ pub enum Response {
         reset: bool,
     },
     SessionClosed,
+    Status(StatusReport),
+    /// The standby is now the primary of `epoch`; it had applied up to `last_zxid`, and had
+    /// last heard the old primary at `primary_zxid` (unknown if it never connected).
+    Promoted {
+        epoch: u32,
+        last_zxid: Zxid,
+        primary_zxid: Option<Zxid>,
+        behind_txns: Option<u64>,
+    },
+}
+
+/// A server's view of itself, for `baton admin status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub role: Role,
+    pub epoch: u32,
+    pub last_zxid: Zxid,
+    /// Replication mode of a primary (`None` when replication is off).
+    pub mode: Option<crate::replication::ReplicationMode>,
+    /// The replication peer: the standby of a primary, the primary of a standby.
+    pub peer: Option<PeerStatus>,
+    pub sessions: u64,
+    pub nodes: u64,
+    pub watches: u64,
+    pub connections: u64,
+    pub uptime_ms: u64,
+    pub store_bytes: u64,
+    /// The digest of the replicated state (equal on a primary and a caught-up standby).
+    pub digest: u64,
+    /// Writes are refused: a newer epoch exists elsewhere.
+    pub fenced: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub addr: String,
+    pub connected: bool,
+    /// The newest zxid the peer is known to have (a standby's acknowledged one, or the
+    /// primary's last announced one).
+    pub peer_zxid: Zxid,
+    /// Transactions the standby is behind.
+    pub lag_txns: u64,
+    /// How long the standby has been behind, in ms (0 when caught up).
+    pub lag_ms: u64,
 }
 
 /// What changed, for a watch event.

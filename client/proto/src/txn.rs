@@ -34,6 +34,9 @@ pub enum TxnBody {
     /// Tree changes, applied in order, all at this zxid (one op for a plain write; a multi's
     /// ops; or server-side reaping of TTL and container nodes).
     Write(Vec<TxnOp>),
+    /// A standby was promoted: epoch `epoch` begins with this txn (its zxid is
+    /// `(epoch, 1)`). Every session gets a fresh timeout from here.
+    NewEpoch { epoch: u32 },
 }
 
 /// What a stored node is (how it is reaped).
@@ -90,7 +93,7 @@ impl Txn {
         }
         let mut changes = Vec::new();
         match &self.body {
-            TxnBody::CreateSession { .. } => {}
+            TxnBody::CreateSession { .. } | TxnBody::NewEpoch { .. } => {}
             TxnBody::CloseSession { deletes } => {
                 for p in deletes {
                     removed(&mut changes, p);

@@ -15,6 +15,8 @@ use baton_proto::message::{
     CreateKind, CreateRequest, EventKind, Hello, HelloReply, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION,
     PersistentWatchMode, Request, Response, Role, ServerHello, ServerMessage, SessionRequest, WatchEvent, WatchSet,
 };
+use baton_proto::message::{PeerStatus, StatusReport};
+use baton_proto::replication::ReplicationMode;
 use baton_proto::txn::{TXN_FORMAT_VERSION, decode_record, encode_record};
 use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Stat, Txn, TxnBody, TxnOp, Zxid};
 use serde::Serialize;
@@ -193,7 +195,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 20] = [
+    let ops: [(Op, &str); 22] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e80701"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -225,6 +227,8 @@ fn request_with_each_op() {
         ),
         (Op::RestoreWatches { last_zxid: Zxid::ZERO, watches: WatchSet::default() }, "be020c000000000000"),
         (Op::CloseSession, "bf020d"),
+        (Op::Status, "c0020e"),
+        (Op::Promote, "c1020f"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -232,8 +236,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(14);
-    assert_eq!(Op::VARIANTS, 14);
+    has_n_variants::<Op>(16);
+    assert_eq!(Op::VARIANTS, 16);
 }
 
 #[test]
@@ -251,7 +255,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 18] = [
+    let responses: [(Response, &str); 20] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -293,11 +297,44 @@ fn response_each() {
         (Response::WatchesRestored { reset: true }, "0d01"),
         (Response::WatchesRestored { reset: false }, "0d00"),
         (Response::SessionClosed, "0e"),
+        (
+            Response::Status(StatusReport {
+                role: Role::Standby,
+                epoch: 2,
+                last_zxid: Zxid(0x2_0000_0003),
+                mode: Some(ReplicationMode::Sync),
+                peer: Some(PeerStatus {
+                    addr: "h:1".into(),
+                    connected: true,
+                    peer_zxid: Zxid(0x2_0000_0004),
+                    lag_txns: 1,
+                    lag_ms: 5,
+                }),
+                sessions: 1,
+                nodes: 2,
+                watches: 3,
+                connections: 4,
+                uptime_ms: 5,
+                store_bytes: 6,
+                digest: 7,
+                fenced: false,
+            }),
+            "0f0102838080802001010103683a3101848080802001050102030405060700",
+        ),
+        (
+            Response::Promoted {
+                epoch: 3,
+                last_zxid: Zxid(0x2_0000_0003),
+                primary_zxid: Some(Zxid(0x2_0000_0004)),
+                behind_txns: Some(1),
+            },
+            "100383808080200184808080200101",
+        ),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(15);
+    has_n_variants::<Response>(17);
 }
 
 #[test]
@@ -417,7 +454,8 @@ fn txn_record_with_each_body_op_and_node_kind() {
     );
     let reap = Txn { session_id: SessionId::NONE, ..txn(TxnBody::Write(vec![TxnOp::Delete { path: "/t".into() }])) };
     golden_record(&reap, "01828080801080d095ffbc3100020101022f74");
-    has_n_variants::<TxnBody>(3);
+    golden_record(&txn(TxnBody::NewEpoch { epoch: 2 }), "01828080801080d095ffbc3181808080100302");
+    has_n_variants::<TxnBody>(4);
 }
 
 #[test]

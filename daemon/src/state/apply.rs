@@ -61,6 +61,11 @@ impl StateMachine {
                     applied.results.push(self.apply_op(op, txn, &mut touched));
                 }
             }
+            TxnBody::NewEpoch { epoch } => {
+                assert!(*epoch > self.epoch, "epoch {epoch} does not follow {}", self.epoch);
+                // Nobody counted the sessions' time on the old primary's behalf.
+                self.sessions.reset_deadlines();
+            }
         }
         self.last_zxid = txn.zxid;
         self.epoch = self.epoch.max(txn.zxid.epoch());

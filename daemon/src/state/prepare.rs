@@ -4,7 +4,7 @@
 use super::StateMachine;
 use super::overlay::Overlay;
 use baton_proto::message::{CreateKind, CreateRequest, MultiOp, Op, OpResult, Response};
-use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Txn, TxnBody, TxnOp, path};
+use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
 
 /// Why a write was not turned into a txn. Either way the request gets a reply and nothing is
 /// logged.
@@ -76,6 +76,12 @@ impl StateMachine {
             .collect();
         txn_ops.extend(reap_emptied_containers(&mut overlay, &deleted).into_iter().map(|path| TxnOp::Delete { path }));
         Ok(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::Write(txn_ops) })
+    }
+
+    /// Prepares a promotion: the first txn of the next epoch.
+    pub fn prepare_new_epoch(&self, time_ms: u64) -> Txn {
+        let epoch = self.epoch + 1;
+        Txn { zxid: Zxid::new(epoch, 1), time_ms, session_id: SessionId::NONE, body: TxnBody::NewEpoch { epoch } }
     }
 
     /// Prepares the opening of a new session; its id is the txn's zxid.

@@ -14,15 +14,18 @@
 //! [`Store::commit`] returns, all of it is on disk, or none of it is.
 
 mod batch;
+mod reader;
 mod records;
 
 pub use batch::Batch;
+pub use reader::LogRange;
+pub use reader::{Snapshot, StoreReader};
+pub use records::{decode as decode_stored, encode as encode_stored};
 
-use crate::state::{NodeRecord, Restored, SessionRecord};
-use baton_proto::txn::{RecordError, decode_record};
-use baton_proto::{SessionId, Zxid};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use crate::state::Restored;
+use redb::{Database, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -46,12 +49,12 @@ pub enum StoreError {
     Format { found: u64 },
 }
 
-fn engine<E: Into<redb::Error>>(e: E) -> StoreError {
+pub(crate) fn engine<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Redb(e.into())
 }
 
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     log_retention: u64,
     log_len: u64,
@@ -64,62 +67,50 @@ impl Store {
         let path = data_dir.join(DB_FILE_NAME);
         let db = Database::create(&path).map_err(engine)?;
         initialize(&db)?;
-        let read = db.begin_read().map_err(engine)?;
-        let meta = read.open_table(META).map_err(engine)?;
-        let get =
-            |name: &str| -> Result<u64, StoreError> { Ok(meta.get(name).map_err(engine)?.map_or(0, |v| v.value())) };
-        let format = get("format")?;
-        if format != STORE_FORMAT {
-            return Err(StoreError::Format { found: format });
-        }
-        let epoch = get("epoch")? as u32;
-        let last_zxid = Zxid(get("last_zxid")?);
-        let log_floor = Zxid(get("log_floor")?);
-
-        let mut nodes = Vec::new();
-        for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
-            let (key, value) = entry.map_err(engine)?;
-            let record: NodeRecord =
-                records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
-            nodes.push((key.value().to_owned(), record));
-        }
-        let mut sessions = Vec::new();
-        for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
-            let (key, value) = entry.map_err(engine)?;
-            let record: SessionRecord =
-                records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
-            sessions.push((SessionId(key.value()), record));
-        }
-        let log = read.open_table(LOG).map_err(engine)?;
-        let log_len = log.len().map_err(engine)?;
-        let mut recent_txns = Vec::new();
-        for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
-            let (key, value) = entry.map_err(engine)?;
-            let txn = decode_record(value.value()).map_err(|e: RecordError| corrupt("log", Zxid(key.value()), e))?;
-            recent_txns.push(txn);
-        }
-        recent_txns.reverse();
-        let history_floor = match recent_txns.first() {
-            Some(first) if (recent_txns.len() as u64) < log_len => {
-                // The entry before the oldest one loaded: everything after it is loaded.
-                let before = log.range(..first.zxid.0).map_err(engine)?.next_back();
-                before.transpose().map_err(engine)?.map_or(log_floor, |(k, _)| Zxid(k.value()))
-            }
-            _ => log_floor,
-        };
-        if let Some(last) = recent_txns.last()
-            && last.zxid != last_zxid
-        {
-            let reason = format!("newest log entry {} differs from last_zxid {last_zxid}", last.zxid);
-            return Err(StoreError::Corrupt { table: "log", key: last.zxid.to_string(), reason });
-        }
-        drop((meta, log));
+        let db = Arc::new(db);
+        let (restored, log_len) = StoreReader::new(db.clone()).restore(history_txns)?;
         let store = Store { db, path, log_retention: log_retention.max(1), log_len };
-        Ok((store, Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }))
+        Ok((store, restored))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A handle for reading committed state from other threads (replication).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(self.db.clone())
+    }
+
+    /// Replaces everything with `snapshot` (a standby catching up from scratch), in one
+    /// durable transaction; the log restarts empty after the snapshot's zxid.
+    pub fn install(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let write = self.db.begin_write().map_err(engine)?;
+        {
+            let mut nodes = write.open_table(NODES).map_err(engine)?;
+            nodes.retain(|_, _| false).map_err(engine)?;
+            for (p, record) in &snapshot.nodes {
+                nodes.insert(p.as_str(), record.as_slice()).map_err(engine)?;
+            }
+            let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
+            sessions.retain(|_, _| false).map_err(engine)?;
+            for (id, record) in &snapshot.sessions {
+                sessions.insert(id.0, record.as_slice()).map_err(engine)?;
+            }
+            write.open_table(LOG).map_err(engine)?.retain(|_, _| false).map_err(engine)?;
+            let mut meta = write.open_table(META).map_err(engine)?;
+            meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
+            meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
+            meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
+        }
+        write.commit().map_err(engine)?;
+        self.log_len = 0;
+        Ok(())
+    }
+
+    /// Reads back the state as [`Store::open`] does (after [`Store::install`]).
+    pub fn restored(&self, history_txns: usize) -> Result<Restored, StoreError> {
+        Ok(self.reader().restore(history_txns)?.0)
     }
 
     /// Writes a batch in one durable transaction, trimming the log to its retention.
@@ -175,7 +166,7 @@ impl Store {
     }
 }
 
-fn corrupt(table: &'static str, key: impl ToString, reason: impl ToString) -> StoreError {
+pub(crate) fn corrupt(table: &'static str, key: impl ToString, reason: impl ToString) -> StoreError {
     StoreError::Corrupt { table, key: key.to_string(), reason: reason.to_string() }
 }
 

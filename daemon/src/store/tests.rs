@@ -1,5 +1,6 @@
 use super::*;
 use crate::state::{Limits, StateMachine};
+use baton_proto::Zxid;
 use baton_proto::message::{CreateKind, CreateRequest, Op};
 
 fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {

@@ -1,0 +1,153 @@
+//! Reading committed state, from any thread: recovery, and the replication stream's log
+//! ranges and snapshots. Each call reads one redb read transaction, so what it returns is
+//! consistent as of one commit, while the engine keeps writing.
+
+use super::{LOG, META, NODES, SESSIONS, StoreError, corrupt, engine, records};
+use crate::state::{NodeRecord, Restored, SessionRecord};
+use baton_proto::txn::decode_record;
+use baton_proto::{SessionId, Zxid};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::sync::Arc;
+
+/// A consistent copy of the state, as stored records, for a standby.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub epoch: u32,
+    pub last_zxid: Zxid,
+    pub nodes: Vec<(String, Vec<u8>)>,
+    pub sessions: Vec<(SessionId, Vec<u8>)>,
+}
+
+/// Log entries after a zxid, or word that they are gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogRange {
+    /// Encoded txn records in zxid order (possibly empty: nothing newer yet).
+    Entries(Vec<(Zxid, Vec<u8>)>),
+    /// Entries after the zxid were compacted away: only a snapshot can help.
+    Compacted,
+}
+
+#[derive(Clone)]
+pub struct StoreReader {
+    db: Arc<Database>,
+}
+
+struct Position {
+    epoch: u32,
+    last_zxid: Zxid,
+    log_floor: Zxid,
+}
+
+impl StoreReader {
+    pub fn new(db: Arc<Database>) -> Self {
+        StoreReader { db }
+    }
+
+    fn begin(&self) -> Result<ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(engine)
+    }
+
+    fn position(read: &ReadTransaction) -> Result<Position, StoreError> {
+        let meta = read.open_table(META).map_err(engine)?;
+        let get =
+            |name: &str| -> Result<u64, StoreError> { Ok(meta.get(name).map_err(engine)?.map_or(0, |v| v.value())) };
+        Ok(Position {
+            epoch: get("epoch")? as u32,
+            last_zxid: Zxid(get("last_zxid")?),
+            log_floor: Zxid(get("log_floor")?),
+        })
+    }
+
+    /// Everything needed to rebuild the state machine, with the newest `history_txns` log
+    /// entries; and the log's length.
+    pub fn restore(&self, history_txns: usize) -> Result<(Restored, u64), StoreError> {
+        let read = self.begin()?;
+        let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
+        let mut nodes = Vec::new();
+        for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
+            let (key, value) = entry.map_err(engine)?;
+            let record: NodeRecord =
+                records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
+            nodes.push((key.value().to_owned(), record));
+        }
+        let mut sessions = Vec::new();
+        for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
+            let (key, value) = entry.map_err(engine)?;
+            let record: SessionRecord =
+                records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
+            sessions.push((SessionId(key.value()), record));
+        }
+        let log = read.open_table(LOG).map_err(engine)?;
+        let log_len = log.len().map_err(engine)?;
+        let mut recent_txns = Vec::new();
+        for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
+            let (key, value) = entry.map_err(engine)?;
+            let txn = decode_record(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            recent_txns.push(txn);
+        }
+        recent_txns.reverse();
+        let history_floor = match recent_txns.first() {
+            Some(first) if (recent_txns.len() as u64) < log_len => {
+                // The entry before the oldest one loaded: everything after it is loaded.
+                let before = log.range(..first.zxid.0).map_err(engine)?.next_back();
+                before.transpose().map_err(engine)?.map_or(log_floor, |(k, _)| Zxid(k.value()))
+            }
+            _ => log_floor,
+        };
+        if let Some(last) = recent_txns.last()
+            && last.zxid != last_zxid
+        {
+            let reason = format!("newest log entry {} differs from last_zxid {last_zxid}", last.zxid);
+            return Err(StoreError::Corrupt { table: "log", key: last.zxid.to_string(), reason });
+        }
+        Ok((Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }, log_len))
+    }
+
+    /// Up to `max` log entries after `zxid`.
+    pub fn log_after(&self, zxid: Zxid, max: usize) -> Result<LogRange, StoreError> {
+        let read = self.begin()?;
+        let position = Self::position(&read)?;
+        if zxid < position.log_floor || zxid > position.last_zxid {
+            return Ok(LogRange::Compacted);
+        }
+        let log = read.open_table(LOG).map_err(engine)?;
+        if zxid > position.log_floor && log.get(zxid.0).map_err(engine)?.is_none() {
+            // Not a zxid of ours (a diverged history): streaming cannot continue from it.
+            return Ok(LogRange::Compacted);
+        }
+        let mut entries = Vec::new();
+        for entry in log.range(zxid.0 + 1..).map_err(engine)?.take(max) {
+            let (key, value) = entry.map_err(engine)?;
+            entries.push((Zxid(key.value()), value.value().to_vec()));
+        }
+        Ok(LogRange::Entries(entries))
+    }
+
+    /// The whole committed state as stored records.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let read = self.begin()?;
+        let Position { epoch, last_zxid, .. } = Self::position(&read)?;
+        let mut snapshot = Snapshot { epoch, last_zxid, ..Snapshot::default() };
+        for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
+            let (key, value) = entry.map_err(engine)?;
+            snapshot.nodes.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
+            let (key, value) = entry.map_err(engine)?;
+            snapshot.sessions.push((SessionId(key.value()), value.value().to_vec()));
+        }
+        Ok(snapshot)
+    }
+
+    /// Log entries after `zxid` that a rejoining old primary must set aside.
+    pub fn entries_after(&self, zxid: Zxid) -> Result<Vec<(Zxid, Vec<u8>)>, StoreError> {
+        let read = self.begin()?;
+        let log = read.open_table(LOG).map_err(engine)?;
+        let mut entries = Vec::new();
+        for entry in log.range(zxid.0 + 1..).map_err(engine)? {
+            let (key, value) = entry.map_err(engine)?;
+            entries.push((Zxid(key.value()), value.value().to_vec()));
+        }
+        Ok(entries)
+    }
+}
