@@ -11,6 +11,7 @@ use crate::session::{SessionTask, TaskParts};
 use crate::state::{SessionInfo, SessionState};
 use crate::watch::{OneshotKind, PersistentSender, WatchRequest};
 use crate::watcher::{OneshotWatcher, PersistentWatcher};
+use baton_proto::message::StatusReport;
 use baton_proto::{
     CreateRequest, Hello, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION, PersistentWatchMode, Response, ServerHello,
     SessionId, SessionRequest, Stat, Zxid,
@@ -362,6 +363,36 @@ impl Client {
         }
     }
 
+    /// The server's role, epoch, position, replication peer and counts.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe.
+    pub async fn status(&self) -> Result<StatusReport> {
+        match self.call(Op::Status, None).await? {
+            Response::Status(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Promotes the standby this client is connected to: it becomes a writable primary with
+    /// a new epoch. Returns `(epoch, last_zxid, primary_zxid, behind_txns)`: how far it had
+    /// applied, and how far it knew the old primary to be.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if the server is already a primary.
+    ///
+    /// # Cancellation safety
+    /// Not cancel-safe in effect: once sent, the promotion happens whether or not the reply
+    /// is awaited.
+    pub async fn promote(&self) -> Result<Promotion> {
+        match self.call(Op::Promote, None).await? {
+            Response::Promoted { epoch, last_zxid, primary_zxid, behind_txns } => {
+                Ok(Promotion { epoch, last_zxid, primary_zxid, behind_txns })
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The paths of the ephemeral nodes owned by `session` (`None`: this session).
     ///
     /// # Cancellation safety
@@ -432,4 +463,17 @@ fn connect_error(endpoint: &Endpoint, e: ConnError) -> Error {
         other => std::io::Error::other(other.to_string()),
     };
     Error::Connect { addr: endpoint.to_string(), source }
+}
+
+/// The outcome of [`Client::promote`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    /// The new epoch.
+    pub epoch: u32,
+    /// The last zxid the standby had applied when promoted.
+    pub last_zxid: Zxid,
+    /// The newest zxid it had heard the old primary announce, if it ever connected.
+    pub primary_zxid: Option<Zxid>,
+    /// How many transactions it knew itself to be behind (same epoch only).
+    pub behind_txns: Option<u64>,
 }

@@ -42,7 +42,7 @@ pub use baton_proto as proto;
 pub use baton_proto::{
     CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, SessionId, Stat, WatchEvent, Zxid,
 };
-pub use client::Client;
+pub use client::{Client, Promotion};
 pub use error::{Error, Result};
 pub use options::{
     CONNECT_TIMEOUT_DEFAULT, ClientBuilder, CreateOptions, REQUESTS_IN_FLIGHT_MAX_DEFAULT, SESSION_TIMEOUT_DEFAULT,

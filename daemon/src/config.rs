@@ -52,6 +52,28 @@ pub struct Config {
     pub watches_per_session_max: usize,
     pub ephemerals_per_session_max: usize,
     pub children_per_node_max: u32,
+    /// Run as the warm standby of the primary whose replication listener is at HOST:PORT.
+    pub standby_of: Option<String>,
+    /// Serve standbys (and peers' epoch checks) on this TCP address.
+    pub replication_listen: Option<SocketAddr>,
+    /// A primary's standby (its replication listener), whose epoch is checked at start and
+    /// periodically: a newer one means this node was deposed and must not accept writes.
+    pub peer: Option<String>,
+    /// The shared secret of the replication link (at least 16 bytes); required for
+    /// replication. It is never sent: both sides prove they hold it.
+    pub replication_token_file: Option<PathBuf>,
+    pub replication_mode: ReplicationModeSetting,
+}
+
+/// `replication_mode` in the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationModeSetting {
+    /// Acknowledge writes once durable on the primary (the standby may lag).
+    #[default]
+    Async,
+    /// Acknowledge writes once durable on both (not available yet).
+    Sync,
 }
 
 impl Default for Config {
@@ -74,6 +96,11 @@ impl Default for Config {
             watches_per_session_max: WATCHES_PER_SESSION_MAX,
             ephemerals_per_session_max: EPHEMERALS_PER_SESSION_MAX,
             children_per_node_max: CHILDREN_PER_NODE_MAX,
+            standby_of: None,
+            replication_listen: None,
+            peer: None,
+            replication_token_file: None,
+            replication_mode: ReplicationModeSetting::Async,
         }
     }
 }
@@ -147,6 +174,16 @@ impl Config {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return invalid(format!("{name} must be positive"));
+        }
+        let replicating = self.standby_of.is_some() || self.replication_listen.is_some() || self.peer.is_some();
+        if replicating && self.replication_token_file.is_none() {
+            return invalid("replication (standby_of, replication_listen, peer) needs replication_token_file".into());
+        }
+        if self.standby_of.is_some() && self.peer.is_some() {
+            return invalid("a standby follows standby_of; peer is for a primary".into());
+        }
+        if self.replication_mode == ReplicationModeSetting::Sync {
+            return invalid("replication_mode = \"sync\" is not available yet; use \"async\"".into());
         }
         if self.data_dir.as_os_str().is_empty() || self.socket.as_os_str().is_empty() {
             return invalid("data_dir and socket must not be empty".into());

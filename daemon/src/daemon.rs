@@ -2,17 +2,20 @@
 //! ticks and signals; and stops them in order.
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineError, EngineInput};
+use crate::engine::{Engine, EngineConfig, EngineInput};
+use crate::replication;
 use crate::server::{ConnLimits, Listeners};
 use crate::signals;
 use crate::state::StateMachine;
 use crate::store::Store;
 use anyhow::{Context, bail};
+use baton_proto::message::Role;
+use baton_proto::replication::ReplicationMode;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Depth of the engine's input queue; connections wait (backpressure) when it is full.
 const ENGINE_QUEUE_DEPTH: usize = 16_384;
@@ -39,8 +42,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         session_timeout_min_ms: config.session_timeout_min_ms,
         session_timeout_max_ms: config.session_timeout_max_ms,
         batch_txns_max: config.batch_txns_max,
+        role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
+        peer_addr: config.standby_of.clone(),
+        mode: config.replication_listen.map(|_| ReplicationMode::Async),
     };
     let engine = Engine::new(sm, store, engine_config);
+    let handles = replication::EngineHandles {
+        feed: engine.feed(),
+        role: engine.role_watch(),
+        reader: engine.store_reader(),
+        engine: engine_tx.clone(),
+    };
     let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || engine.run(engine_rx))?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -56,12 +68,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         });
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
+        if let Err(e) = replication::start(config, handles, shutdown_rx.clone()).await {
+            error!("{e:#}");
+            return Err(e);
+        }
         listeners.serve(engine_tx, limits, config.connections_max, shutdown_rx).await;
-    });
+        Ok(())
+    })?;
     drop(runtime);
     match engine_thread.join() {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e @ EngineError::Commit(_))) => Err(e.into()),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => bail!("the engine thread panicked"),
     }
 }

@@ -20,7 +20,9 @@
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod replication;
 pub mod server;
 pub mod signals;
 pub mod state;
 pub mod store;
+pub mod wire;

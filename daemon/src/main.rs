@@ -28,6 +28,20 @@ struct Args {
     /// Also listen on TCP at HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// Run as the warm standby of the primary whose replication listener is HOST:PORT
+    /// (read-only: writes are refused with the primary's address; `baton admin promote`).
+    #[arg(long, value_name = "HOST:PORT")]
+    standby_of: Option<String>,
+    /// Serve standbys (and the peer's epoch checks) on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    replication_listen: Option<SocketAddr>,
+    /// A primary's standby (its replication listener HOST:PORT): its epoch is checked before
+    /// serving writes and periodically after; a newer one stops writes here.
+    #[arg(long, value_name = "HOST:PORT")]
+    peer: Option<String>,
+    /// File holding the replication link's shared token (16 bytes or more).
+    #[arg(long, value_name = "FILE")]
+    replication_token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +76,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(listen) = args.listen {
         config.listen = Some(listen);
+    }
+    if let Some(primary) = args.standby_of {
+        config.standby_of = Some(primary);
+    }
+    if let Some(addr) = args.replication_listen {
+        config.replication_listen = Some(addr);
+    }
+    if let Some(peer) = args.peer {
+        config.peer = Some(peer);
+    }
+    if let Some(file) = args.replication_token_file {
+        config.replication_token_file = Some(file);
     }
     config.validate()?;
     batond::daemon::run(&config)

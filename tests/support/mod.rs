@@ -204,6 +204,12 @@ impl Daemon {
         wait_with_deadline(&mut child, Duration::from_secs(20))
     }
 
+    /// Starts the daemon again on the same data directory and socket, with other arguments.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart();
+    }
+
     /// Starts the daemon again on the same data directory and socket.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the daemon before restarting it");

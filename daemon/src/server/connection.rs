@@ -6,11 +6,12 @@
 //! readable id gets an error reply in order and the connection carries on.
 
 use crate::engine::{ConnId, EngineInput, Peer};
-use baton_proto::frame::{self, HEADER_LEN};
+use crate::wire::{ReadError, read_frame, write_message};
+use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
 use baton_proto::{ErrorCode, ErrorReply};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -171,29 +172,4 @@ fn encode_message(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>
             warn!(error = %e, "cannot encode even an error reply");
         }
     }
-}
-
-async fn write_message<W, T>(writer: &mut W, message: &T, frame_len_max: u32) -> std::io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-    T: serde::Serialize,
-{
-    let bytes = frame::to_frame(message, frame_len_max).map_err(std::io::Error::other)?;
-    writer.write_all(&bytes).await?;
-    writer.flush().await
-}
-
-enum ReadError {
-    Io(std::io::Error),
-    Frame(String),
-}
-
-/// Reads one frame's payload, checking its length before allocating.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_len_max: u32) -> Result<Vec<u8>, ReadError> {
-    let mut header = [0u8; HEADER_LEN];
-    reader.read_exact(&mut header).await.map_err(ReadError::Io)?;
-    let len = frame::payload_len(header, frame_len_max).map_err(|e| ReadError::Frame(e.to_string()))?;
-    let mut payload = vec![0u8; len];
-    reader.read_exact(&mut payload).await.map_err(ReadError::Io)?;
-    Ok(payload)
 }

@@ -186,6 +186,24 @@ impl StateMachine {
         self.sessions.expired(now_ms)
     }
 
+    /// Moves the watches of `previous` (a state being replaced wholesale by a snapshot) into
+    /// this one. Every watched path gets a `WatchReset` (the changes in between cannot be
+    /// told apart); persistent and recursive watches stay, one-shot ones are consumed.
+    pub fn adopt_watches(&mut self, previous: &StateMachine) -> Vec<(SessionId, baton_proto::WatchEvent)> {
+        let mut events = Vec::new();
+        let mut told = std::collections::BTreeSet::new();
+        for (session, kind, p) in previous.watches.entries() {
+            if matches!(kind, WatchKind::Persistent | WatchKind::Recursive) {
+                self.watches.add(session, kind, &p, usize::MAX);
+            }
+            if told.insert((session, p.clone())) {
+                let kind = baton_proto::EventKind::WatchReset;
+                events.push((session, baton_proto::WatchEvent { zxid: self.last_zxid, path: p, kind }));
+            }
+        }
+        events
+    }
+
     /// A client's connection went away: its watches go with it (a resuming client
     /// re-registers them), the session lives on until it resumes or expires.
     pub fn disconnect(&mut self, session: SessionId) {

@@ -128,6 +128,11 @@ impl WatchTable {
         true
     }
 
+    /// Every registration, for carrying watches over a replaced state.
+    pub fn entries(&self) -> Vec<(SessionId, WatchKind, String)> {
+        self.by_session.iter().flat_map(|(s, mine)| mine.iter().map(|(k, p)| (*s, *k, p.clone()))).collect()
+    }
+
     pub fn count(&self, session: SessionId) -> usize {
         self.by_session.get(&session).map_or(0, BTreeSet::len)
     }

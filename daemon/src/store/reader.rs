@@ -58,6 +58,21 @@ impl StoreReader {
         })
     }
 
+    /// The durable epoch and newest zxid.
+    pub fn last(&self) -> Result<(u32, Zxid), StoreError> {
+        let position = Self::position(&self.begin()?)?;
+        Ok((position.epoch, position.last_zxid))
+    }
+
+    /// The newest log entry before `zxid`, if retained: where an epoch that began at `zxid`
+    /// branched off.
+    pub fn last_before(&self, zxid: Zxid) -> Result<Option<Zxid>, StoreError> {
+        let read = self.begin()?;
+        let log = read.open_table(LOG).map_err(engine)?;
+        let before = log.range(..zxid.0).map_err(engine)?.next_back();
+        Ok(before.transpose().map_err(engine)?.map(|(k, _)| Zxid(k.value())))
+    }
+
     /// Everything needed to rebuild the state machine, with the newest `history_txns` log
     /// entries; and the log's length.
     pub fn restore(&self, history_txns: usize) -> Result<(Restored, u64), StoreError> {

@@ -342,6 +342,12 @@ pub enum Command {
         action: CounterCommand,
     },
 
+    /// Operate the server: status, promotion of a standby, recovery files
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+
     /// Register instance ID of SERVICE (an ephemeral node ROOT/SERVICE/ID holding DATA)
     ///
     /// With CMD, keeps the registration while CMD runs, and exits with CMD's status once CMD
@@ -444,6 +450,28 @@ pub enum QueueCommand {
         /// Give up (exit status 5) at once if the queue is empty
         #[arg(long, short = 'n', conflicts_with = "timeout")]
         nonblock: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Print the server's role, epoch, last zxid, replication peer and lag, and counts
+    Status {
+        /// One JSON object (at least "role", "epoch" and "last_zxid")
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the standby at --addr a writable primary with a new epoch; prints how far behind
+    /// the old primary it knew itself to be
+    Promote,
+    /// Print the transactions in a recovery file: the divergent tail an old primary set aside
+    /// when it rejoined as a standby (read locally; needs no server)
+    Recovery {
+        /// The recovery file (recovery-FIRST-LAST.txns in the data directory)
+        file: std::path::PathBuf,
+        /// One JSON object per transaction
+        #[arg(long)]
+        json: bool,
     },
 }
 

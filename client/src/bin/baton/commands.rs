@@ -2,8 +2,8 @@
 //! and prints through [`crate::output`]. [`run`] connects, dispatches and always closes the
 //! session before returning.
 
-use crate::args::{Cli, Command};
-use crate::{output, registrar, verbs, wrappers};
+use crate::args::{AdminCommand, Cli, Command};
+use crate::{admin, output, registrar, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
 use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Elect { path, id, grace, session, observe: false, command, .. } => {
             return wrappers::elect(&addr, &path, id, grace, &session, &command).await;
         }
+        Command::Admin { action: AdminCommand::Recovery { file, json } } => return admin::recovery(&file, json),
         Command::Register { service, id, data, root, session, command } => {
             let data = data.map(read_data).transpose()?.unwrap_or_default();
             let registration = registrar::Registrant { root, service, id, data };
@@ -93,6 +94,7 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
         Command::Barrier { path, action, timeout } => return verbs::barrier(client, &path, action, timeout).await,
         Command::Queue { action } => return verbs::queue(client, action).await,
         Command::Counter { action } => verbs::counter(client, action).await?,
+        Command::Admin { action } => admin::run(client, action).await?,
         Command::Discover { service, root, json, watch, count } => {
             let how = if watch { verbs::Discovery::Watch(count) } else { verbs::Discovery::Once };
             return verbs::discover(client, &root, &service, json, how).await;

@@ -11,17 +11,24 @@
 //! A failed commit is fatal: the in-memory state is ahead of the disk, so the engine stops
 //! and the process exits non-zero; recovery on restart reads back what was durable.
 
+mod replica;
+
+pub use replica::{Feed, PeerReport};
+
 use crate::state::{Applied, Rejection, StateMachine};
-use crate::store::{Batch, Store, StoreError};
+use crate::store::{Batch, Snapshot, Store, StoreError};
 use baton_proto::message::{
     Hello, HelloReply, MAGIC, OpResult, PROTOCOL_VERSION, Request, Response, Role, ServerHello, ServerMessage,
     SessionRequest,
 };
-use baton_proto::{ErrorCode, ErrorReply, Op, SessionId, Txn};
+use baton_proto::replication::ReplicationMode;
+use baton_proto::{ErrorCode, ErrorReply, Op, SessionId, Txn, Zxid};
+use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 /// A connection's number, unique for the daemon's lifetime.
@@ -61,6 +68,23 @@ pub enum EngineInput {
     },
     /// Time passed: expire sessions, reap TTL nodes.
     Tick,
+    /// A standby's replication stream delivered these txns; `done` gets the durable zxid.
+    Replicate {
+        txns: Vec<Txn>,
+        done: oneshot::Sender<Zxid>,
+    },
+    /// A standby received a full snapshot: replace the state with it.
+    InstallSnapshot {
+        snapshot: Snapshot,
+        done: oneshot::Sender<Zxid>,
+    },
+    /// News of the replication peer.
+    Peer(PeerReport),
+    /// Someone has seen epoch `epoch`: if it is newer than ours, stop accepting writes.
+    EpochSeen {
+        epoch: u32,
+        from: String,
+    },
     /// Finish what is queued, say goodbye to every client and stop.
     Shutdown,
 }
@@ -72,6 +96,12 @@ pub struct EngineConfig {
     pub session_timeout_max_ms: u32,
     /// Most txns in one group commit.
     pub batch_txns_max: usize,
+    /// Primary, or standby of `peer_addr`.
+    pub role: Role,
+    /// The replication peer's address, for messages (a standby's primary).
+    pub peer_addr: Option<String>,
+    /// A primary's replication mode, when replication is configured.
+    pub mode: Option<ReplicationMode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +109,8 @@ pub struct EngineConfig {
 pub enum EngineError {
     #[error("durable commit failed: {0}")]
     Commit(#[from] StoreError),
+    #[error("cannot load the installed snapshot: {0}")]
+    Restore(#[from] crate::state::RestoreError),
 }
 
 enum Output {
@@ -104,10 +136,12 @@ pub struct Engine {
     batch: Batch,
     outputs: Vec<Output>,
     clock: Instant,
+    replica: Replica,
 }
 
 impl Engine {
     pub fn new(sm: StateMachine, store: Store, config: EngineConfig) -> Self {
+        let replica = Replica::new(config.role);
         Engine {
             sm,
             store,
@@ -117,7 +151,23 @@ impl Engine {
             batch: Batch::default(),
             outputs: Vec::new(),
             clock: Instant::now(),
+            replica,
         }
+    }
+
+    /// The stream of committed log records, for replication to a standby.
+    pub fn feed(&self) -> broadcast::Sender<Feed> {
+        self.replica.feed.clone()
+    }
+
+    /// The role as it changes (a promotion), for the standby's replication task.
+    pub fn role_watch(&self) -> watch::Receiver<Role> {
+        self.replica.role.subscribe()
+    }
+
+    /// A reader of committed state, for replication.
+    pub fn store_reader(&self) -> crate::store::StoreReader {
+        self.store.reader()
     }
 
     /// Runs until `Shutdown` or until every sender is gone.
@@ -125,14 +175,16 @@ impl Engine {
     /// # Errors
     /// A failed durable commit, which is fatal.
     pub fn run(mut self, mut inputs: mpsc::Receiver<EngineInput>) -> Result<(), EngineError> {
-        self.close_connection_bound_sessions("the daemon restarted");
+        if self.is_primary() {
+            self.close_connection_bound_sessions("the daemon restarted");
+        }
         self.flush()?;
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
         while let Some(first) = inputs.blocking_recv() {
-            let mut shutdown = self.handle(first);
+            let mut shutdown = self.handle(first)?;
             while !shutdown && self.batch.len() < self.config.batch_txns_max {
                 match inputs.try_recv() {
-                    Ok(input) => shutdown = self.handle(input),
+                    Ok(input) => shutdown = self.handle(input)?,
                     Err(_) => break,
                 }
             }
@@ -141,7 +193,9 @@ impl Engine {
                 break;
             }
         }
-        self.close_connection_bound_sessions("the daemon is shutting down");
+        if self.is_primary() {
+            self.close_connection_bound_sessions("the daemon is shutting down");
+        }
         let goodbye = ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down");
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         self.outputs.extend(conns.into_iter().map(|conn| Output::Close(conn, goodbye.clone())));
@@ -151,7 +205,7 @@ impl Engine {
     }
 
     /// Handles one input; true if it asks to stop.
-    fn handle(&mut self, input: EngineInput) -> bool {
+    fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
             EngineInput::Hello { conn, hello, peer, outbox, kill, reply } => {
                 let answer = self.hello(conn, &hello, peer, outbox, kill);
@@ -164,9 +218,13 @@ impl Engine {
             }
             EngineInput::Disconnected { conn } => self.disconnected(conn),
             EngineInput::Tick => self.tick(),
-            EngineInput::Shutdown => return true,
+            EngineInput::Replicate { txns, done } => self.replicate(txns, done),
+            EngineInput::InstallSnapshot { snapshot, done } => self.install_snapshot(&snapshot, done)?,
+            EngineInput::Peer(report) => self.peer_report(report),
+            EngineInput::EpochSeen { epoch, from } => self.epoch_seen(epoch, &from),
+            EngineInput::Shutdown => return Ok(true),
         }
-        false
+        Ok(false)
     }
 
     fn now_ms(&self) -> u64 {
@@ -186,11 +244,16 @@ impl Engine {
             let message = format!("this server speaks Baton protocol {PROTOCOL_VERSION}");
             return refuse(ErrorCode::ProtocolMismatch, message);
         }
+        self.epoch_seen(hello.last_zxid_seen.epoch(), "a client");
         if hello.last_zxid_seen > self.sm.last_zxid() {
             let message = format!("client has seen {}, this server has {}", hello.last_zxid_seen, self.sm.last_zxid());
             return refuse(ErrorCode::ServerBehind, message);
         }
         let (session, secret, timeout_ms, resumed) = match hello.session {
+            _ if !self.is_primary() => match self.standby_session(&hello.session) {
+                Ok(local) => local,
+                Err(refusal) => return HelloReply::Refused(refusal),
+            },
             SessionRequest::New { timeout_ms, connection_bound } => {
                 if connection_bound && !matches!(peer, Peer::Unix { .. }) {
                     let message = "connection-bound sessions need the Unix socket".to_owned();
@@ -220,14 +283,16 @@ impl Engine {
                 }
             }
         };
-        self.sm.touch_session(session, self.now_ms());
+        if self.is_primary() {
+            self.sm.touch_session(session, self.now_ms());
+        }
         self.conns.insert(conn, Conn { outbox, kill: Some(kill), session });
         self.attached.insert(session, conn);
         info!(conn, session = %session, resumed, ?peer, client = %hello.client_name, "session attached");
         HelloReply::Accepted(ServerHello {
             protocol_version: PROTOCOL_VERSION,
             server_name: concat!("batond ", env!("CARGO_PKG_VERSION")).to_owned(),
-            role: Role::Primary,
+            role: self.replica.role(),
             epoch: self.sm.epoch(),
             last_zxid: self.sm.last_zxid(),
             session_id: session,
@@ -240,22 +305,34 @@ impl Engine {
     fn request(&mut self, conn: ConnId, request: Request) {
         let Some(session) = self.conns.get(&conn).map(|c| c.session) else { return };
         let Request { id, op } = request;
-        let result = if !self.sm.sessions().contains(session) {
+        let result = if !self.sm.sessions().contains(session) && !self.replica.is_local(session) {
             Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
         } else if self.attached.get(&session) != Some(&conn) {
             // Resumed on another connection; this one is being closed.
             Err(ErrorReply::new(ErrorCode::SessionMoved, format!("session {session}")))
         } else {
-            self.sm.touch_session(session, self.now_ms());
+            if self.is_primary() {
+                self.sm.touch_session(session, self.now_ms());
+            }
             self.execute(conn, session, op)
         };
         let zxid = self.sm.last_zxid();
         self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result }));
+        self.close_local_sessions();
     }
 
     fn execute(&mut self, conn: ConnId, session: SessionId, op: Op) -> Result<Response, ErrorReply> {
         debug!(conn, session = %session, op = op_name(&op), "request");
         match op {
+            Op::Status => Ok(Response::Status(self.status())),
+            Op::Promote => self.promote(),
+            op if op.is_write() && !self.is_primary() => {
+                if op == Op::CloseSession && self.replica.is_local(session) {
+                    return Ok(Response::SessionClosed);
+                }
+                Err(self.not_primary())
+            }
+            op if op.is_write() && self.replica.fenced => Err(self.fenced()),
             Op::CloseSession => {
                 if let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) {
                     self.commit(&txn);
@@ -294,6 +371,7 @@ impl Engine {
 
     fn disconnected(&mut self, conn: ConnId) {
         let Some(gone) = self.conns.remove(&conn) else { return };
+        self.replica.forget_local(gone.session);
         if self.attached.get(&gone.session) != Some(&conn) {
             return;
         }
@@ -307,6 +385,10 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        if !self.is_primary() {
+            // Only the primary decides expiry and reaping; a standby applies its decisions.
+            return;
+        }
         let now = self.now_ms();
         for session in self.sm.expired_sessions(now) {
             let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) else { continue };
@@ -339,6 +421,11 @@ impl Engine {
             let batch = std::mem::take(&mut self.batch);
             self.store.commit(&batch)?;
             debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
+            // No standby listening is fine: it catches up from the stored log.
+            let _ = self.replica.feed.send(Arc::new(batch.txns));
+        }
+        for done in self.replica.applied.drain(..) {
+            let _ = done.send(self.sm.last_zxid());
         }
         for output in std::mem::take(&mut self.outputs) {
             match output {

@@ -1,0 +1,229 @@
+//! The engine's replication side: its role (primary or standby), the feed of committed
+//! records to a standby, applying a primary's stream and snapshots on a standby, promotion,
+//! fencing by epoch, the peer's status, and the local read-only sessions a standby serves.
+
+use super::{ConnId, Engine, EngineError, Output, wall_ms};
+use crate::state::StateMachine;
+use crate::store::Snapshot;
+use baton_proto::message::{PeerStatus, Response, Role, SessionRequest, StatusReport};
+use baton_proto::{ErrorCode, ErrorReply, SessionId, Txn, Zxid};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{broadcast, oneshot, watch};
+use tracing::{error, info, warn};
+
+/// One group commit's log records, as streamed to a standby.
+pub type Feed = Arc<Vec<(Zxid, Vec<u8>)>>;
+
+/// Commits buffered for a standby that is momentarily slow; past this it resyncs from the
+/// stored log.
+const FEED_CAPACITY: usize = 1024;
+/// A standby's local sessions are numbered from here (never a zxid, so never replicated).
+const LOCAL_SESSION_BASE: u64 = 1 << 63;
+
+/// News from a replication task.
+#[derive(Clone, Debug)]
+pub enum PeerReport {
+    /// A standby's view of its primary.
+    Primary { addr: String, connected: bool, primary_zxid: Zxid },
+    /// A primary's view of its standby.
+    Standby { addr: String, connected: bool, acked_zxid: Zxid },
+}
+
+pub(super) struct Replica {
+    pub role: watch::Sender<Role>,
+    pub feed: broadcast::Sender<Feed>,
+    /// Writes are refused: a newer epoch exists elsewhere.
+    pub fenced: bool,
+    pub peer: Option<PeerStatus>,
+    /// Since when the standby has been behind (for the lag in ms).
+    behind_since: Option<Instant>,
+    /// A standby's sessions: connection-scoped, read-only, not replicated.
+    local: HashSet<SessionId>,
+    next_local: u64,
+    /// Replicated batches waiting for their commit, to acknowledge them.
+    pub applied: Vec<oneshot::Sender<Zxid>>,
+    pub started: Instant,
+}
+
+impl Replica {
+    pub fn new(role: Role) -> Replica {
+        Replica {
+            role: watch::Sender::new(role),
+            feed: broadcast::Sender::new(FEED_CAPACITY),
+            fenced: false,
+            peer: None,
+            behind_since: None,
+            local: HashSet::new(),
+            next_local: LOCAL_SESSION_BASE,
+            applied: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        *self.role.borrow()
+    }
+
+    pub fn is_local(&self, session: SessionId) -> bool {
+        self.local.contains(&session)
+    }
+
+    pub fn forget_local(&mut self, session: SessionId) {
+        self.local.remove(&session);
+    }
+}
+
+impl Engine {
+    pub(super) fn is_primary(&self) -> bool {
+        self.replica.role() == Role::Primary
+    }
+
+    pub(super) fn not_primary(&self) -> ErrorReply {
+        let primary = self.config.peer_addr.as_deref().unwrap_or("unknown");
+        ErrorReply::new(ErrorCode::NotPrimary, format!("this is a standby; the primary is {primary}"))
+    }
+
+    pub(super) fn fenced(&self) -> ErrorReply {
+        ErrorReply::new(
+            ErrorCode::Fenced,
+            format!("epoch {} was superseded; this node no longer accepts writes", self.sm.epoch()),
+        )
+    }
+
+    /// A session on a standby: new ones are local and read-only; a replicated session is
+    /// resumed on the primary, not here.
+    pub(super) fn standby_session(
+        &mut self,
+        request: &SessionRequest,
+    ) -> Result<(SessionId, u64, u32, bool), ErrorReply> {
+        match request {
+            SessionRequest::New { timeout_ms, .. } => {
+                let session = SessionId(self.replica.next_local);
+                self.replica.next_local += 1;
+                self.replica.local.insert(session);
+                Ok((session, 0, *timeout_ms, false))
+            }
+            SessionRequest::Resume { session_id, .. } if self.replica.is_local(*session_id) => {
+                Err(ErrorReply::new(ErrorCode::SessionExpired, "a standby's sessions end with their connection"))
+            }
+            SessionRequest::Resume { .. } => Err(self.not_primary()),
+        }
+    }
+
+    /// Applies a primary's txns exactly as recovery and the primary do; acknowledged once
+    /// they are durable.
+    pub(super) fn replicate(&mut self, txns: Vec<Txn>, done: oneshot::Sender<Zxid>) {
+        if self.is_primary() {
+            warn!("ignoring replicated txns: this node is the primary");
+            return;
+        }
+        for txn in txns {
+            if txn.zxid > self.sm.last_zxid() {
+                self.commit(&txn);
+            }
+        }
+        self.replica.applied.push(done);
+    }
+
+    /// Replaces the whole state with a primary's snapshot. What clients watched may have
+    /// changed without events, so each watched path gets a `WatchReset`.
+    pub(super) fn install_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        done: oneshot::Sender<Zxid>,
+    ) -> Result<(), EngineError> {
+        self.flush()?;
+        self.store.install(snapshot)?;
+        let limits = self.sm.limits().clone();
+        let history = limits.history_txns;
+        let previous = std::mem::replace(&mut self.sm, StateMachine::restore(limits, self.store.restored(history)?)?);
+        info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), "installed a snapshot from the primary");
+        for (session, event) in self.sm.adopt_watches(&previous) {
+            if let Some(&conn) = self.attached.get(&session) {
+                self.outputs.push(Output::Message(conn, baton_proto::ServerMessage::Event(event)));
+            }
+        }
+        let _ = done.send(self.sm.last_zxid());
+        Ok(())
+    }
+
+    pub(super) fn peer_report(&mut self, report: PeerReport) {
+        let (addr, connected, peer_zxid) = match report {
+            PeerReport::Primary { addr, connected, primary_zxid } => (addr, connected, primary_zxid),
+            PeerReport::Standby { addr, connected, acked_zxid } => (addr, connected, acked_zxid),
+        };
+        let ours = self.sm.last_zxid();
+        let (ahead, behind) = if self.is_primary() { (ours, peer_zxid) } else { (peer_zxid, ours) };
+        let lag_txns = if ahead.epoch() == behind.epoch() {
+            u64::from(ahead.counter().saturating_sub(behind.counter()))
+        } else {
+            u64::from(ahead > behind)
+        };
+        self.replica.behind_since = match (lag_txns, self.replica.behind_since) {
+            (0, _) => None,
+            (_, Some(since)) => Some(since),
+            (_, None) => Some(Instant::now()),
+        };
+        let lag_ms = self.replica.behind_since.map_or(0, |since| since.elapsed().as_millis() as u64);
+        self.replica.peer = Some(PeerStatus { addr, connected, peer_zxid, lag_txns, lag_ms });
+    }
+
+    /// A newer epoch exists (a promoted standby): a primary stops accepting writes at once.
+    pub(super) fn epoch_seen(&mut self, epoch: u32, from: &str) {
+        if epoch > self.sm.epoch() && self.is_primary() && !self.replica.fenced {
+            error!(ours = self.sm.epoch(), seen = epoch, from, "a newer epoch exists: refusing writes from now on");
+            self.replica.fenced = true;
+        }
+    }
+
+    pub(super) fn status(&self) -> StatusReport {
+        StatusReport {
+            role: self.replica.role(),
+            epoch: self.sm.epoch(),
+            last_zxid: self.sm.last_zxid(),
+            mode: self.config.mode,
+            peer: self.replica.peer.clone(),
+            sessions: (self.sm.sessions().len() + self.replica.local.len()) as u64,
+            nodes: self.sm.tree().len() as u64,
+            watches: self.sm.watch_count() as u64,
+            connections: self.conns.len() as u64,
+            uptime_ms: self.replica.started.elapsed().as_millis() as u64,
+            store_bytes: self.store.file_len(),
+            digest: self.sm.digest(),
+            fenced: self.replica.fenced,
+        }
+    }
+
+    /// Makes this standby the primary of a new epoch.
+    pub(super) fn promote(&mut self) -> Result<Response, ErrorReply> {
+        if self.is_primary() {
+            return Err(ErrorReply::new(ErrorCode::InvalidArgument, "this node is already the primary"));
+        }
+        let last_zxid = self.sm.last_zxid();
+        let primary_zxid = self.replica.peer.as_ref().map(|p| p.peer_zxid);
+        let behind_txns = primary_zxid
+            .filter(|p| p.epoch() == last_zxid.epoch())
+            .map(|p| u64::from(p.counter().saturating_sub(last_zxid.counter())));
+        let txn = self.sm.prepare_new_epoch(wall_ms());
+        self.commit(&txn);
+        self.replica.role.send_replace(Role::Primary);
+        self.replica.peer = None;
+        warn!(epoch = self.sm.epoch(), %last_zxid, ?primary_zxid, ?behind_txns, "promoted to primary");
+        Ok(Response::Promoted { epoch: self.sm.epoch(), last_zxid, primary_zxid, behind_txns })
+    }
+
+    /// After a promotion: a standby's local sessions cannot write, so their clients are sent
+    /// away to come back for real sessions (after the reply to the promotion went out).
+    pub(super) fn close_local_sessions(&mut self) {
+        if !self.is_primary() || self.replica.local.is_empty() {
+            return;
+        }
+        let promoted = ErrorReply::new(ErrorCode::NotPrimary, "this standby was promoted; reconnect for a session");
+        let local: Vec<ConnId> =
+            self.conns.iter().filter(|(_, c)| self.replica.is_local(c.session)).map(|(id, _)| *id).collect();
+        self.outputs.extend(local.into_iter().map(|conn| Output::Close(conn, promoted.clone())));
+        self.replica.local.clear();
+    }
+}

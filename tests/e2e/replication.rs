@@ -1,0 +1,241 @@
+//! Primary and warm standby on loopback: catch-up through the log and through a snapshot,
+//! read-only standby, promotion, fencing of the old primary, a client that follows the
+//! primary across a failover, and an old primary's divergent tail set aside when it rejoins.
+
+use baton::proto::message::{Role, StatusReport};
+use baton::{Client, CreateOptions, ErrorCode, EventKind};
+use baton_tests::{Daemon, free_tcp_addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A replication token shared by the pair, in a temp dir that lives as long as the test.
+struct Token {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn token() -> Token {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "a-shared-replication-secret-for-tests\n").unwrap();
+    Token { _dir: dir, path }
+}
+
+fn primary(token: &Token, listen: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--replication-listen", listen, "--replication-token-file", token.path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Daemon::start_with(&args)
+}
+
+fn standby(token: &Token, of: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--standby-of", of, "--replication-token-file", token.path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Daemon::start_with(&args)
+}
+
+async fn status(client: &Client) -> StatusReport {
+    client.status().await.unwrap()
+}
+
+/// Waits until the standby has applied everything the primary has, then checks they hold the
+/// same state. `watcher` is a client of the primary that stays connected (so no session
+/// comes or goes while comparing).
+async fn assert_caught_up(on_primary: &Client, on_standby: &Client) -> StatusReport {
+    let target = status(on_primary).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = status(on_standby).await;
+        if now.last_zxid == target.last_zxid {
+            assert_eq!(now.digest, target.digest, "standby and primary digests at {}", target.last_zxid);
+            assert_eq!(now.nodes, target.nodes);
+            return now;
+        }
+        assert!(Instant::now() < deadline, "standby stuck at {} (primary {})", now.last_zxid, target.last_zxid);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn create_many(client: &Client, prefix: &str, n: usize) {
+    for i in 0..n {
+        client
+            .create(&format!("{prefix}{i}"), format!("value {i}").as_bytes(), CreateOptions::persistent())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_catches_up_through_the_log_serves_reads_and_refuses_writes() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let p = primary(&token, &link, &[]);
+    let writer = Client::connect(&p.addr()).await.unwrap();
+    create_many(&writer, "/before-", 50).await;
+    let s = standby(&token, &link, &[]);
+    let reader = Client::connect(&s.addr()).await.unwrap();
+    create_many(&writer, "/after-", 50).await;
+    let caught_up = assert_caught_up(&writer, &reader).await;
+    assert_eq!(caught_up.role, Role::Standby);
+    assert_eq!(reader.get("/after-49").await.unwrap().0, b"value 49");
+
+    // Watches work on the standby, fed by the primary's writes.
+    let (_, _, watch) = reader.get_and_watch("/before-0").await.unwrap();
+    writer.set("/before-0", b"changed", None).await.unwrap();
+    let event = tokio::time::timeout(WAIT, watch.changed()).await.unwrap().unwrap();
+    assert_eq!(event.kind, EventKind::DataChanged);
+    assert_eq!(reader.get("/before-0").await.unwrap().0, b"changed");
+
+    let refused = reader.create("/nope", b"", CreateOptions::persistent()).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::NotPrimary));
+    assert!(refused.to_string().contains(&link), "the refusal names the primary: {refused}");
+    let peer = status(&writer).await.peer.expect("the primary sees its standby");
+    assert!(peer.connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_older_than_the_retained_log_catches_up_from_a_snapshot() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("primary.toml");
+    std::fs::write(&config, "log_retention_txns = 10\n").unwrap();
+    let p = primary(&token, &link, &["--config", config.to_str().unwrap()]);
+    let writer = Client::connect(&p.addr()).await.unwrap();
+    create_many(&writer, "/n", 100).await;
+    let s = standby(&token, &link, &[]);
+    let reader = Client::connect(&s.addr()).await.unwrap();
+    assert_caught_up(&writer, &reader).await;
+    // And it keeps following live after the snapshot.
+    create_many(&writer, "/live", 20).await;
+    assert_caught_up(&writer, &reader).await;
+    assert!(s.log().contains("installed a snapshot"), "the snapshot path was taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_takes_writes_and_the_old_primary_is_fenced_by_its_peer() {
+    let token = token();
+    let (a_link, b_link) = (free_tcp_addr().to_string(), free_tcp_addr().to_string());
+    let p = primary(&token, &a_link, &["--peer", &b_link]);
+    let s = standby(&token, &a_link, &["--replication-listen", &b_link]);
+    let on_p = Client::connect(&p.addr()).await.unwrap();
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    create_many(&on_p, "/x", 10).await;
+    assert_caught_up(&on_p, &on_s).await;
+
+    let promotion = on_s.promote().await.unwrap();
+    assert_eq!(promotion.epoch, 2);
+    assert_eq!(promotion.behind_txns, Some(0));
+    let new = Client::connect(&s.addr()).await.unwrap();
+    new.create("/on-the-new-primary", b"", CreateOptions::persistent()).await.unwrap();
+    assert_eq!(status(&new).await.role, Role::Primary);
+
+    // The old primary learns of epoch 2 from its peer and refuses writes from then on.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match on_p.set("/x0", b"split-brain", None).await {
+            Err(e) if e.code() == Some(ErrorCode::Fenced) => break,
+            // Accepted before the check came round: it never reaches the new primary.
+            Ok(_) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the old primary was never fenced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(status(&on_p).await.fenced);
+    // Once it knows, it accepts nothing.
+    let mut accepted = 0;
+    for i in 0..20 {
+        if on_p.create(&format!("/late{i}"), b"", CreateOptions::persistent()).await.is_ok() {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 0, "writes accepted by the deposed primary after it learned of epoch 2");
+    assert_eq!(new.get("/x0").await.unwrap().0, b"value 0", "nothing of the old primary's reached the new one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_both_addresses_keeps_its_session_across_a_failover() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let mut p = primary(&token, &link, &[]);
+    let s = standby(&token, &link, &[]);
+    let both = format!("{},{}", p.addr(), s.addr());
+    let client = Client::builder().session_timeout(Duration::from_secs(10)).connect(&both).await.unwrap();
+    client.create("/leader-lease", b"mine", CreateOptions::ephemeral()).await.unwrap();
+    let session = client.session_id();
+    let watcher = Client::connect(&p.addr()).await.unwrap();
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    assert_caught_up(&watcher, &on_s).await;
+    drop(watcher);
+
+    let killed = Instant::now();
+    p.kill9();
+    on_s.promote().await.unwrap();
+    // The client finds the new primary and resumes its session there.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.set("/leader-lease", b"still mine", None).await {
+            Ok(_) => break,
+            Err(e) if e.is_retryable() || e.code() == Some(ErrorCode::NotPrimary) => {}
+            Err(e) => panic!("the session did not survive the failover: {e}"),
+        }
+        assert!(Instant::now() < deadline, "no write on the new primary");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("failover: kill of the primary to the first successful write on the new one: {:?}", killed.elapsed());
+    assert_eq!(client.session_id(), session);
+    let check = Client::connect(&s.addr()).await.unwrap();
+    let stat = check.exists("/leader-lease").await.unwrap().expect("the ephemeral survived");
+    assert_eq!(stat.ephemeral_owner, session);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_primary_rejoining_sets_its_divergent_tail_aside_and_resyncs() {
+    let token = token();
+    let (a_link, b_link) = (free_tcp_addr().to_string(), free_tcp_addr().to_string());
+    let mut p = primary(&token, &a_link, &[]);
+    let mut s = standby(&token, &a_link, &["--replication-listen", &b_link]);
+    let on_p = Client::connect(&p.addr()).await.unwrap();
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    create_many(&on_p, "/shared", 5).await;
+    assert_caught_up(&on_p, &on_s).await;
+    drop(on_s);
+
+    // The standby goes away; the primary takes writes it will never see.
+    s.kill9();
+    create_many(&on_p, "/lost", 3).await;
+    drop(on_p);
+    p.kill9();
+
+    // The standby comes back alone and is promoted.
+    s.restart();
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    on_s.promote().await.unwrap();
+    let new = Client::connect(&s.addr()).await.unwrap();
+    new.create("/after-failover", b"", CreateOptions::persistent()).await.unwrap();
+
+    // The old primary restarts as the new one's standby.
+    p.restart_with(&["--standby-of", &b_link, "--replication-token-file", token.path.to_str().unwrap()]);
+    let (rejoined, old_data) = (&p, p.data_dir());
+    let on_old = Client::connect(&rejoined.addr()).await.unwrap();
+    assert_caught_up(&new, &on_old).await;
+    assert!(on_old.exists("/lost0").await.unwrap().is_none(), "the divergent writes are not served");
+    assert!(on_old.exists("/after-failover").await.unwrap().is_some());
+
+    let recovery: Vec<_> = std::fs::read_dir(&old_data)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("recovery-")))
+        .collect();
+    assert_eq!(recovery.len(), 1, "one recovery file: {recovery:?}");
+    let out = baton_tests::cli("unused").args(["admin", "recovery"]).arg(&recovery[0]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    for i in 0..3 {
+        assert!(listing.contains(&format!("create /lost{i}")), "recovery lists /lost{i}:\n{listing}");
+    }
+    assert!(rejoined.log().contains("set aside"), "the divergence is reported in the log");
+}
