@@ -22,6 +22,7 @@ pub const WATCH_HISTORY_TXNS: usize = 100_000;
 pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
 pub const EPHEMERALS_PER_SESSION_MAX: usize = 100_000;
 pub const CHILDREN_PER_NODE_MAX: u32 = 1_000_000;
+pub const SYNC_STANDBY_TIMEOUT_MS: u64 = 5_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,6 +64,24 @@ pub struct Config {
     /// replication. It is never sent: both sides prove they hold it.
     pub replication_token_file: Option<PathBuf>,
     pub replication_mode: ReplicationModeSetting,
+    /// With `replication_mode = "sync"`: when the standby is gone, "wait" for it (writes are
+    /// not acknowledged meanwhile) or "degrade" to asynchronous with an alarm.
+    pub sync_standby_gone: SyncStandbyGone,
+    /// With `replication_mode = "sync"`: a standby that leaves writes unacknowledged this
+    /// long counts as gone.
+    pub sync_standby_timeout_ms: u64,
+}
+
+/// `sync_standby_gone` in the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStandbyGone {
+    /// Hold acknowledgements until a standby has the writes (no write is ever acknowledged
+    /// that a failover could lose).
+    #[default]
+    Wait,
+    /// Acknowledge on the primary alone, with an alarm in status, metrics and logs.
+    Degrade,
 }
 
 /// `replication_mode` in the config file.
@@ -72,7 +91,7 @@ pub enum ReplicationModeSetting {
     /// Acknowledge writes once durable on the primary (the standby may lag).
     #[default]
     Async,
-    /// Acknowledge writes once durable on both (not available yet).
+    /// Acknowledge writes once durable on both.
     Sync,
 }
 
@@ -101,6 +120,8 @@ impl Default for Config {
             peer: None,
             replication_token_file: None,
             replication_mode: ReplicationModeSetting::Async,
+            sync_standby_gone: SyncStandbyGone::Wait,
+            sync_standby_timeout_ms: SYNC_STANDBY_TIMEOUT_MS,
         }
     }
 }
@@ -133,6 +154,15 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 impl Config {
+    /// The replication mode a primary serves its standby with, if it serves one.
+    pub fn replication_mode(&self) -> Option<baton_proto::replication::ReplicationMode> {
+        use baton_proto::replication::ReplicationMode;
+        self.replication_listen.map(|_| match self.replication_mode {
+            ReplicationModeSetting::Async => ReplicationMode::Async,
+            ReplicationModeSetting::Sync => ReplicationMode::Sync,
+        })
+    }
+
     /// Reads `path` as TOML; unset fields keep their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
@@ -182,8 +212,11 @@ impl Config {
         if self.standby_of.is_some() && self.peer.is_some() {
             return invalid("a standby follows standby_of; peer is for a primary".into());
         }
-        if self.replication_mode == ReplicationModeSetting::Sync {
-            return invalid("replication_mode = \"sync\" is not available yet; use \"async\"".into());
+        if self.replication_mode == ReplicationModeSetting::Sync && self.replication_listen.is_none() {
+            return invalid("replication_mode = \"sync\" needs replication_listen (where the standby connects)".into());
+        }
+        if self.sync_standby_timeout_ms == 0 {
+            return invalid("sync_standby_timeout_ms must be positive".into());
         }
         if self.data_dir.as_os_str().is_empty() || self.socket.as_os_str().is_empty() {
             return invalid("data_dir and socket must not be empty".into());

@@ -2,7 +2,8 @@
 //! ticks and signals; and stops them in order.
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineInput};
+use crate::config::SyncStandbyGone;
+use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::replication;
 use crate::server::{ConnLimits, Listeners};
 use crate::signals;
@@ -44,7 +45,11 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         batch_txns_max: config.batch_txns_max,
         role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
         peer_addr: config.standby_of.clone(),
-        mode: config.replication_listen.map(|_| ReplicationMode::Async),
+        mode: config.replication_mode(),
+        sync: (config.replication_mode() == Some(ReplicationMode::Sync)).then(|| SyncPolicy {
+            wait_when_gone: config.sync_standby_gone == SyncStandbyGone::Wait,
+            standby_timeout: Duration::from_millis(config.sync_standby_timeout_ms),
+        }),
     };
     let engine = Engine::new(sm, store, engine_config);
     let handles = replication::EngineHandles {

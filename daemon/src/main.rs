@@ -42,6 +42,10 @@ struct Args {
     /// File holding the replication link's shared token (16 bytes or more).
     #[arg(long, value_name = "FILE")]
     replication_token_file: Option<PathBuf>,
+    /// Acknowledge writes once durable on the primary ("async", the default) or on the
+    /// primary and the standby ("sync"; see sync_standby_gone in the config file).
+    #[arg(long, value_name = "MODE", value_parser = ["async", "sync"])]
+    replication_mode: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(file) = args.replication_token_file {
         config.replication_token_file = Some(file);
+    }
+    match args.replication_mode.as_deref() {
+        Some("sync") => config.replication_mode = batond::config::ReplicationModeSetting::Sync,
+        Some(_) => config.replication_mode = batond::config::ReplicationModeSetting::Async,
+        None => {}
     }
     config.validate()?;
     batond::daemon::run(&config)

@@ -239,3 +239,150 @@ async fn an_old_primary_rejoining_sets_its_divergent_tail_aside_and_resyncs() {
     }
     assert!(rejoined.log().contains("set aside"), "the divergence is reported in the log");
 }
+
+/// 16 writers create nodes on `addr` until stopped; returns what was acknowledged, each
+/// with the zxid that created it.
+async fn write_load(addr: &str, stop: tokio::sync::watch::Receiver<bool>) -> Vec<(String, u64)> {
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let client = Client::connect(addr).await.unwrap();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0u32.. {
+                if *stop.borrow() {
+                    break;
+                }
+                match client.create(&format!("/load/w{w}-{n}"), b"x", CreateOptions::persistent()).await {
+                    Ok((path, stat)) => acked.push((path, stat.czxid.0)),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for writer in writers {
+        acked.extend(writer.await.unwrap());
+    }
+    acked
+}
+
+async fn missing_on(client: &Client, acked: &[(String, u64)]) -> Vec<(String, u64)> {
+    let mut missing = Vec::new();
+    for (path, zxid) in acked {
+        if client.exists(path).await.unwrap().is_none() {
+            missing.push((path.clone(), *zxid));
+        }
+    }
+    missing
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_loses_no_acknowledged_write_when_the_primary_is_killed() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let mut p = primary(&token, &link, &["--replication-mode", "sync"]);
+    let s = standby(&token, &link, &[]);
+    let setup = Client::connect(&p.addr()).await.unwrap();
+    setup.create("/load", b"", CreateOptions::persistent()).await.unwrap();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let addr = p.addr();
+    let load = tokio::spawn(async move { write_load(&addr, stop).await });
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    while on_s.status().await.unwrap().nodes < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.kill9();
+    let _ = stop_tx.send(true);
+    let acked = load.await.unwrap();
+    on_s.promote().await.unwrap();
+    let after = Client::connect(&s.addr()).await.unwrap();
+    let missing = missing_on(&after, &acked).await;
+    eprintln!(
+        "sync mode: {} writes acknowledged before kill -9 of the primary, {} missing after promotion",
+        acked.len(),
+        missing.len()
+    );
+    assert!(acked.len() >= 500, "too few writes to prove anything: {}", acked.len());
+    assert!(missing.is_empty(), "acknowledged writes lost in a sync failover: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_mode_loses_no_more_than_the_lag_reported_just_before() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let mut p = primary(&token, &link, &[]);
+    let s = standby(&token, &link, &[]);
+    let setup = Client::connect(&p.addr()).await.unwrap();
+    setup.create("/load", b"", CreateOptions::persistent()).await.unwrap();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let addr = p.addr();
+    let load = tokio::spawn(async move { write_load(&addr, stop).await });
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    while on_s.status().await.unwrap().nodes < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = setup.status().await.unwrap();
+    p.kill9();
+    let _ = stop_tx.send(true);
+    let acked = load.await.unwrap();
+    on_s.promote().await.unwrap();
+    let after = Client::connect(&s.addr()).await.unwrap();
+    // Writes acknowledged up to the status call are covered by the lag it reported.
+    let covered: Vec<_> = acked.iter().filter(|(_, z)| *z <= before.last_zxid.0).cloned().collect();
+    let lost = missing_on(&after, &covered).await;
+    let lag = before.peer.as_ref().map_or(0, |p| p.lag_txns);
+    eprintln!(
+        "async mode: lag reported just before kill -9: {lag} txns; of {} writes acknowledged by then, {} lost ({} acknowledged in all)",
+        covered.len(),
+        lost.len(),
+        acked.len()
+    );
+    assert!(lost.len() as u64 <= lag, "lost {} > reported lag {lag}", lost.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_waits_for_a_missing_standby_or_degrades_with_an_alarm() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let degrade = dir.path().join("degrade.toml");
+    std::fs::write(&degrade, "sync_standby_gone = \"degrade\"\nsync_standby_timeout_ms = 300\n").unwrap();
+
+    // wait (the default): with the standby gone, a write is not acknowledged until a
+    // standby has it. (Even a new session waits: opening one is a replicated write.)
+    let p = primary(&token, &link, &["--replication-mode", "sync"]);
+    let mut s = standby(&token, &link, &[]);
+    let client = Client::connect(&p.addr()).await.unwrap();
+    s.kill9();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.create("/held", b"", CreateOptions::persistent()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pending.is_finished(), "a sync write was acknowledged with the standby gone");
+    s.restart();
+    tokio::time::timeout(WAIT, pending).await.expect("acknowledged once the standby has it").unwrap().unwrap();
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    assert!(on_s.exists("/held").await.unwrap().is_some());
+    drop((client, p, s, on_s));
+
+    // degrade: with no standby, writes go through after the timeout, and status says so.
+    let link = free_tcp_addr().to_string();
+    let p = primary(&token, &link, &["--replication-mode", "sync", "--config", degrade.to_str().unwrap()]);
+    let client = Client::connect(&p.addr()).await.unwrap();
+    tokio::time::timeout(WAIT, client.create("/degraded", b"", CreateOptions::persistent())).await.unwrap().unwrap();
+    let report = client.status().await.unwrap();
+    assert!(report.sync_degraded, "the degradation is visible in status");
+    assert!(p.log().contains("ALARM"), "and in the log");
+    let s = standby(&token, &link, &[]);
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    assert_caught_up(&client, &on_s).await;
+    client.create("/synchronous-again", b"", CreateOptions::persistent()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while client.status().await.unwrap().sync_degraded {
+        assert!(Instant::now() < deadline, "never synchronous again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

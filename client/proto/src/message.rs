@@ -353,6 +353,9 @@ pub struct StatusReport {
     pub digest: u64,
     /// Writes are refused: a newer epoch exists elsewhere.
     pub fenced: bool,
+    /// Synchronous replication is configured but the standby is gone, and the primary
+    /// degraded to asynchronous acknowledgement (an alarm: failover may lose writes).
+    pub sync_degraded: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -318,8 +318,9 @@ fn response_each() {
                 store_bytes: 6,
                 digest: 7,
                 fenced: false,
+                sync_degraded: true,
             }),
-            "0f0102838080802001010103683a3101848080802001050102030405060700",
+            "0f0102838080802001010103683a310184808080200105010203040506070001",
         ),
         (
             Response::Promoted {

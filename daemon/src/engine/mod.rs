@@ -102,6 +102,17 @@ pub struct EngineConfig {
     pub peer_addr: Option<String>,
     /// A primary's replication mode, when replication is configured.
     pub mode: Option<ReplicationMode>,
+    /// With synchronous replication: what to do when the standby is gone.
+    pub sync: Option<SyncPolicy>,
+}
+
+/// Synchronous replication's behaviour when the standby is gone or silent.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncPolicy {
+    /// Keep waiting for the standby (true), or degrade to asynchronous with an alarm.
+    pub wait_when_gone: bool,
+    /// A standby that has not acknowledged held writes for this long counts as gone.
+    pub standby_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +396,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        self.check_sync_standby();
         if !self.is_primary() {
             // Only the primary decides expiry and reaping; a standby applies its decisions.
             return;
@@ -427,7 +439,9 @@ impl Engine {
         for done in self.replica.applied.drain(..) {
             let _ = done.send(self.sm.last_zxid());
         }
-        for output in std::mem::take(&mut self.outputs) {
+        let round = std::mem::take(&mut self.outputs);
+        let ready = self.hold_for_standby(round);
+        for output in ready {
             match output {
                 Output::Hello(reply, answer) => {
                     // A client that hung up before its answer is noticed by its connection.

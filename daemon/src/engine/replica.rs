@@ -7,7 +7,7 @@ use crate::state::StateMachine;
 use crate::store::Snapshot;
 use baton_proto::message::{PeerStatus, Response, Role, SessionRequest, StatusReport};
 use baton_proto::{ErrorCode, ErrorReply, SessionId, Txn, Zxid};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -45,6 +45,14 @@ pub(super) struct Replica {
     /// Replicated batches waiting for their commit, to acknowledge them.
     pub applied: Vec<oneshot::Sender<Zxid>>,
     pub started: Instant,
+    /// Synchronous replication: each round's outputs, held until the standby has the
+    /// round's last zxid durably.
+    held: VecDeque<(Zxid, Instant, Vec<Output>)>,
+    /// The newest zxid the standby acknowledged as durable.
+    acked: Zxid,
+    standby_connected: bool,
+    /// Synchronous replication degraded to asynchronous (an alarm).
+    degraded: bool,
 }
 
 impl Replica {
@@ -59,6 +67,10 @@ impl Replica {
             next_local: LOCAL_SESSION_BASE,
             applied: Vec::new(),
             started: Instant::now(),
+            held: VecDeque::new(),
+            acked: Zxid::ZERO,
+            standby_connected: false,
+            degraded: false,
         }
     }
 
@@ -152,7 +164,10 @@ impl Engine {
     pub(super) fn peer_report(&mut self, report: PeerReport) {
         let (addr, connected, peer_zxid) = match report {
             PeerReport::Primary { addr, connected, primary_zxid } => (addr, connected, primary_zxid),
-            PeerReport::Standby { addr, connected, acked_zxid } => (addr, connected, acked_zxid),
+            PeerReport::Standby { addr, connected, acked_zxid } => {
+                self.standby_report(connected, acked_zxid);
+                (addr, connected, acked_zxid.max(self.replica.acked))
+            }
         };
         let ours = self.sm.last_zxid();
         let (ahead, behind) = if self.is_primary() { (ours, peer_zxid) } else { (peer_zxid, ours) };
@@ -193,6 +208,66 @@ impl Engine {
             store_bytes: self.store.file_len(),
             digest: self.sm.digest(),
             fenced: self.replica.fenced,
+            sync_degraded: self.replica.degraded,
+        }
+    }
+
+    /// Synchronous replication: queues this round's outputs behind the standby's
+    /// acknowledgement and returns those now releasable, in order.
+    pub(super) fn hold_for_standby(&mut self, round: Vec<Output>) -> Vec<Output> {
+        let holding = self.config.sync.is_some() && self.is_primary() && !self.replica.degraded;
+        if !round.is_empty() {
+            self.replica.held.push_back((self.sm.last_zxid(), Instant::now(), round));
+        }
+        let mut ready = Vec::new();
+        while let Some((zxid, _, _)) = self.replica.held.front() {
+            if holding && *zxid > self.replica.acked {
+                break;
+            }
+            if let Some((_, _, outputs)) = self.replica.held.pop_front() {
+                ready.extend(outputs);
+            }
+        }
+        ready
+    }
+
+    fn standby_report(&mut self, connected: bool, acked: Zxid) {
+        self.replica.standby_connected = connected;
+        if !connected {
+            self.standby_gone("the standby disconnected");
+            return;
+        }
+        self.replica.acked = self.replica.acked.max(acked);
+        if self.replica.degraded && self.replica.acked >= self.sm.last_zxid() {
+            self.replica.degraded = false;
+            info!(acked = %self.replica.acked, "the standby caught up: synchronous replication again");
+        }
+    }
+
+    /// On each tick: a standby that leaves writes unacknowledged too long counts as gone.
+    pub(super) fn check_sync_standby(&mut self) {
+        let Some(policy) = self.config.sync else { return };
+        if let Some((_, since, _)) = self.replica.held.front()
+            && since.elapsed() > policy.standby_timeout
+            && !self.replica.degraded
+        {
+            self.standby_gone("the standby has not acknowledged writes in time");
+        }
+    }
+
+    fn standby_gone(&mut self, why: &str) {
+        let Some(policy) = self.config.sync else { return };
+        if self.replica.degraded || !self.is_primary() {
+            return;
+        }
+        if policy.wait_when_gone {
+            warn!(why, held = self.replica.held.len(), "synchronous replication: writes wait for the standby");
+        } else {
+            self.replica.degraded = true;
+            error!(
+                why,
+                "ALARM: synchronous replication degraded to asynchronous; a failover now may lose acknowledged writes"
+            );
         }
     }
 

@@ -61,7 +61,7 @@ pub async fn start(config: &Config, handles: EngineHandles, shutdown: watch::Rec
             reader: handles.reader.clone(),
             feed: handles.feed.clone(),
             engine: handles.engine.clone(),
-            mode: ReplicationMode::Async,
+            mode: config.replication_mode().unwrap_or(ReplicationMode::Async),
         };
         tokio::spawn(primary::listen(listener, side, shutdown.clone()));
     }
