@@ -4,57 +4,30 @@
 
 use baton::proto::message::{Role, StatusReport};
 use baton::{Client, CreateOptions, ErrorCode, EventKind};
+use baton_tests::pair::{Token, assert_caught_up};
 use baton_tests::{Daemon, free_tcp_addr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A replication token shared by the pair, in a temp dir that lives as long as the test.
-struct Token {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
 fn token() -> Token {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("token");
-    std::fs::write(&path, "a-shared-replication-secret-for-tests\n").unwrap();
-    Token { _dir: dir, path }
+    Token::new()
 }
 
 fn primary(token: &Token, listen: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["--replication-listen", listen, "--replication-token-file", token.path.to_str().unwrap()];
+    let mut args = vec!["--replication-listen", listen, "--replication-token-file", token.arg()];
     args.extend_from_slice(extra);
     Daemon::start_with(&args)
 }
 
 fn standby(token: &Token, of: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["--standby-of", of, "--replication-token-file", token.path.to_str().unwrap()];
+    let mut args = vec!["--standby-of", of, "--replication-token-file", token.arg()];
     args.extend_from_slice(extra);
     Daemon::start_with(&args)
 }
 
 async fn status(client: &Client) -> StatusReport {
     client.status().await.unwrap()
-}
-
-/// Waits until the standby has applied everything the primary has, then checks they hold the
-/// same state. `watcher` is a client of the primary that stays connected (so no session
-/// comes or goes while comparing).
-async fn assert_caught_up(on_primary: &Client, on_standby: &Client) -> StatusReport {
-    let target = status(on_primary).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = status(on_standby).await;
-        if now.last_zxid == target.last_zxid {
-            assert_eq!(now.digest, target.digest, "standby and primary digests at {}", target.last_zxid);
-            assert_eq!(now.nodes, target.nodes);
-            return now;
-        }
-        assert!(Instant::now() < deadline, "standby stuck at {} (primary {})", now.last_zxid, target.last_zxid);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn create_many(client: &Client, prefix: &str, n: usize) {
@@ -217,7 +190,7 @@ async fn an_old_primary_rejoining_sets_its_divergent_tail_aside_and_resyncs() {
     new.create("/after-failover", b"", CreateOptions::persistent()).await.unwrap();
 
     // The old primary restarts as the new one's standby.
-    p.restart_with(&["--standby-of", &b_link, "--replication-token-file", token.path.to_str().unwrap()]);
+    p.restart_with(&["--standby-of", &b_link, "--replication-token-file", token.arg()]);
     let (rejoined, old_data) = (&p, p.data_dir());
     let on_old = Client::connect(&rejoined.addr()).await.unwrap();
     assert_caught_up(&new, &on_old).await;

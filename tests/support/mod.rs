@@ -4,6 +4,8 @@
 //! Everything here waits on observable state (a socket answering, a process exiting) with a
 //! deadline, never on a fixed sleep.
 
+pub mod netns;
+pub mod pair;
 pub mod proxy;
 pub mod raw;
 
@@ -105,6 +107,8 @@ pub struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// The network namespace it runs in, if not the test's own.
+    netns: Option<String>,
 }
 
 impl Daemon {
@@ -116,7 +120,18 @@ impl Daemon {
     /// Starts a daemon with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut daemon = Daemon { child: None, dir, extra_args: args.iter().map(|a| (*a).to_owned()).collect() };
+        let mut daemon =
+            Daemon { child: None, dir, extra_args: args.iter().map(|a| (*a).to_owned()).collect(), netns: None };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Starts a daemon inside network namespace `netns` (its Unix socket stays reachable
+    /// from the test, which shares the filesystem).
+    pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()) };
         daemon.spawn();
         daemon
     }
@@ -127,7 +142,7 @@ impl Daemon {
         let config = dir.path().join("batond.toml");
         std::fs::write(&config, text).expect("write config");
         let extra_args = vec!["--config".to_owned(), config.display().to_string()];
-        let mut daemon = Daemon { child: None, dir, extra_args };
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: None };
         daemon.spawn();
         daemon
     }
@@ -139,7 +154,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("batond.log"))
             .expect("log file");
-        let child = Command::new(binary("batond"))
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", ns]).arg(binary("batond"));
+                command
+            }
+            None => Command::new(binary("batond")),
+        };
+        let child = command
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--socket")
