@@ -6,13 +6,19 @@
 //!                 ▼                                           │ connection; slow ones are cut)
 //!              engine (one thread: the single writer)
 //!                 │ prepare ─► apply (speculative) ─► one redb commit per batch ─► release
-//!                 ▼                                            replies and events
-//!              state (pure: tree, sessions, watches, history)   store (redb: nodes,
-//!                                                               sessions, log, meta)
+//!                 ▼                                            replies and events (after the
+//!              state (pure: tree, sessions, watches, history)  standby's ack in sync mode)
+//!              store (redb: nodes, sessions, log, meta)
+//!                 │ committed records (feed)  ▲ Replicate / InstallSnapshot
+//!                 ▼                           │
+//!              replication::primary ══TCP══ replication::standby  (on the peer host)
 //! ```
 //!
 //! Dependency direction: `state` imports only `baton_proto` and std; `store` adds redb;
-//! `engine` joins them; `server` feeds the engine; `main.rs` wires config, signals and logs.
+//! `engine` joins them; `server` and `replication` feed the engine; `daemon` wires config,
+//! listeners, replication, ticks and signals; `main.rs` parses flags and sets up logs.
+//! A standby applies the primary's txns with the same `StateMachine::apply` and store commit
+//! as the primary itself and as recovery.
 //! Invariant violations (a prepared txn that does not fit the state) panic with a message:
 //! serving from a state that broke an invariant would be worse than stopping.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
