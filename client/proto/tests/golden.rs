@@ -477,3 +477,69 @@ fn full_frames() {
     let frame = frame::to_frame(&hello, frame::FRAME_LEN_MAX_DEFAULT).unwrap();
     assert_hex(&frame, "03000000011400", &hello);
 }
+
+#[test]
+fn replication_link_messages() {
+    use baton_proto::replication::{PEER_MAGIC, PEER_PROTOCOL_VERSION, ToPrimary, ToStandby};
+    assert_eq!(PEER_MAGIC, 0x4241_5250);
+    assert_eq!(PEER_PROTOCOL_VERSION, 1);
+    let nonce = [7u8; 16];
+    let to_primary: [(ToPrimary, &str); 3] = [
+        (
+            ToPrimary::Hello {
+                magic: PEER_MAGIC,
+                protocol_version: 1,
+                epoch: 2,
+                last_zxid: Zxid(0x2_0000_0001),
+                nonce,
+            },
+            "00d0a48592040102818080802007070707070707070707070707070707",
+        ),
+        (ToPrimary::Proof { mac: [9u8; 32] }, "010909090909090909090909090909090909090909090909090909090909090909"),
+        (ToPrimary::Ack { durable_zxid: Zxid(0x1_0000_0003) }, "028380808010"),
+    ];
+    for (message, expected) in &to_primary {
+        golden(message, expected);
+    }
+    has_n_variants::<ToPrimary>(3);
+    let to_standby: [(ToStandby, &str); 11] = [
+        (
+            ToStandby::Challenge { nonce, mac: [9u8; 32] },
+            "00070707070707070707070707070707070909090909090909090909090909090909090909090909090909090909090909",
+        ),
+        (
+            ToStandby::Welcome {
+                epoch: 2,
+                last_zxid: Zxid(0x2_0000_0001),
+                mode: ReplicationMode::Async,
+                diverged_after: None,
+            },
+            "010281808080200000",
+        ),
+        (
+            ToStandby::Welcome {
+                epoch: 2,
+                last_zxid: Zxid(0x2_0000_0001),
+                mode: ReplicationMode::Sync,
+                diverged_after: Some(Zxid(0x1_0000_0005)),
+            },
+            "0102818080802001018580808010",
+        ),
+        (ToStandby::Txns(vec![vec![1, 2], vec![]]), "020202010200"),
+        (ToStandby::SnapshotBegin { epoch: 1, last_zxid: Zxid(0x1_0000_0009) }, "03018980808010"),
+        (ToStandby::SnapshotNodes(vec![("/a".into(), vec![1])]), "0401022f610101"),
+        (ToStandby::SnapshotSessions(vec![(SessionId(0x1_0000_0001), vec![2])]), "050181808080100102"),
+        (ToStandby::SnapshotEnd, "06"),
+        (
+            ToStandby::Heartbeat { last_zxid: Zxid(0x1_0000_0009), time_ms: 1_700_000_000_000 },
+            "07898080801080d095ffbc31",
+        ),
+        (ToStandby::Refused(ErrorReply::new(ErrorCode::NoAuth, "no")), "0815026e6f"),
+        (ToStandby::Refused(ErrorReply::new(ErrorCode::Fenced, "")), "081600"),
+    ];
+    for (message, expected) in &to_standby {
+        golden(message, expected);
+    }
+    has_n_variants::<ToStandby>(9);
+    has_n_variants::<ReplicationMode>(2);
+}
