@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::config::SyncStandbyGone;
 use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::replication;
+use crate::sd_notify;
 use crate::server::{ConnLimits, Listeners};
 use crate::signals;
 use crate::state::StateMachine;
@@ -14,8 +15,9 @@ use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 /// Depth of the engine's input queue; connections wait (backpressure) when it is full.
@@ -77,6 +79,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             error!("{e:#}");
             return Err(e);
         }
+        notify_systemd(&engine_tx, &shutdown_rx).await?;
         listeners.serve(engine_tx, limits, config.connections_max, shutdown_rx).await;
         Ok(())
     })?;
@@ -101,6 +104,68 @@ async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, mut shutdown: 
             return;
         }
     }
+}
+
+/// Tells systemd (when it started us as `Type=notify`) that clients can be served — the
+/// store is recovered, the engine answers and every listener is bound — then that we are
+/// stopping on the shutdown signal; and pings its watchdog while the engine answers.
+async fn notify_systemd(engine: &mpsc::Sender<EngineInput>, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    let notifier = Arc::new(sd_notify::Notifier::from_env().context("cannot set up systemd notification")?);
+    if !notifier.is_active() {
+        return Ok(());
+    }
+    if !engine_answers(engine).await {
+        bail!("the engine stopped before serving");
+    }
+    notifier.ready();
+    let stopping = notifier.clone();
+    let mut until_stop = shutdown.clone();
+    tokio::spawn(async move {
+        if until_stop.wait_for(|stop| *stop).await.is_ok() {
+            stopping.stopping();
+        }
+    });
+    if let Some(every) = sd_notify::watchdog_interval() {
+        info!(every_ms = every.as_millis() as u64, "systemd watchdog on: pinging while the engine answers");
+        tokio::spawn(watchdog(engine.clone(), notifier, every, shutdown.clone()));
+    }
+    Ok(())
+}
+
+/// Pings systemd's watchdog every `every`, but only after the engine has answered a health
+/// check within that time: a hung engine (or a stopped process) stops the pings and systemd
+/// restarts the daemon.
+async fn watchdog(
+    engine: mpsc::Sender<EngineInput>,
+    notifier: Arc<sd_notify::Notifier>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        match tokio::time::timeout(every, engine_answers(&engine)).await {
+            Ok(true) => notifier.watchdog(),
+            Ok(false) => return,
+            Err(_) => warn!(
+                waited_ms = every.as_millis() as u64,
+                "the engine did not answer a health check; no watchdog ping"
+            ),
+        }
+    }
+}
+
+/// Asks the engine thread to answer; false if it is gone.
+///
+/// # Cancellation safety
+/// Safe: an abandoned question is answered into a dropped channel.
+async fn engine_answers(engine: &mpsc::Sender<EngineInput>) -> bool {
+    let (reply, answered) = oneshot::channel();
+    engine.send(EngineInput::Health { reply }).await.is_ok() && answered.await.is_ok()
 }
 
 /// Creates the data directory 0700, or checks that an existing one is private.

@@ -87,6 +87,11 @@ pub enum EngineInput {
     },
     /// Finish what is queued, say goodbye to every client and stop.
     Shutdown,
+    /// Are you alive? Answered at once: the systemd watchdog pings only while the engine
+    /// answers, so a hung engine gets the daemon restarted.
+    Health {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The engine's settings.
@@ -234,6 +239,9 @@ impl Engine {
             EngineInput::Peer(report) => self.peer_report(report),
             EngineInput::EpochSeen { epoch, from } => self.epoch_seen(epoch, &from),
             EngineInput::Shutdown => return Ok(true),
+            EngineInput::Health { reply } => {
+                let _ = reply.send(());
+            }
         }
         Ok(false)
     }

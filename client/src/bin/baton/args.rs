@@ -27,6 +27,20 @@ with 128+N.
 
 Errors are printed to stderr as 'baton: <message>'.";
 
+/// The document of 'baton export' and 'baton import', shown in both their --help.
+pub const DOCUMENT_HELP: &str = r#"Document format (version 1), one node per line:
+  {"format":"baton-export","version":1,"root":"/app","nodes":[
+  {"path":"/app","kind":"persistent","data":"v1","encoding":"utf8","stat":{...}},
+  {"path":"/app/key","kind":"persistent","data":"/wAB","encoding":"base64","stat":{...}}
+  ]}
+"path" is absolute. "data" is the data as a string when it is valid UTF-8 ("encoding":
+"utf8"), else its base64 ("encoding": "base64"), as for 'baton get --json'. "kind" is
+"persistent" or "ephemeral". "stat" is for humans: version, ctime and mtime (RFC 3339),
+ctime_ms and mtime_ms; import ignores it. On import "kind" defaults to "persistent",
+"data" to "" and "encoding" to "utf8"; unknown fields are ignored.
+
+Example: baton export /app > app.json && baton --addr HOST:PORT import < app.json"#;
+
 /// Command-line client for the Baton coordination service.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, after_help = AFTER_HELP)]
@@ -168,6 +182,50 @@ pub enum Command {
         /// The subtree's root
         #[arg(default_value = "/")]
         path: String,
+    },
+
+    /// Write the subtree under PATH to stdout as one JSON document, for 'baton import'
+    ///
+    /// Walks the tree depth first, children in name order, parents before children. The
+    /// walk is not a snapshot: nodes changed meanwhile are exported as each was when read,
+    /// and nodes deleted meanwhile are left out. Ephemeral nodes are left out unless
+    /// --ephemeral: they belong to live sessions (a note on stderr says how many). Container
+    /// and TTL nodes cannot be told from persistent ones by a client and are exported as
+    /// persistent. Exit status 3 if PATH does not exist.
+    #[command(after_long_help = DOCUMENT_HELP)]
+    Export {
+        /// The subtree's root
+        #[arg(default_value = "/")]
+        path: String,
+        /// Include ephemeral nodes, with "kind": "ephemeral" (import skips them)
+        #[arg(long)]
+        ephemeral: bool,
+    },
+
+    /// Create the nodes of a 'baton export' document read from stdin
+    ///
+    /// Creates the nodes parents first, as persistent nodes, creating missing parents empty.
+    /// The whole document is read and checked before anything is written: malformed JSON, a
+    /// bad path, a repeated path or bad base64 is an error (exit status 1). If a node already
+    /// exists, nothing is imported and the exit status is 4, unless --overwrite, which sets
+    /// its data instead. The root '/' always exists, so an entry for it (without --under) is
+    /// no conflict if its data is the same. Ephemeral nodes are skipped (they would vanish
+    /// with this command's session). "stat" is ignored: imported nodes start at version 0
+    /// with new times.
+    ///
+    /// The writes go in multi-operation transactions of at most 1000 nodes and 512 KiB: a
+    /// document that fits in one is imported all or nothing. If a later transaction fails,
+    /// the earlier ones stay and the error says how many nodes were imported. On success a
+    /// summary goes to stderr.
+    #[command(after_long_help = DOCUMENT_HELP)]
+    Import {
+        /// Import below PATH instead of at the exported paths: /a becomes PATH/a, / becomes
+        /// PATH
+        #[arg(long, value_name = "PATH")]
+        under: Option<String>,
+        /// Set the data of nodes that already exist instead of failing
+        #[arg(long)]
+        overwrite: bool,
     },
 
     /// Print a line per change of PATH until interrupted (or --count events)

@@ -3,7 +3,7 @@
 //! session before returning.
 
 use crate::args::{AdminCommand, Cli, Command};
-use crate::{admin, output, registrar, verbs, wrappers};
+use crate::{admin, output, registrar, transfer, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
 use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
@@ -36,13 +36,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let registration = registrar::Registrant { root, service, id, data };
             return registrar::register(&addr, registration, &session, &command).await;
         }
+        Command::Import { under, overwrite } => {
+            // Checked whole before connecting: a bad document writes nothing.
+            let nodes = transfer::read_document(std::io::stdin().lock(), under.as_deref())?;
+            let client = connect(&addr).await?;
+            let result = transfer::import(&client, nodes, overwrite).await;
+            close(&client).await;
+            return result.map(|()| ExitCode::SUCCESS);
+        }
         command => command,
     };
-    let client =
-        Client::builder().client_name(client_name()).session_timeout(SESSION_TIMEOUT_DEFAULT).connect(&addr).await?;
+    let client = connect(&addr).await?;
     let result = execute(&client, command).await;
     close(&client).await;
     result
+}
+
+/// A normal session for one command.
+async fn connect(addr: &str) -> Result<Client> {
+    Ok(Client::builder().client_name(client_name()).session_timeout(SESSION_TIMEOUT_DEFAULT).connect(addr).await?)
 }
 
 /// The name this tool gives the server for its sessions.
@@ -82,6 +94,7 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
         Command::Ls { path, json } => ls(client, &path, json).await?,
         Command::Stat { path, json } => stat(client, &path, json).await?,
         Command::Tree { path } => tree(client, &path).await?,
+        Command::Export { path, ephemeral } => transfer::export(client, &path, ephemeral).await?,
         Command::Watch { path, recursive, count, json } => return watch(client, &path, recursive, count, json).await,
         Command::Wait { path, exists: _, gone, value, timeout } => {
             let condition = match value {
@@ -100,7 +113,7 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
             return verbs::discover(client, &root, &service, json, how).await;
         }
         Command::Elect { path, json, count, .. } => return wrappers::observe(client, &path, json, count).await,
-        Command::Lock { .. } | Command::Register { .. } | Command::Guard => {
+        Command::Lock { .. } | Command::Register { .. } | Command::Import { .. } | Command::Guard => {
             anyhow::bail!("internal error: this subcommand is not run here")
         }
     }

@@ -1,5 +1,6 @@
 //! The `baton` command-line tool: a thin shell over the `baton` library. Parsing is in
-//! [`args`], the tree subcommands in [`commands`], the shell verbs over the recipes in
+//! [`args`], the tree subcommands in [`commands`] (`export` and `import` in [`transfer`]),
+//! the shell verbs over the recipes in
 //! [`verbs`], the process wrappers in [`wrappers`] (`lock`, `elect`) and [`registrar`]
 //! (`register`), which run their command under [`supervise`] in a process group of its own
 //! ([`group`]); signal handling in [`signals`], output formats in [`output`], exit statuses
@@ -15,6 +16,7 @@ mod output;
 mod registrar;
 mod signals;
 mod supervise;
+mod transfer;
 mod verbs;
 mod wrappers;
 

@@ -48,8 +48,12 @@ pub fn stat_text(stat: &Stat) -> String {
 
 /// Milliseconds since the epoch as RFC 3339 (UTC) followed by the raw number.
 fn time_text(ms: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(ms);
-    format!("{} ({ms})", humantime::format_rfc3339_millis(time))
+    format!("{} ({ms})", rfc3339(ms))
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// A node's path, data and stat as one JSON object. Data that is valid UTF-8 is a string
@@ -136,7 +140,7 @@ pub fn instances_json(instances: &[Instance]) -> Value {
 }
 
 /// Data as a JSON string: itself if UTF-8 (`"utf8"`), else its base64 (`"base64"`).
-fn data_json(data: &[u8]) -> (String, &'static str) {
+pub fn data_json(data: &[u8]) -> (String, &'static str) {
     match std::str::from_utf8(data) {
         Ok(text) => (text.to_owned(), "utf8"),
         Err(_) => (base64(data), "base64"),
