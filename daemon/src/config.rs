@@ -14,6 +14,10 @@ pub const SESSION_TIMEOUT_MAX_MS: u32 = 60_000;
 pub const TICK_MS: u64 = 50;
 pub const NODE_DATA_MAX: usize = 1024 * 1024;
 pub const CONNECTIONS_MAX: usize = 4_096;
+pub const CONNECTIONS_PER_PEER_MAX: usize = 1_024;
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 4_096;
+pub const OUTBOUND_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub const PATH_DEPTH_MAX: usize = 128;
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const OUTBOUND_MESSAGES_MAX: usize = 16_384;
 pub const BATCH_TXNS_MAX: usize = 4_096;
@@ -41,6 +45,18 @@ pub struct Config {
     pub frame_len_max: u32,
     pub node_data_max: usize,
     pub connections_max: usize,
+    /// Connections one Unix user (uid) or one TCP address may hold at once.
+    pub connections_per_peer_max: usize,
+    /// Requests one connection may have sent and not yet been answered; past it the
+    /// connection is closed (a client must read its replies).
+    pub requests_in_flight_max: usize,
+    /// Bytes of replies and events queued for one connection; past it the client is cut off
+    /// as too slow (it may reconnect and resume its session).
+    pub outbound_bytes_max: usize,
+    /// Longest node path a create accepts, in bytes (at most 1024).
+    pub path_len_max: usize,
+    /// Most segments in a node path a create accepts.
+    pub path_depth_max: usize,
     /// Time a new connection has to send its hello.
     pub handshake_timeout_ms: u64,
     /// Replies and events queued for one connection before it is cut off as too slow.
@@ -70,6 +86,9 @@ pub struct Config {
     /// With `replication_mode = "sync"`: a standby that leaves writes unacknowledged this
     /// long counts as gone.
     pub sync_standby_timeout_ms: u64,
+    /// Serve Prometheus metrics (`GET /metrics`) and a health check (`GET /health`) over
+    /// HTTP on this TCP address; off when unset.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `sync_standby_gone` in the config file.
@@ -107,6 +126,11 @@ impl Default for Config {
             frame_len_max: FRAME_LEN_MAX_DEFAULT,
             node_data_max: NODE_DATA_MAX,
             connections_max: CONNECTIONS_MAX,
+            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+            outbound_bytes_max: OUTBOUND_BYTES_MAX,
+            path_len_max: baton_proto::path::PATH_LEN_MAX,
+            path_depth_max: PATH_DEPTH_MAX,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
             outbound_messages_max: OUTBOUND_MESSAGES_MAX,
             batch_txns_max: BATCH_TXNS_MAX,
@@ -122,6 +146,7 @@ impl Default for Config {
             replication_mode: ReplicationModeSetting::Async,
             sync_standby_gone: SyncStandbyGone::Wait,
             sync_standby_timeout_ms: SYNC_STANDBY_TIMEOUT_MS,
+            metrics_listen: None,
         }
     }
 }
@@ -191,8 +216,12 @@ impl Config {
                 self.frame_len_max, self.node_data_max
             ));
         }
-        let positive: [(&str, u64); 9] = [
+        let positive: [(&str, u64); 13] = [
             ("connections_max", self.connections_max as u64),
+            ("connections_per_peer_max", self.connections_per_peer_max as u64),
+            ("requests_in_flight_max", self.requests_in_flight_max as u64),
+            ("outbound_bytes_max", self.outbound_bytes_max as u64),
+            ("path_depth_max", self.path_depth_max as u64),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("outbound_messages_max", self.outbound_messages_max as u64),
             ("batch_txns_max", self.batch_txns_max as u64),
@@ -218,6 +247,19 @@ impl Config {
         if self.sync_standby_timeout_ms == 0 {
             return invalid("sync_standby_timeout_ms must be positive".into());
         }
+        if !(2..=baton_proto::path::PATH_LEN_MAX).contains(&self.path_len_max) {
+            return invalid(format!(
+                "path_len_max ({}) must be within 2..={}",
+                self.path_len_max,
+                baton_proto::path::PATH_LEN_MAX
+            ));
+        }
+        if (self.outbound_bytes_max as u64) < u64::from(self.frame_len_max) {
+            return invalid(format!(
+                "outbound_bytes_max ({}) must hold at least one frame of frame_len_max ({})",
+                self.outbound_bytes_max, self.frame_len_max
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() || self.socket.as_os_str().is_empty() {
             return invalid("data_dir and socket must not be empty".into());
         }
@@ -232,6 +274,8 @@ impl Config {
             children_per_node_max: self.children_per_node_max,
             ephemerals_per_session_max: self.ephemerals_per_session_max,
             history_txns: self.watch_history_txns,
+            path_len_max: self.path_len_max,
+            path_depth_max: self.path_depth_max,
             ..crate::state::Limits::default()
         }
     }

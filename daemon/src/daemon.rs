@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::config::SyncStandbyGone;
 use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
+use crate::metrics;
 use crate::replication;
 use crate::sd_notify;
 use crate::server::{ConnLimits, Listeners};
@@ -39,12 +40,21 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let listeners = runtime
         .block_on(Listeners::bind(&config.socket, config.listen))
         .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
 
     let (engine_tx, engine_rx) = mpsc::channel(ENGINE_QUEUE_DEPTH);
     let engine_config = EngineConfig {
         session_timeout_min_ms: config.session_timeout_min_ms,
         session_timeout_max_ms: config.session_timeout_max_ms,
         batch_txns_max: config.batch_txns_max,
+        outbound_bytes_max: config.outbound_bytes_max,
         role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
         peer_addr: config.standby_of.clone(),
         mode: config.replication_mode(),
@@ -54,6 +64,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         }),
     };
     let engine = Engine::new(sm, store, engine_config);
+    let engine_metrics = engine.metrics();
     let handles = replication::EngineHandles {
         feed: engine.feed(),
         role: engine.role_watch(),
@@ -67,6 +78,9 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         frame_len_max: config.frame_len_max,
         handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
         outbound_messages_max: config.outbound_messages_max,
+        connections_per_peer_max: config.connections_per_peer_max,
+        requests_in_flight_max: config.requests_in_flight_max,
+        outbound_bytes_max: config.outbound_bytes_max,
     };
     runtime.block_on(async {
         tokio::spawn(async move {
@@ -75,6 +89,9 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         });
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(metrics::http::serve(listener, engine_metrics, engine_tx.clone(), shutdown_rx.clone()));
+        }
         if let Err(e) = replication::start(config, handles, shutdown_rx.clone()).await {
             error!("{e:#}");
             return Err(e);

@@ -26,6 +26,7 @@
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod metrics;
 pub mod replication;
 pub mod sd_notify;
 pub mod server;

@@ -2,6 +2,7 @@
 
 use batond::config::Config;
 use clap::Parser;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,17 +47,29 @@ struct Args {
     /// primary and the standby ("sync"; see sync_standby_gone in the config file).
     #[arg(long, value_name = "MODE", value_parser = ["async", "sync"])]
     replication_mode: Option<String>,
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /health) over HTTP on
+    /// HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    // Under systemd stderr goes to journald, which stamps each line itself and shows escape
+    // codes verbatim: no colours and no timestamp unless a person is watching a terminal.
+    let terminal = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(terminal);
+    if terminal {
+        logs.init();
+    } else {
+        logs.without_time().init();
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -89,6 +102,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(peer) = args.peer {
         config.peer = Some(peer);
+    }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
     }
     if let Some(file) = args.replication_token_file {
         config.replication_token_file = Some(file);

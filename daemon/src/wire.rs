@@ -55,3 +55,28 @@ where
     writer.write_all(&bytes).await?;
     writer.flush().await
 }
+
+/// What a queued server message costs, for the per-connection limit on queued bytes: its
+/// variable-length parts plus a fixed allowance for the rest. An estimate (no encoding twice),
+/// the same on both sides of the queue.
+pub fn weight(message: &baton_proto::ServerMessage) -> usize {
+    use baton_proto::{Response, ServerMessage};
+    const FIXED: usize = 64;
+    match message {
+        ServerMessage::Reply { result: Ok(response), .. } => {
+            FIXED
+                + match response {
+                    Response::Data { data, .. } => data.len(),
+                    Response::Children { children, .. } | Response::Ephemerals(children) => {
+                        children.iter().map(|c| c.len() + 2).sum()
+                    }
+                    Response::ChildrenWithStats { children, .. } => children.iter().map(|(c, _)| c.len() + FIXED).sum(),
+                    Response::Created { path, .. } => path.len(),
+                    Response::Multi(results) => results.len() * FIXED,
+                    _ => 0,
+                }
+        }
+        ServerMessage::Reply { result: Err(e), .. } | ServerMessage::Closing(e) => FIXED + e.message.len(),
+        ServerMessage::Event(event) => FIXED + event.path.len(),
+    }
+}

@@ -15,6 +15,7 @@ mod replica;
 
 pub use replica::{Feed, PeerReport};
 
+use crate::metrics::Metrics;
 use crate::state::{Applied, Rejection, StateMachine};
 use crate::store::{Batch, Snapshot, Store, StoreError};
 use baton_proto::message::{
@@ -52,6 +53,8 @@ pub enum EngineInput {
         outbox: mpsc::Sender<ServerMessage>,
         kill: oneshot::Sender<ErrorReply>,
         reply: oneshot::Sender<HelloReply>,
+        /// Bytes queued for the connection (see `wire::weight`); its writer subtracts.
+        queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     },
     Request {
         conn: ConnId,
@@ -101,6 +104,8 @@ pub struct EngineConfig {
     pub session_timeout_max_ms: u32,
     /// Most txns in one group commit.
     pub batch_txns_max: usize,
+    /// Bytes of replies and events queued for one connection before it is cut off.
+    pub outbound_bytes_max: usize,
     /// Primary, or standby of `peer_addr`.
     pub role: Role,
     /// The replication peer's address, for messages (a standby's primary).
@@ -131,6 +136,14 @@ pub enum EngineError {
 
 enum Output {
     Message(ConnId, ServerMessage),
+    /// A request's reply: operation number `op` (in `OP_NAMES`), taken in the round that
+    /// began at `round`, for the metrics.
+    Reply {
+        conn: ConnId,
+        message: ServerMessage,
+        op: u8,
+        round: Instant,
+    },
     Hello(oneshot::Sender<HelloReply>, HelloReply),
     /// Send `Closing` and hang up on the connection, leaving its session to live or expire.
     Close(ConnId, ErrorReply),
@@ -140,6 +153,7 @@ struct Conn {
     outbox: mpsc::Sender<ServerMessage>,
     kill: Option<oneshot::Sender<ErrorReply>>,
     session: SessionId,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Engine {
@@ -153,11 +167,16 @@ pub struct Engine {
     outputs: Vec<Output>,
     clock: Instant,
     replica: Replica,
+    metrics: Arc<Metrics>,
+    /// When the current round took its first input.
+    round: Instant,
 }
 
 impl Engine {
     pub fn new(sm: StateMachine, store: Store, config: EngineConfig) -> Self {
         let replica = Replica::new(config.role);
+        let metrics = Arc::new(Metrics::new(&OP_NAMES));
+        metrics.store_bytes(store.file_len());
         Engine {
             sm,
             store,
@@ -168,7 +187,14 @@ impl Engine {
             outputs: Vec::new(),
             clock: Instant::now(),
             replica,
+            metrics,
+            round: Instant::now(),
         }
+    }
+
+    /// The metrics the engine records, for the metrics endpoint.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The stream of committed log records, for replication to a standby.
@@ -197,6 +223,7 @@ impl Engine {
         self.flush()?;
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
         while let Some(first) = inputs.blocking_recv() {
+            self.round = Instant::now();
             let mut shutdown = self.handle(first)?;
             while !shutdown && self.batch.len() < self.config.batch_txns_max {
                 match inputs.try_recv() {
@@ -223,14 +250,16 @@ impl Engine {
     /// Handles one input; true if it asks to stop.
     fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
-            EngineInput::Hello { conn, hello, peer, outbox, kill, reply } => {
-                let answer = self.hello(conn, &hello, peer, outbox, kill);
+            EngineInput::Hello { conn, hello, peer, outbox, kill, reply, queued_bytes } => {
+                let link = Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes };
+                let answer = self.hello(conn, &hello, peer, link);
                 self.outputs.push(Output::Hello(reply, answer));
             }
             EngineInput::Request { conn, request } => self.request(conn, request),
             EngineInput::Undecodable { conn, id, error } => {
                 let zxid = self.sm.last_zxid();
-                self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result: Err(error) }));
+                let message = ServerMessage::Reply { id, zxid, result: Err(error) };
+                self.outputs.push(Output::Reply { conn, message, op: UNDECODABLE, round: self.round });
             }
             EngineInput::Disconnected { conn } => self.disconnected(conn),
             EngineInput::Tick => self.tick(),
@@ -250,14 +279,7 @@ impl Engine {
         self.clock.elapsed().as_millis() as u64
     }
 
-    fn hello(
-        &mut self,
-        conn: ConnId,
-        hello: &Hello,
-        peer: Peer,
-        outbox: mpsc::Sender<ServerMessage>,
-        kill: oneshot::Sender<ErrorReply>,
-    ) -> HelloReply {
+    fn hello(&mut self, conn: ConnId, hello: &Hello, peer: Peer, mut link: Conn) -> HelloReply {
         let refuse = |code, message: String| HelloReply::Refused(ErrorReply::new(code, message));
         if hello.magic != MAGIC || hello.protocol_version != PROTOCOL_VERSION {
             let message = format!("this server speaks Baton protocol {PROTOCOL_VERSION}");
@@ -305,7 +327,8 @@ impl Engine {
         if self.is_primary() {
             self.sm.touch_session(session, self.now_ms());
         }
-        self.conns.insert(conn, Conn { outbox, kill: Some(kill), session });
+        link.session = session;
+        self.conns.insert(conn, link);
         self.attached.insert(session, conn);
         info!(conn, session = %session, resumed, ?peer, client = %hello.client_name, "session attached");
         HelloReply::Accepted(ServerHello {
@@ -324,6 +347,7 @@ impl Engine {
     fn request(&mut self, conn: ConnId, request: Request) {
         let Some(session) = self.conns.get(&conn).map(|c| c.session) else { return };
         let Request { id, op } = request;
+        let op_number = op_index(&op);
         let result = if !self.sm.sessions().contains(session) && !self.replica.is_local(session) {
             Err(ErrorReply::new(ErrorCode::SessionExpired, format!("session {session}")))
         } else if self.attached.get(&session) != Some(&conn) {
@@ -336,7 +360,8 @@ impl Engine {
             self.execute(conn, session, op)
         };
         let zxid = self.sm.last_zxid();
-        self.outputs.push(Output::Message(conn, ServerMessage::Reply { id, zxid, result }));
+        let message = ServerMessage::Reply { id, zxid, result };
+        self.outputs.push(Output::Reply { conn, message, op: op_number, round: self.round });
         self.close_local_sessions();
     }
 
@@ -437,9 +462,12 @@ impl Engine {
 
     /// Commits the round's txns, then releases its outputs in order.
     fn flush(&mut self) -> Result<(), EngineError> {
-        if !self.batch.is_empty() {
+        let committed = !self.batch.is_empty();
+        if committed {
             let batch = std::mem::take(&mut self.batch);
+            let started = Instant::now();
             self.store.commit(&batch)?;
+            self.metrics.commit(batch.len(), started.elapsed());
             debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             // No standby listening is fine: it catches up from the stored log.
             let _ = self.replica.feed.send(Arc::new(batch.txns));
@@ -449,6 +477,7 @@ impl Engine {
         }
         let round = std::mem::take(&mut self.outputs);
         let ready = self.hold_for_standby(round);
+        let released = Instant::now();
         for output in ready {
             match output {
                 Output::Hello(reply, answer) => {
@@ -456,6 +485,10 @@ impl Engine {
                     let _ = reply.send(answer);
                 }
                 Output::Message(conn, message) => self.deliver(conn, message),
+                Output::Reply { conn, message, op, round } => {
+                    self.metrics.request(usize::from(op), released.saturating_duration_since(round));
+                    self.deliver(conn, message);
+                }
                 Output::Close(conn, reason) => {
                     if let Some(mut gone) = self.conns.remove(&conn) {
                         if let Some(kill) = gone.kill.take() {
@@ -465,12 +498,20 @@ impl Engine {
                 }
             }
         }
+        self.publish_metrics(committed);
         Ok(())
     }
 
     fn deliver(&mut self, conn: ConnId, message: ServerMessage) {
         let Some(target) = self.conns.get(&conn) else { return };
-        match target.outbox.try_send(message) {
+        let weight = crate::wire::weight(&message);
+        let queued = target.queued_bytes.fetch_add(weight, std::sync::atomic::Ordering::AcqRel);
+        let sent = if queued + weight > self.config.outbound_bytes_max {
+            Err(mpsc::error::TrySendError::Full(message))
+        } else {
+            target.outbox.try_send(message)
+        };
+        match sent {
             // A closed outbox: the connection is going, and says so with `Disconnected`.
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -511,23 +552,52 @@ fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn op_name(op: &Op) -> &'static str {
+/// Operation names, as logged and as the `op` label of the request metrics; `op_index`
+/// numbers them.
+pub const OP_NAMES: [&str; 17] = [
+    "ping",
+    "create",
+    "delete",
+    "set",
+    "get",
+    "exists",
+    "children",
+    "multi",
+    "sync",
+    "ephemerals",
+    "add_watch",
+    "remove_watches",
+    "restore_watches",
+    "close_session",
+    "status",
+    "promote",
+    "undecodable",
+];
+
+/// A request whose op could not be decoded, in `OP_NAMES`.
+const UNDECODABLE: u8 = 16;
+
+fn op_index(op: &Op) -> u8 {
     match op {
-        Op::Ping => "ping",
-        Op::Create(_) => "create",
-        Op::Delete { .. } => "delete",
-        Op::Set { .. } => "set",
-        Op::Get { .. } => "get",
-        Op::Exists { .. } => "exists",
-        Op::Children { .. } => "children",
-        Op::Multi(_) => "multi",
-        Op::Sync { .. } => "sync",
-        Op::Ephemerals { .. } => "ephemerals",
-        Op::AddWatch { .. } => "add_watch",
-        Op::RemoveWatches { .. } => "remove_watches",
-        Op::RestoreWatches { .. } => "restore_watches",
-        Op::CloseSession => "close_session",
-        Op::Status => "status",
-        Op::Promote => "promote",
+        Op::Ping => 0,
+        Op::Create(_) => 1,
+        Op::Delete { .. } => 2,
+        Op::Set { .. } => 3,
+        Op::Get { .. } => 4,
+        Op::Exists { .. } => 5,
+        Op::Children { .. } => 6,
+        Op::Multi(_) => 7,
+        Op::Sync { .. } => 8,
+        Op::Ephemerals { .. } => 9,
+        Op::AddWatch { .. } => 10,
+        Op::RemoveWatches { .. } => 11,
+        Op::RestoreWatches { .. } => 12,
+        Op::CloseSession => 13,
+        Op::Status => 14,
+        Op::Promote => 15,
     }
+}
+
+fn op_name(op: &Op) -> &'static str {
+    OP_NAMES[usize::from(op_index(op))]
 }

@@ -3,6 +3,7 @@
 //! fencing by epoch, the peer's status, and the local read-only sessions a standby serves.
 
 use super::{ConnId, Engine, EngineError, Output, wall_ms};
+use crate::metrics::Gauges;
 use crate::state::StateMachine;
 use crate::store::Snapshot;
 use baton_proto::message::{PeerStatus, Response, Role, SessionRequest, StatusReport};
@@ -148,6 +149,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.flush()?;
         self.store.install(snapshot)?;
+        self.metrics.store_bytes(self.store.file_len());
         let limits = self.sm.limits().clone();
         let history = limits.history_txns;
         let previous = std::mem::replace(&mut self.sm, StateMachine::restore(limits, self.store.restored(history)?)?);
@@ -210,6 +212,28 @@ impl Engine {
             fenced: self.replica.fenced,
             sync_degraded: self.replica.degraded,
         }
+    }
+
+    /// Sets the metrics' gauges from this round's state (the store's size only after a
+    /// commit: it is a `stat` of the file).
+    pub(super) fn publish_metrics(&self, committed: bool) {
+        if committed {
+            self.metrics.store_bytes(self.store.file_len());
+        }
+        let peer = self.replica.peer.as_ref();
+        self.metrics.publish(&Gauges {
+            sessions: (self.sm.sessions().len() + self.replica.local.len()) as u64,
+            watches: self.sm.watch_count() as u64,
+            nodes: self.sm.tree().len() as u64,
+            connections: self.conns.len() as u64,
+            primary: self.is_primary(),
+            fenced: self.replica.fenced,
+            sync_degraded: self.replica.degraded,
+            peer_connected: peer.is_some_and(|p| p.connected),
+            lag_txns: peer.map_or(0, |p| p.lag_txns),
+            lag_ms: peer.map_or(0, |p| p.lag_ms),
+            uptime_ms: self.replica.started.elapsed().as_millis() as u64,
+        });
     }
 
     /// Synchronous replication: queues this round's outputs behind the standby's

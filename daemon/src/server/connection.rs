@@ -6,10 +6,12 @@
 //! readable id gets an error reply in order and the connection carries on.
 
 use crate::engine::{ConnId, EngineInput, Peer};
-use crate::wire::{ReadError, read_frame, write_message};
+use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
 use baton_proto::{ErrorCode, ErrorReply};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +23,11 @@ pub struct ConnLimits {
     pub frame_len_max: u32,
     pub handshake_timeout: Duration,
     pub outbound_messages_max: usize,
+    pub connections_per_peer_max: usize,
+    /// Requests sent and not yet answered, past which the connection is closed.
+    pub requests_in_flight_max: usize,
+    /// Bytes queued for the client, past which it is cut off as too slow (the engine checks).
+    pub outbound_bytes_max: usize,
 }
 
 /// Output is written once this much is buffered, or when the outbox is momentarily empty.
@@ -50,7 +57,9 @@ where
     let (outbox, mut outbox_rx) = mpsc::channel(limits.outbound_messages_max);
     let (kill, kill_rx) = oneshot::channel();
     let (reply, reply_rx) = oneshot::channel();
-    let input = EngineInput::Hello { conn, hello, peer, outbox, kill, reply };
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let in_flight = AtomicUsize::new(0);
+    let input = EngineInput::Hello { conn, hello, peer, outbox, kill, reply, queued_bytes: queued_bytes.clone() };
     if engine.send(input).await.is_err() {
         return;
     }
@@ -61,14 +70,35 @@ where
     }
 
     let ended = {
-        let reading = read_requests(&mut reader, conn, &engine, limits.frame_len_max);
-        let writing = write_outbox(&mut writer, &mut outbox_rx, limits.frame_len_max);
-        // The engine sends the kill before it drops the outbox, so `biased` sees the reason.
-        tokio::select! {
-            biased;
-            reason = kill_rx => reason.ok(),
-            reason = reading => reason,
-            () = writing => None,
+        let reading = read_requests(&mut reader, conn, &engine, &limits, &in_flight);
+        tokio::pin!(reading);
+        let mut kill_rx = kill_rx;
+        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        loop {
+            // Only waiting is raced, never a write: a frame is never cut in half. The engine
+            // sends the kill before it drops the outbox, so `biased` sees the reason.
+            let first = tokio::select! {
+                biased;
+                reason = &mut kill_rx => break reason.ok(),
+                reason = &mut reading => break reason,
+                message = outbox_rx.recv() => match message {
+                    Some(message) => message,
+                    None => break None,
+                },
+            };
+            if !write_batch(
+                &mut writer,
+                first,
+                &mut outbox_rx,
+                &mut buf,
+                limits.frame_len_max,
+                &queued_bytes,
+                &in_flight,
+            )
+            .await
+            {
+                break None;
+            }
         }
     };
     if let Some(reason) = ended {
@@ -105,10 +135,11 @@ async fn read_requests<R: AsyncRead + Unpin>(
     reader: &mut R,
     conn: ConnId,
     engine: &mpsc::Sender<EngineInput>,
-    frame_len_max: u32,
+    limits: &ConnLimits,
+    in_flight: &AtomicUsize,
 ) -> Option<ErrorReply> {
     loop {
-        let payload = match read_frame(reader, frame_len_max).await {
+        let payload = match read_frame(reader, limits.frame_len_max).await {
             Ok(payload) => payload,
             Err(ReadError::Io(e)) => {
                 debug!(conn, error = %e, "connection ended");
@@ -131,32 +162,50 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 }
             },
         };
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= limits.requests_in_flight_max {
+            let max = limits.requests_in_flight_max;
+            warn!(conn, max, "too many requests in flight");
+            return Some(ErrorReply::new(ErrorCode::LimitExceeded, format!("more than {max} requests in flight")));
+        }
         if engine.send(input).await.is_err() {
             return Some(ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down"));
         }
     }
 }
 
-/// Writes the outbox until the engine drops it; batches whatever is queued into one write.
-async fn write_outbox<W: AsyncWrite + Unpin>(
+/// Writes `first` and whatever else is queued (up to a chunk) in one write; false if the
+/// connection failed. Then gives back the written messages' weight and replies in flight.
+async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
+    first: ServerMessage,
     outbox: &mut mpsc::Receiver<ServerMessage>,
+    buf: &mut Vec<u8>,
     frame_len_max: u32,
-) {
-    let mut buf = Vec::with_capacity(WRITE_CHUNK);
-    while let Some(first) = outbox.recv().await {
-        encode_message(&first, frame_len_max, &mut buf);
-        while buf.len() < WRITE_CHUNK {
-            match outbox.try_recv() {
-                Ok(next) => encode_message(&next, frame_len_max, &mut buf),
-                Err(_) => break,
-            }
+    queued_bytes: &AtomicUsize,
+    in_flight: &AtomicUsize,
+) -> bool {
+    buf.clear();
+    // What this write carries: its queued weight and how many replies it answers.
+    let mut written = (0, 0);
+    take(&first, frame_len_max, buf, &mut written);
+    while buf.len() < WRITE_CHUNK {
+        match outbox.try_recv() {
+            Ok(next) => take(&next, frame_len_max, buf, &mut written),
+            Err(_) => break,
         }
-        if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
-            return;
-        }
-        buf.clear();
     }
+    if writer.write_all(buf).await.is_err() || writer.flush().await.is_err() {
+        return false;
+    }
+    queued_bytes.fetch_sub(written.0, Ordering::AcqRel);
+    in_flight.fetch_sub(written.1, Ordering::AcqRel);
+    true
+}
+
+fn take(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>, written: &mut (usize, usize)) {
+    encode_message(message, frame_len_max, buf);
+    written.0 += wire::weight(message);
+    written.1 += usize::from(matches!(message, ServerMessage::Reply { .. }));
 }
 
 /// Frames a message; a reply too large for a frame becomes a `TooLarge` error reply.

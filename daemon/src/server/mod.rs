@@ -1,6 +1,7 @@
 //! The listeners: the Unix socket (always) and TCP (when configured), one task per
 //! connection, a cap on connections, and no accept spin when file descriptors run out.
 
+mod admission;
 mod connection;
 mod peer;
 mod unix_socket;
@@ -13,12 +14,11 @@ use baton_proto::message::HelloReply;
 use baton_proto::{ErrorCode, ErrorReply};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -57,7 +57,7 @@ impl Listeners {
         connections_max: usize,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let permits = Arc::new(Semaphore::new(connections_max));
+        let admission = admission::Admission::new(connections_max, limits.connections_per_peer_max);
         let next_id = AtomicU64::new(1);
         let mut tasks = JoinSet::new();
         info!(socket = %self.unix_path.display(), tcp = ?self.tcp_addr(), "listening");
@@ -85,10 +85,13 @@ impl Listeners {
                 }
             };
             let conn: ConnId = next_id.fetch_add(1, Ordering::Relaxed);
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                warn!(conn, ?peer, connections_max, "connection refused: too many connections");
-                tasks.spawn(refuse(stream, limits.frame_len_max));
-                continue;
+            let permit = match admission.admit(peer) {
+                Ok(permit) => permit,
+                Err(why) => {
+                    warn!(conn, ?peer, "connection refused: {why}");
+                    tasks.spawn(refuse(stream, why, limits.frame_len_max));
+                    continue;
+                }
             };
             let span = info_span!("conn", id = conn, peer = ?peer);
             let engine = engine.clone();
@@ -126,8 +129,8 @@ async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<(tokio::n
 }
 
 /// Answers a connection over the cap with a refusal instead of a hello.
-async fn refuse(mut stream: Box<dyn Stream>, frame_len_max: u32) {
-    let refusal = HelloReply::Refused(ErrorReply::new(ErrorCode::LimitExceeded, "too many connections"));
+async fn refuse(mut stream: Box<dyn Stream>, why: String, frame_len_max: u32) {
+    let refusal = HelloReply::Refused(ErrorReply::new(ErrorCode::LimitExceeded, why));
     if let Ok(bytes) = frame::to_frame(&refusal, frame_len_max) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
     }

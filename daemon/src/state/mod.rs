@@ -48,6 +48,10 @@ pub struct Limits {
     pub ttl_max_ms: u64,
     /// How many recent transactions' changes are kept for replay to resuming watchers.
     pub history_txns: usize,
+    /// Longest path a create accepts, in bytes.
+    pub path_len_max: usize,
+    /// Most segments in a path a create accepts.
+    pub path_depth_max: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +63,8 @@ impl Default for Limits {
             ephemerals_per_session_max: 100_000,
             ttl_max_ms: 0xff_ffff_ffff,
             history_txns: 100_000,
+            path_len_max: baton_proto::path::PATH_LEN_MAX,
+            path_depth_max: 128,
         }
     }
 }

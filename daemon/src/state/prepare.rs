@@ -218,6 +218,13 @@ impl StateMachine {
         if final_path == "/" {
             return Err(reject(ErrorCode::NodeExists, "/"));
         }
+        if final_path.len() > self.limits.path_len_max || path::depth(&final_path) > self.limits.path_depth_max {
+            let (len, depth) = (self.limits.path_len_max, self.limits.path_depth_max);
+            return Err(reject(
+                ErrorCode::InvalidPath,
+                format!("{final_path:?} is longer than {len} bytes or deeper than {depth} segments"),
+            ));
+        }
         if !parent_node.owner.is_none() {
             return Err(reject(ErrorCode::NoChildrenForEphemerals, format!("parent {parent}")));
         }
