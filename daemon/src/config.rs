@@ -22,6 +22,7 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const OUTBOUND_MESSAGES_MAX: usize = 16_384;
 pub const BATCH_TXNS_MAX: usize = 4_096;
 pub const LOG_RETENTION_TXNS: u64 = 100_000;
+pub const LOG_RETENTION_BYTES: u64 = 256 * 1024 * 1024;
 pub const WATCH_HISTORY_TXNS: usize = 100_000;
 pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
 pub const EPHEMERALS_PER_SESSION_MAX: usize = 100_000;
@@ -62,8 +63,10 @@ pub struct Config {
     /// Replies and events queued for one connection before it is cut off as too slow.
     pub outbound_messages_max: usize,
     pub batch_txns_max: usize,
-    /// Transactions kept in the on-disk log.
+    /// Transactions kept in the on-disk log (for watch replay and a standby's catch-up).
     pub log_retention_txns: u64,
+    /// Bytes of log records kept; whichever of the two limits is reached first trims the log.
+    pub log_retention_bytes: u64,
     /// Transactions whose changes are kept in memory for resuming watchers.
     pub watch_history_txns: usize,
     pub watches_per_session_max: usize,
@@ -135,6 +138,7 @@ impl Default for Config {
             outbound_messages_max: OUTBOUND_MESSAGES_MAX,
             batch_txns_max: BATCH_TXNS_MAX,
             log_retention_txns: LOG_RETENTION_TXNS,
+            log_retention_bytes: LOG_RETENTION_BYTES,
             watch_history_txns: WATCH_HISTORY_TXNS,
             watches_per_session_max: WATCHES_PER_SESSION_MAX,
             ephemerals_per_session_max: EPHEMERALS_PER_SESSION_MAX,
@@ -216,7 +220,7 @@ impl Config {
                 self.frame_len_max, self.node_data_max
             ));
         }
-        let positive: [(&str, u64); 13] = [
+        let positive: [(&str, u64); 14] = [
             ("connections_max", self.connections_max as u64),
             ("connections_per_peer_max", self.connections_per_peer_max as u64),
             ("requests_in_flight_max", self.requests_in_flight_max as u64),
@@ -226,6 +230,7 @@ impl Config {
             ("outbound_messages_max", self.outbound_messages_max as u64),
             ("batch_txns_max", self.batch_txns_max as u64),
             ("log_retention_txns", self.log_retention_txns),
+            ("log_retention_bytes", self.log_retention_bytes),
             ("watch_history_txns", self.watch_history_txns as u64),
             ("watches_per_session_max", self.watches_per_session_max as u64),
             ("ephemerals_per_session_max", self.ephemerals_per_session_max as u64),

@@ -10,7 +10,7 @@ use crate::sd_notify;
 use crate::server::{ConnLimits, Listeners};
 use crate::signals;
 use crate::state::StateMachine;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
@@ -31,7 +31,8 @@ const ENGINE_QUEUE_DEPTH: usize = 16_384;
 pub fn run(config: &Config) -> anyhow::Result<()> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_data_dir(&config.data_dir)?;
-    let (store, restored) = Store::open(&config.data_dir, config.log_retention_txns, config.watch_history_txns)
+    let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
+    let (store, restored) = Store::open(&config.data_dir, retention, config.watch_history_txns)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let sm = StateMachine::restore(config.limits(), restored).context("cannot restore the stored state")?;
     info!(data_dir = %config.data_dir.display(), nodes = sm.tree().len(), sessions = sm.sessions().len(), last_zxid = %sm.last_zxid(), "store recovered");

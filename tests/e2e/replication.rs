@@ -84,6 +84,9 @@ async fn a_standby_older_than_the_retained_log_catches_up_from_a_snapshot() {
     create_many(&writer, "/live", 20).await;
     assert_caught_up(&writer, &reader).await;
     assert!(s.log().contains("installed a snapshot"), "the snapshot path was taken");
+    let window = status(&writer).await;
+    assert!(window.log_txns <= 10 && window.log_txns > 0, "the log window is bounded and visible: {window:?}");
+    assert!(window.log_floor > baton::Zxid::ZERO, "the oldest entries were compacted away");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

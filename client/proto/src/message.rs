@@ -356,6 +356,11 @@ pub struct StatusReport {
     /// Synchronous replication is configured but the standby is gone, and the primary
     /// degraded to asynchronous acknowledgement (an alarm: failover may lose writes).
     pub sync_degraded: bool,
+    /// The retained transaction log: every txn after `log_floor`, `log_txns` of them in
+    /// `log_bytes` of records (what watch replay and a standby's catch-up can draw on).
+    pub log_floor: Zxid,
+    pub log_txns: u64,
+    pub log_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -319,8 +319,11 @@ fn response_each() {
                 digest: 7,
                 fenced: false,
                 sync_degraded: true,
+                log_floor: Zxid(0x2_0000_0001),
+                log_txns: 2,
+                log_bytes: 300,
             }),
-            "0f0102838080802001010103683a310184808080200105010203040506070001",
+            "0f0102838080802001010103683a310184808080200105010203040506070001818080802002ac02",
         ),
         (
             Response::Promoted {

@@ -211,6 +211,9 @@ impl Engine {
             digest: self.sm.digest(),
             fenced: self.replica.fenced,
             sync_degraded: self.replica.degraded,
+            log_floor: self.store.log_window().floor,
+            log_txns: self.store.log_window().txns,
+            log_bytes: self.store.log_window().bytes,
         }
     }
 

@@ -5,8 +5,10 @@
 //! - `sessions`: session id → session record (format version byte, then postcard
 //!   [`SessionRecord`])
 //! - `log`: zxid → txn record ([`baton_proto::txn::encode_record`]); the newest
-//!   `log_retention` transactions are kept, for watch replay and for a standby to catch up
-//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_floor` (every txn after it is
+//!   transactions within the retention (by count and by bytes) are kept, for watch replay and
+//!   for a standby to catch up
+//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_bytes` (the log's record bytes),
+//!   `log_floor` (every txn after it is
 //!   in `log`)
 //!
 //! A group commit writes a batch of txns, the node and session records they changed and the
@@ -23,6 +25,7 @@ pub use reader::{Snapshot, StoreReader};
 pub use records::{decode as decode_stored, encode as encode_stored};
 
 use crate::state::Restored;
+use baton_proto::Zxid;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,20 +59,37 @@ pub(crate) fn engine<E: Into<redb::Error>>(e: E) -> StoreError {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
-    log_retention: u64,
-    log_len: u64,
+    retention: Retention,
+    window: LogWindow,
+}
+
+/// How much of the log is kept: at most `txns` entries and `bytes` of records (always at
+/// least the newest entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub txns: u64,
+    pub bytes: u64,
+}
+
+/// The retained log: every txn after `floor`, `txns` of them, `bytes` of records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogWindow {
+    pub floor: Zxid,
+    pub txns: u64,
+    pub bytes: u64,
 }
 
 impl Store {
     /// Opens (or creates) the store in `data_dir` and reads back everything needed to rebuild
     /// the state machine, including the newest `history_txns` log entries.
-    pub fn open(data_dir: &Path, log_retention: u64, history_txns: usize) -> Result<(Store, Restored), StoreError> {
+    pub fn open(data_dir: &Path, retention: Retention, history_txns: usize) -> Result<(Store, Restored), StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
         let db = Database::create(&path).map_err(engine)?;
         initialize(&db)?;
         let db = Arc::new(db);
-        let (restored, log_len) = StoreReader::new(db.clone()).restore(history_txns)?;
-        let store = Store { db, path, log_retention: log_retention.max(1), log_len };
+        let (restored, window) = StoreReader::new(db.clone()).restore(history_txns)?;
+        let retention = Retention { txns: retention.txns.max(1), bytes: retention.bytes };
+        let store = Store { db, path, retention, window };
         Ok((store, restored))
     }
 
@@ -102,9 +122,10 @@ impl Store {
             meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
             meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
             meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
+            meta.insert("log_bytes", 0).map_err(engine)?;
         }
         write.commit().map_err(engine)?;
-        self.log_len = 0;
+        self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
         Ok(())
     }
 
@@ -120,23 +141,28 @@ impl Store {
     /// acknowledged, and the in-memory state is ahead of the disk).
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let write = self.db.begin_write().map_err(engine)?;
-        let mut log_len = self.log_len;
+        let mut window = self.window;
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
             for (zxid, record) in &batch.txns {
                 log.insert(zxid.0, record.as_slice()).map_err(engine)?;
-                log_len += 1;
+                window.txns += 1;
+                window.bytes += record.len() as u64;
             }
-            let mut floor = None;
-            while log_len > self.log_retention {
-                let Some((zxid, _)) = log.pop_first().map_err(engine)? else { break };
-                floor = Some(zxid.value());
-                log_len -= 1;
+            // Compaction rides along with the commit: what is trimmed is about what was added.
+            let mut trimmed = false;
+            while window.txns > self.retention.txns || (window.bytes > self.retention.bytes && window.txns > 1) {
+                let Some((zxid, record)) = log.pop_first().map_err(engine)? else { break };
+                window.floor = Zxid(zxid.value());
+                window.txns -= 1;
+                window.bytes = window.bytes.saturating_sub(record.value().len() as u64);
+                trimmed = true;
             }
             let mut meta = write.open_table(META).map_err(engine)?;
-            if let Some(floor) = floor {
-                meta.insert("log_floor", floor).map_err(engine)?;
+            if trimmed {
+                meta.insert("log_floor", window.floor.0).map_err(engine)?;
             }
+            meta.insert("log_bytes", window.bytes).map_err(engine)?;
             meta.insert("last_zxid", batch.last_zxid.0).map_err(engine)?;
             meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
 
@@ -156,8 +182,13 @@ impl Store {
             }
         }
         write.commit().map_err(engine)?;
-        self.log_len = log_len;
+        self.window = window;
         Ok(())
+    }
+
+    /// What the retained log holds now.
+    pub fn log_window(&self) -> LogWindow {
+        self.window
     }
 
     /// The stored size of the database file in bytes.

@@ -36,6 +36,7 @@ struct Position {
     epoch: u32,
     last_zxid: Zxid,
     log_floor: Zxid,
+    log_bytes: u64,
 }
 
 impl StoreReader {
@@ -55,6 +56,7 @@ impl StoreReader {
             epoch: get("epoch")? as u32,
             last_zxid: Zxid(get("last_zxid")?),
             log_floor: Zxid(get("log_floor")?),
+            log_bytes: get("log_bytes")?,
         })
     }
 
@@ -74,10 +76,10 @@ impl StoreReader {
     }
 
     /// Everything needed to rebuild the state machine, with the newest `history_txns` log
-    /// entries; and the log's length.
-    pub fn restore(&self, history_txns: usize) -> Result<(Restored, u64), StoreError> {
+    /// entries; and the retained log's window.
+    pub fn restore(&self, history_txns: usize) -> Result<(Restored, super::LogWindow), StoreError> {
         let read = self.begin()?;
-        let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
+        let Position { epoch, last_zxid, log_floor, log_bytes } = Self::position(&read)?;
         let mut nodes = Vec::new();
         for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
@@ -115,7 +117,8 @@ impl StoreReader {
             let reason = format!("newest log entry {} differs from last_zxid {last_zxid}", last.zxid);
             return Err(StoreError::Corrupt { table: "log", key: last.zxid.to_string(), reason });
         }
-        Ok((Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }, log_len))
+        let window = super::LogWindow { floor: log_floor, txns: log_len, bytes: log_bytes };
+        Ok((Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }, window))
     }
 
     /// Up to `max` log entries after `zxid`.

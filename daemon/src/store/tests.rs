@@ -1,6 +1,10 @@
 use super::*;
 use crate::state::{Limits, StateMachine};
 use baton_proto::Zxid;
+
+fn keep(txns: u64) -> Retention {
+    Retention { txns, bytes: u64::MAX }
+}
 use baton_proto::message::{CreateKind, CreateRequest, Op};
 
 fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {
@@ -22,11 +26,11 @@ fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {
 fn reopened_store_restores_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, restored) = Store::open(dir.path(), 100, 100).unwrap();
+    let (mut store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
     assert_eq!(restored.last_zxid, Zxid::ZERO);
     write_some(&mut sm, &mut store, 10);
     drop(store);
-    let (_store, restored) = Store::open(dir.path(), 100, 100).unwrap();
+    let (_store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
     assert_eq!(restored.recent_txns.len(), 11);
     let back = StateMachine::restore(Limits::default(), restored).unwrap();
     assert_eq!(back.digest(), sm.digest());
@@ -36,14 +40,14 @@ fn reopened_store_restores_the_same_state() {
 fn log_is_trimmed_to_its_retention_and_the_floor_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, _) = Store::open(dir.path(), 4, 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(4), 100).unwrap();
     write_some(&mut sm, &mut store, 9);
     drop(store);
-    let (store, restored) = Store::open(dir.path(), 4, 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), keep(4), 100).unwrap();
     assert_eq!(restored.recent_txns.len(), 4);
     assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
     drop(store);
-    let (_store, restored) = Store::open(dir.path(), 4, 2).unwrap();
+    let (_store, restored) = Store::open(dir.path(), keep(4), 2).unwrap();
     assert_eq!(restored.recent_txns.len(), 2, "history loads only what it keeps");
     assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
 }
@@ -51,6 +55,23 @@ fn log_is_trimmed_to_its_retention_and_the_floor_recorded() {
 #[test]
 fn a_second_open_of_the_same_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Store::open(dir.path(), 4, 4).unwrap();
-    assert!(Store::open(dir.path(), 4, 4).is_err(), "two daemons must never share a store");
+    let _first = Store::open(dir.path(), keep(4), 4).unwrap();
+    assert!(Store::open(dir.path(), keep(4), 4).is_err(), "two daemons must never share a store");
+}
+
+#[test]
+fn log_is_also_trimmed_by_bytes_and_its_window_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let retention = Retention { txns: 1000, bytes: 200 };
+    let (mut store, _) = Store::open(dir.path(), retention, 100).unwrap();
+    write_some(&mut sm, &mut store, 20);
+    let window = store.log_window();
+    assert!(window.bytes <= 200 && window.txns >= 1, "{window:?}");
+    assert!(window.txns < 21, "trimmed by bytes, not count: {window:?}");
+    drop(store);
+    let (store, restored) = Store::open(dir.path(), retention, 100).unwrap();
+    assert_eq!(store.log_window(), window);
+    assert_eq!(restored.recent_txns.len() as u64, window.txns);
+    assert_eq!(restored.history_floor, window.floor);
 }

@@ -64,6 +64,8 @@ fn status_json(r: &StatusReport) -> serde_json::Value {
         "uptime_ms": r.uptime_ms,
         "store_bytes": r.store_bytes,
         "digest": format!("{:016x}", r.digest),
+        "sync_degraded": r.sync_degraded,
+        "log": { "floor": r.log_floor.0, "txns": r.log_txns, "bytes": r.log_bytes },
     })
 }
 
@@ -93,6 +95,10 @@ fn status_text(r: &StatusReport) -> String {
     lines.push(format!("connections {}", r.connections));
     lines.push(format!("uptime      {} ms", r.uptime_ms));
     lines.push(format!("store       {} bytes", r.store_bytes));
+    lines.push(format!("log         {} txns, {} bytes, after {}", r.log_txns, r.log_bytes, r.log_floor));
+    if r.sync_degraded {
+        lines.push("ALARM       synchronous replication degraded to asynchronous".to_owned());
+    }
     lines.push(format!("digest      {:016x}", r.digest));
     lines.join("\n")
 }
