@@ -393,6 +393,19 @@ impl Client {
         }
     }
 
+    /// Has the server write a consistent copy of its store to `path` on the server's host
+    /// (a file that must not exist). Commits go on while it is written. Returns the zxid the
+    /// copy holds, its node count and its size in bytes.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe; the backup completes on the server either way.
+    pub async fn backup(&self, path: &str) -> Result<(Zxid, u64, u64)> {
+        match self.call(Op::Backup { path: path.to_owned() }, None).await? {
+            Response::BackedUp { last_zxid, nodes, bytes } => Ok((last_zxid, nodes, bytes)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The paths of the ephemeral nodes owned by `session` (`None`: this session).
     ///
     /// # Cancellation safety

@@ -86,6 +86,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::SessionClosed => "SessionClosed",
         Response::Status(_) => "Status",
         Response::Promoted { .. } => "Promoted",
+        Response::BackedUp { .. } => "BackedUp",
     }
 }
 

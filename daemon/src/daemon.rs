@@ -64,7 +64,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             standby_timeout: Duration::from_millis(config.sync_standby_timeout_ms),
         }),
     };
-    let engine = Engine::new(sm, store, engine_config);
+    let mut engine = Engine::new(sm, store, engine_config);
+    engine.set_inputs(engine_tx.clone());
     let engine_metrics = engine.metrics();
     let handles = replication::EngineHandles {
         feed: engine.feed(),
@@ -184,6 +185,25 @@ async fn watchdog(
 async fn engine_answers(engine: &mpsc::Sender<EngineInput>) -> bool {
     let (reply, answered) = oneshot::channel();
     engine.send(EngineInput::Health { reply }).await.is_ok() && answered.await.is_ok()
+}
+
+/// Copies a backup into a data directory that has no store yet (created 0700 if missing).
+///
+/// # Errors
+/// The data directory already holds a store, or the copy fails.
+pub fn restore(backup: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    prepare_data_dir(data_dir)?;
+    let target = data_dir.join(crate::store::DB_FILE_NAME);
+    if target.exists() {
+        bail!("{} already holds a store; restore into a fresh data directory", data_dir.display());
+    }
+    let partial = target.with_extension("restoring");
+    std::fs::copy(backup, &partial).with_context(|| format!("cannot copy {}", backup.display()))?;
+    std::fs::File::open(&partial).and_then(|f| f.sync_all())?;
+    std::fs::rename(&partial, &target)?;
+    std::fs::File::open(data_dir).and_then(|d| d.sync_all())?;
+    info!(backup = %backup.display(), data_dir = %data_dir.display(), "restored from a backup");
+    Ok(())
 }
 
 /// Creates the data directory 0700, or checks that an existing one is private.

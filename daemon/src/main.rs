@@ -29,6 +29,10 @@ struct Args {
     /// Also listen on TCP at HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// Start from a backup (`baton admin backup`): copies FILE into the data directory,
+    /// which must hold no store yet, then serves as usual.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
     /// Run as the warm standby of the primary whose replication listener is HOST:PORT
     /// (read-only: writes are refused with the primary's address; `baton admin promote`).
     #[arg(long, value_name = "HOST:PORT")]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let args_restore = args.restore.clone();
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -115,5 +120,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => {}
     }
     config.validate()?;
+    if let Some(backup) = &args_restore {
+        batond::daemon::restore(backup, &config.data_dir)?;
+    }
     batond::daemon::run(&config)
 }

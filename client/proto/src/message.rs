@@ -260,11 +260,16 @@ pub enum Op {
     Status,
     /// Makes a standby a writable primary with a new epoch ([`Response::Promoted`]).
     Promote,
+    /// Writes a consistent copy of the store to `path` on the server's host, a file that
+    /// must not exist yet; writes go on meanwhile ([`Response::BackedUp`]).
+    Backup {
+        path: String,
+    },
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 16;
+    pub const VARIANTS: u32 = 17;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -330,6 +335,12 @@ pub enum Response {
         last_zxid: Zxid,
         primary_zxid: Option<Zxid>,
         behind_txns: Option<u64>,
+    },
+    /// A backup holding the state as of `last_zxid`: `nodes` nodes in `bytes` bytes.
+    BackedUp {
+        last_zxid: Zxid,
+        nodes: u64,
+        bytes: u64,
     },
 }
 

@@ -195,7 +195,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 22] = [
+    let ops: [(Op, &str); 23] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e80701"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -229,6 +229,7 @@ fn request_with_each_op() {
         (Op::CloseSession, "bf020d"),
         (Op::Status, "c0020e"),
         (Op::Promote, "c1020f"),
+        (Op::Backup { path: "/b".into() }, "c20210022f62"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -236,8 +237,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(16);
-    assert_eq!(Op::VARIANTS, 16);
+    has_n_variants::<Op>(17);
+    assert_eq!(Op::VARIANTS, 17);
 }
 
 #[test]
@@ -255,7 +256,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 20] = [
+    let responses: [(Response, &str); 21] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -334,11 +335,12 @@ fn response_each() {
             },
             "100383808080200184808080200101",
         ),
+        (Response::BackedUp { last_zxid: Zxid(0x1_0000_0009), nodes: 3, bytes: 4096 }, "118980808010038020"),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(17);
+    has_n_variants::<Response>(18);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! A failed commit is fatal: the in-memory state is ahead of the disk, so the engine stops
 //! and the process exits non-zero; recovery on restart reads back what was durable.
 
+mod backup;
 mod replica;
 
 pub use replica::{Feed, PeerReport};
@@ -90,6 +91,12 @@ pub enum EngineInput {
     },
     /// Finish what is queued, say goodbye to every client and stop.
     Shutdown,
+    /// A backup started for request `id` of `conn` finished.
+    BackupDone {
+        conn: ConnId,
+        id: u64,
+        result: Result<Response, ErrorReply>,
+    },
     /// Are you alive? Answered at once: the systemd watchdog pings only while the engine
     /// answers, so a hung engine gets the daemon restarted.
     Health {
@@ -154,6 +161,8 @@ struct Conn {
     kill: Option<oneshot::Sender<ErrorReply>>,
     session: SessionId,
     queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests that arrived while a backup for this connection runs, answered after it.
+    parked: Option<std::collections::VecDeque<Request>>,
 }
 
 pub struct Engine {
@@ -167,6 +176,8 @@ pub struct Engine {
     outputs: Vec<Output>,
     clock: Instant,
     replica: Replica,
+    /// The engine's own input, for work finished off its thread (backups).
+    inputs: Option<mpsc::Sender<EngineInput>>,
     metrics: Arc<Metrics>,
     /// When the current round took its first input.
     round: Instant,
@@ -187,6 +198,7 @@ impl Engine {
             outputs: Vec::new(),
             clock: Instant::now(),
             replica,
+            inputs: None,
             metrics,
             round: Instant::now(),
         }
@@ -195,6 +207,11 @@ impl Engine {
     /// The metrics the engine records, for the metrics endpoint.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// Gives the engine a sender of its own input, for work it hands off its thread.
+    pub fn set_inputs(&mut self, inputs: mpsc::Sender<EngineInput>) {
+        self.inputs = Some(inputs);
     }
 
     /// The stream of committed log records, for replication to a standby.
@@ -251,7 +268,7 @@ impl Engine {
     fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
             EngineInput::Hello { conn, hello, peer, outbox, kill, reply, queued_bytes } => {
-                let link = Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes };
+                let link = Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes, parked: None };
                 let answer = self.hello(conn, &hello, peer, link);
                 self.outputs.push(Output::Hello(reply, answer));
             }
@@ -271,6 +288,7 @@ impl Engine {
             EngineInput::Health { reply } => {
                 let _ = reply.send(());
             }
+            EngineInput::BackupDone { conn, id, result } => self.backup_done(conn, id, result),
         }
         Ok(false)
     }
@@ -345,7 +363,19 @@ impl Engine {
     }
 
     fn request(&mut self, conn: ConnId, request: Request) {
-        let Some(session) = self.conns.get(&conn).map(|c| c.session) else { return };
+        let Some(link) = self.conns.get_mut(&conn) else { return };
+        if let Some(parked) = &mut link.parked {
+            // A backup for this connection is running: keep its replies in order.
+            parked.push_back(request);
+            return;
+        }
+        let session = link.session;
+        if let Op::Backup { path } = &request.op
+            && (self.sm.sessions().contains(session) || self.replica.is_local(session))
+        {
+            self.start_backup(conn, request.id, path.clone());
+            return;
+        }
         let Request { id, op } = request;
         let op_number = op_index(&op);
         let result = if !self.sm.sessions().contains(session) && !self.replica.is_local(session) {
@@ -554,7 +584,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 17] = [
+pub const OP_NAMES: [&str; 18] = [
     "ping",
     "create",
     "delete",
@@ -571,11 +601,12 @@ pub const OP_NAMES: [&str; 17] = [
     "close_session",
     "status",
     "promote",
+    "backup",
     "undecodable",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
-const UNDECODABLE: u8 = 16;
+const UNDECODABLE: u8 = 17;
 
 fn op_index(op: &Op) -> u8 {
     match op {
@@ -595,6 +626,7 @@ fn op_index(op: &Op) -> u8 {
         Op::CloseSession => 13,
         Op::Status => 14,
         Op::Promote => 15,
+        Op::Backup { .. } => 16,
     }
 }
 

@@ -37,7 +37,7 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout version of this store; bumped when tables change meaning.
-const STORE_FORMAT: u64 = 1;
+pub(crate) const STORE_FORMAT: u64 = 1;
 /// The file inside the data directory.
 pub const DB_FILE_NAME: &str = "baton.redb";
 
@@ -50,6 +50,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, key: String, reason: String },
     #[error("store format {found} is not {STORE_FORMAT}, the one this build reads")]
     Format { found: u64 },
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 pub(crate) fn engine<E: Into<redb::Error>>(e: E) -> StoreError {

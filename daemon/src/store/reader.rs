@@ -168,4 +168,45 @@ impl StoreReader {
         }
         Ok(entries)
     }
+
+    /// Writes a consistent copy of the committed state to `path` (which must not exist): a
+    /// store file a fresh data directory can start from, its log empty after the copy's zxid.
+    /// Reads one snapshot, so commits go on meanwhile. Written to a temporary name, made
+    /// durable, then renamed, so `path` is either absent or complete.
+    pub fn backup_to(&self, path: &std::path::Path) -> Result<(Zxid, u64), StoreError> {
+        if path.exists() {
+            let reason = format!("{} exists; a backup never overwrites", path.display());
+            return Err(StoreError::Backup(reason));
+        }
+        let snapshot = self.snapshot()?;
+        let temporary = path.with_extension("partial");
+        let io = |e: std::io::Error| StoreError::Backup(format!("{}: {e}", temporary.display()));
+        {
+            let db = Database::create(&temporary).map_err(engine)?;
+            let write = db.begin_write().map_err(engine)?;
+            {
+                let mut meta = write.open_table(META).map_err(engine)?;
+                meta.insert("format", super::STORE_FORMAT).map_err(engine)?;
+                meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
+                meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
+                meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
+                meta.insert("log_bytes", 0).map_err(engine)?;
+                let mut nodes = write.open_table(NODES).map_err(engine)?;
+                for (p, record) in &snapshot.nodes {
+                    nodes.insert(p.as_str(), record.as_slice()).map_err(engine)?;
+                }
+                let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
+                for (id, record) in &snapshot.sessions {
+                    sessions.insert(id.0, record.as_slice()).map_err(engine)?;
+                }
+                write.open_table(LOG).map_err(engine)?;
+            }
+            write.commit().map_err(engine)?;
+        }
+        std::fs::rename(&temporary, path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok((snapshot.last_zxid, snapshot.nodes.len() as u64))
+    }
 }

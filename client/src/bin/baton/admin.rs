@@ -31,6 +31,10 @@ pub async fn run(client: &Client, action: AdminCommand) -> Result<()> {
                 promotion.epoch, promotion.last_zxid
             );
         }
+        AdminCommand::Backup { file } => {
+            let (zxid, nodes, bytes) = client.backup(&file).await?;
+            println!("backed up {nodes} nodes as of {zxid} to {file} ({bytes} bytes)");
+        }
         AdminCommand::Recovery { .. } => bail!("a recovery file is read locally, without a server"),
     }
     Ok(())

@@ -522,6 +522,13 @@ pub enum AdminCommand {
     /// Make the standby at --addr a writable primary with a new epoch; prints how far behind
     /// the old primary it knew itself to be
     Promote,
+    /// Have the server write a consistent copy of its store to FILE on the server's host
+    /// (FILE must not exist; writes go on meanwhile). Restore by starting a daemon on a fresh
+    /// data directory with `batond --restore FILE`
+    Backup {
+        /// Where the server writes the copy (an absolute path on the server's host)
+        file: String,
+    },
     /// Print the transactions in a recovery file: the divergent tail an old primary set aside
     /// when it rejoined as a standby (read locally; needs no server)
     Recovery {
