@@ -392,7 +392,7 @@ impl Engine {
         let zxid = self.sm.last_zxid();
         let message = ServerMessage::Reply { id, zxid, result };
         self.outputs.push(Output::Reply { conn, message, op: op_number, round: self.round });
-        self.close_local_sessions();
+        self.close_local_sessions(conn);
     }
 
     fn execute(&mut self, conn: ConnId, session: SessionId, op: Op) -> Result<Response, ErrorReply> {

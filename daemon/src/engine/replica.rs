@@ -164,13 +164,17 @@ impl Engine {
     }
 
     pub(super) fn peer_report(&mut self, report: PeerReport) {
-        let (addr, connected, peer_zxid) = match report {
+        let (addr, connected, mut peer_zxid) = match report {
             PeerReport::Primary { addr, connected, primary_zxid } => (addr, connected, primary_zxid),
             PeerReport::Standby { addr, connected, acked_zxid } => {
                 self.standby_report(connected, acked_zxid);
                 (addr, connected, acked_zxid.max(self.replica.acked))
             }
         };
+        if peer_zxid == Zxid::ZERO {
+            // A lost link says nothing new of the peer's position: keep the last one known.
+            peer_zxid = self.replica.peer.as_ref().map_or(Zxid::ZERO, |p| p.peer_zxid);
+        }
         let ours = self.sm.last_zxid();
         let (ahead, behind) = if self.is_primary() { (ours, peer_zxid) } else { (peer_zxid, ours) };
         let lag_txns = if ahead.epoch() == behind.epoch() {
@@ -317,15 +321,21 @@ impl Engine {
     }
 
     /// After a promotion: a standby's local sessions cannot write, so their clients are sent
-    /// away to come back for real sessions (after the reply to the promotion went out).
-    pub(super) fn close_local_sessions(&mut self) {
+    /// away to come back for real sessions — all but `keep`, the connection that asked for the
+    /// promotion (it got its answer and may close in peace).
+    pub(super) fn close_local_sessions(&mut self, keep: ConnId) {
         if !self.is_primary() || self.replica.local.is_empty() {
             return;
         }
         let promoted = ErrorReply::new(ErrorCode::NotPrimary, "this standby was promoted; reconnect for a session");
-        let local: Vec<ConnId> =
-            self.conns.iter().filter(|(_, c)| self.replica.is_local(c.session)).map(|(id, _)| *id).collect();
+        let kept = self.conns.get(&keep).map(|c| c.session);
+        let local: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != keep && self.replica.is_local(c.session))
+            .map(|(id, _)| *id)
+            .collect();
         self.outputs.extend(local.into_iter().map(|conn| Output::Close(conn, promoted.clone())));
-        self.replica.local.clear();
+        self.replica.local.retain(|session| Some(*session) == kept);
     }
 }
