@@ -362,3 +362,32 @@ async fn sync_mode_waits_for_a_missing_standby_or_degrades_with_an_alarm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_follow_the_client_across_a_failover_and_miss_nothing() {
+    let token = token();
+    let link = free_tcp_addr().to_string();
+    let mut p = primary(&token, &link, &[]);
+    let s = standby(&token, &link, &[]);
+    let both = format!("{},{}", p.addr(), s.addr());
+    let client = Client::builder().session_timeout(Duration::from_secs(10)).connect(&both).await.unwrap();
+    client.create("/w", b"0", CreateOptions::persistent()).await.unwrap();
+    let mut watch = client.watch("/w", false).await.unwrap();
+    client.set("/w", b"1", None).await.unwrap();
+    assert_eq!(tokio::time::timeout(WAIT, watch.next()).await.unwrap().unwrap().kind, EventKind::DataChanged);
+    let on_s = Client::connect(&s.addr()).await.unwrap();
+    assert_caught_up(&client, &on_s).await;
+
+    p.kill9();
+    on_s.promote().await.unwrap();
+    // Changes on the new primary before and after the client finds it.
+    let writer = Client::connect(&s.addr()).await.unwrap();
+    writer.set("/w", b"2", None).await.unwrap();
+    let first = tokio::time::timeout(WAIT, watch.next()).await.expect("the change made during the failover").unwrap();
+    assert_eq!((first.path.as_str(), first.kind), ("/w", EventKind::DataChanged));
+    writer.set("/w", b"3", None).await.unwrap();
+    let second = tokio::time::timeout(WAIT, watch.next()).await.expect("and the live one").unwrap();
+    assert_eq!(second.kind, EventKind::DataChanged);
+    assert!(second.zxid > first.zxid);
+    assert_eq!(client.get("/w").await.unwrap().0, b"3");
+}
