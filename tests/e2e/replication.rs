@@ -254,41 +254,22 @@ async fn missing_on(client: &Client, acked: &[(String, u64)]) -> Vec<(String, u6
     missing
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_mode_loses_no_acknowledged_write_when_the_primary_is_killed() {
-    let token = token();
-    let link = free_tcp_addr().to_string();
-    let mut p = primary(&token, &link, &["--replication-mode", "sync"]);
-    let s = standby(&token, &link, &[]);
-    let setup = Client::connect(&p.addr()).await.unwrap();
-    setup.create("/load", b"", CreateOptions::persistent()).await.unwrap();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let addr = p.addr();
-    let load = tokio::spawn(async move { write_load(&addr, stop).await });
-    let on_s = Client::connect(&s.addr()).await.unwrap();
-    while on_s.status().await.unwrap().nodes < 1000 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    p.kill9();
-    let _ = stop_tx.send(true);
-    let acked = load.await.unwrap();
-    on_s.promote().await.unwrap();
-    let after = Client::connect(&s.addr()).await.unwrap();
-    let missing = missing_on(&after, &acked).await;
-    eprintln!(
-        "sync mode: {} writes acknowledged before kill -9 of the primary, {} missing after promotion",
-        acked.len(),
-        missing.len()
-    );
-    assert!(acked.len() >= 500, "too few writes to prove anything: {}", acked.len());
-    assert!(missing.is_empty(), "acknowledged writes lost in a sync failover: {missing:?}");
+/// What a failover under load leaves: the writes acknowledged by the old primary (with
+/// their zxids), its status taken just before it was killed, and a client of the promoted
+/// standby.
+struct Failover {
+    acked: Vec<(String, u64)>,
+    before: StatusReport,
+    after: Client,
+    _pair: (Daemon, Daemon, Token),
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_mode_loses_no_more_than_the_lag_reported_just_before() {
+/// 16 writers on a primary (started with `primary_args`) until the standby holds 1000 nodes;
+/// then the primary is killed with SIGKILL and the standby promoted.
+async fn failover_under_load(primary_args: &[&str]) -> Failover {
     let token = token();
     let link = free_tcp_addr().to_string();
-    let mut p = primary(&token, &link, &[]);
+    let mut p = primary(&token, &link, primary_args);
     let s = standby(&token, &link, &[]);
     let setup = Client::connect(&p.addr()).await.unwrap();
     setup.create("/load", b"", CreateOptions::persistent()).await.unwrap();
@@ -305,9 +286,30 @@ async fn async_mode_loses_no_more_than_the_lag_reported_just_before() {
     let acked = load.await.unwrap();
     on_s.promote().await.unwrap();
     let after = Client::connect(&s.addr()).await.unwrap();
-    // Writes acknowledged up to the status call are covered by the lag it reported.
+    Failover { acked, before, after, _pair: (p, s, token) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_loses_no_acknowledged_write_when_the_primary_is_killed() {
+    // Bound whole: the pair of daemons lives as long as `failover`.
+    let failover = failover_under_load(&["--replication-mode", "sync"]).await;
+    let (acked, after) = (&failover.acked, &failover.after);
+    let missing = missing_on(after, acked).await;
+    eprintln!(
+        "sync mode: {} writes acknowledged before kill -9 of the primary, {} missing after promotion",
+        acked.len(),
+        missing.len()
+    );
+    assert!(acked.len() >= 500, "too few writes to prove anything: {}", acked.len());
+    assert!(missing.is_empty(), "acknowledged writes lost in a sync failover: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_mode_loses_no_more_than_the_lag_reported_just_before() {
+    let failover = failover_under_load(&[]).await;
+    let (acked, before, after) = (&failover.acked, &failover.before, &failover.after);
     let covered: Vec<_> = acked.iter().filter(|(_, z)| *z <= before.last_zxid.0).cloned().collect();
-    let lost = missing_on(&after, &covered).await;
+    let lost = missing_on(after, &covered).await;
     let lag = before.peer.as_ref().map_or(0, |p| p.lag_txns);
     eprintln!(
         "async mode: lag reported just before kill -9: {lag} txns; of {} writes acknowledged by then, {} lost ({} acknowledged in all)",
