@@ -8,7 +8,7 @@
 //! a candidate that does not lead watches its **immediate predecessor only** and looks again
 //! when it changes, so a resignation (or a dead leader's session expiring) wakes exactly one
 //! candidate — the next in line — and never all of them: no herd. The leader gets the same
-//! loss signal as a lock holder ([`HoldState`]: `Held`, `Jeopardy`, `Lost`) and a fencing
+//! loss signal as a lock holder ([`HoldState`](super::lock::HoldState): `Held`, `Jeopardy`, `Lost`) and a fencing
 //! token; since the leader is the directory's first waiter, [`Leadership::guard_op`] lets the
 //! server refuse a deposed leader's writes.
 //!
@@ -20,16 +20,14 @@
 //! `get`). A leader that resigned before an observer could read its id is skipped; a
 //! `WatchReset` or an overflowing watch makes the observer read the directory afresh.
 
-use super::waiting::{
-    HoldState, Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, sorted_waiters,
-};
+use super::waiting::hold_accessors;
+use super::waiting::{Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, sorted_waiters};
 use crate::proto::path;
 use crate::{Client, Error, ErrorCode, EventKind, MultiOp, PersistentWatcher, Result, WatchEvent, Zxid};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The kind of a candidate's node.
 const CANDIDATE: &str = "candidate";
@@ -163,43 +161,17 @@ pub struct Leadership {
 }
 
 impl Leadership {
+    hold_accessors!("leadership");
+
     /// The id this candidate campaigned with.
     pub fn id(&self) -> &[u8] {
         &self.id
-    }
-
-    /// The fencing token: the `czxid` of the candidate's node. Every later leader's is larger.
-    pub fn token(&self) -> u64 {
-        self.hold.entered.token
-    }
-
-    /// The path of the candidate's node.
-    pub fn path(&self) -> &str {
-        &self.hold.entered.path
     }
 
     /// The op to put first in a [`Client::multi`] so that the server applies it only while
     /// this candidate still leads (and fails it with `LockLost` otherwise).
     pub fn guard_op(&self) -> MultiOp {
         self.hold.guard_op()
-    }
-
-    /// Whether this candidate still leads, as far as this client knows now.
-    pub fn state(&self) -> HoldState {
-        self.hold.state()
-    }
-
-    /// A receiver of the leadership state.
-    pub fn watch(&self) -> watch::Receiver<HoldState> {
-        self.hold.watch()
-    }
-
-    /// Completes once the leadership is [`HoldState::Lost`].
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe.
-    pub async fn lost(&self) {
-        self.hold.lost().await;
     }
 
     /// Steps down: deletes the candidate's node, which wakes the next candidate.

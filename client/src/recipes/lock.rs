@@ -43,12 +43,12 @@
 //!
 //! [`ErrorCode::LockLost`]: crate::ErrorCode::LockLost
 
+use super::waiting::hold_accessors;
 use super::waiting::{Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, try_take};
 use crate::{Client, MultiOp, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 pub use super::waiting::HoldState;
 
@@ -160,24 +160,10 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
+    hold_accessors!("lock");
+
     pub(crate) fn from_holding(hold: Holding) -> LockGuard {
         LockGuard { hold }
-    }
-
-    /// The fencing token: the `czxid` of this holder's waiter node. Every later holder of the
-    /// lock has a larger one, also across daemon restarts.
-    pub fn token(&self) -> u64 {
-        self.hold.entered.token
-    }
-
-    /// The path of this holder's waiter node.
-    pub fn path(&self) -> &str {
-        &self.hold.entered.path
-    }
-
-    /// The waiter node's sequential suffix: its place in the lock's queue.
-    pub fn sequence(&self) -> i32 {
-        self.hold.entered.sequence
     }
 
     /// The op to put first in a [`Client::multi`] so that the server applies the multi only
@@ -187,25 +173,6 @@ impl LockGuard {
     /// [`ErrorCode::LockLost`]: crate::ErrorCode::LockLost
     pub fn guard_op(&self) -> MultiOp {
         self.hold.guard_op()
-    }
-
-    /// Whether the lock is still held, as far as this client knows now.
-    pub fn state(&self) -> HoldState {
-        self.hold.state()
-    }
-
-    /// A receiver of the hold state: `changed().await` on it to follow
-    /// `Held` → `Jeopardy` → `Held` or `Lost`.
-    pub fn watch(&self) -> watch::Receiver<HoldState> {
-        self.hold.watch()
-    }
-
-    /// Completes once the lock is [`HoldState::Lost`].
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe.
-    pub async fn lost(&self) {
-        self.hold.lost().await;
     }
 
     /// Releases the lock: deletes the waiter node, which wakes the next waiter.

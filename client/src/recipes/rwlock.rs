@@ -28,14 +28,14 @@
 //! `HoldsLock` check admits only the first waiter.
 
 use super::lock::LockGuard;
+use super::waiting::hold_accessors;
 use super::waiting::{
-    Blocker, HoldState, Holding, Ticket, Waiter, acquire_within, immediate_predecessor, kind_of, queue_and_wait,
+    Blocker, Holding, Ticket, Waiter, acquire_within, immediate_predecessor, kind_of, queue_and_wait,
 };
 use crate::{Client, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The kind of a reader's waiter node.
 const READ: &str = "read";
@@ -163,39 +163,7 @@ pub struct ReadGuard {
 }
 
 impl ReadGuard {
-    /// The `czxid` of this reader's waiter node. Larger than the token of every writer that
-    /// held the lock before this reader.
-    pub fn token(&self) -> u64 {
-        self.hold.entered.token
-    }
-
-    /// The path of this reader's waiter node.
-    pub fn path(&self) -> &str {
-        &self.hold.entered.path
-    }
-
-    /// The waiter node's sequential suffix: its place in the lock's queue.
-    pub fn sequence(&self) -> i32 {
-        self.hold.entered.sequence
-    }
-
-    /// Whether the lock is still held, as far as this client knows now.
-    pub fn state(&self) -> HoldState {
-        self.hold.state()
-    }
-
-    /// A receiver of the hold state.
-    pub fn watch(&self) -> watch::Receiver<HoldState> {
-        self.hold.watch()
-    }
-
-    /// Completes once the hold is [`HoldState::Lost`].
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe.
-    pub async fn lost(&self) {
-        self.hold.lost().await;
-    }
+    hold_accessors!("read lock");
 
     /// Releases the shared hold: deletes the waiter node.
     ///

@@ -30,13 +30,13 @@
 //! Holders get the [`super::lock`] loss signal and a token (their node's `czxid`), but no guard
 //! op: the server's `HoldsLock` check admits only the first waiter.
 
-use super::waiting::{HoldState, Holding, Ticket, Waiter, backoff, ensure_dir, sorted_waiters, try_take, waiter_gone};
+use super::waiting::hold_accessors;
+use super::waiting::{Holding, Ticket, Waiter, backoff, ensure_dir, sorted_waiters, try_take, waiter_gone};
 use crate::proto::path;
 use crate::{Client, Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The kind of a permit's waiter node.
 const PERMIT: &str = "permit";
@@ -264,38 +264,7 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// The `czxid` of this permit's waiter node: larger than that of every earlier permit.
-    pub fn token(&self) -> u64 {
-        self.hold.entered.token
-    }
-
-    /// The path of this permit's waiter node.
-    pub fn path(&self) -> &str {
-        &self.hold.entered.path
-    }
-
-    /// The waiter node's sequential suffix: its place in the semaphore's queue.
-    pub fn sequence(&self) -> i32 {
-        self.hold.entered.sequence
-    }
-
-    /// Whether the permit is still held, as far as this client knows now.
-    pub fn state(&self) -> HoldState {
-        self.hold.state()
-    }
-
-    /// A receiver of the hold state.
-    pub fn watch(&self) -> watch::Receiver<HoldState> {
-        self.hold.watch()
-    }
-
-    /// Completes once the permit is [`HoldState::Lost`].
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe.
-    pub async fn lost(&self) {
-        self.hold.lost().await;
-    }
+    hold_accessors!("permit");
 
     /// Gives the permit back: deletes the waiter node.
     ///

@@ -393,6 +393,48 @@ pub(crate) async fn try_take(ticket: &mut Ticket, holds: impl Fn(&[Waiter], usiz
     Ok(None)
 }
 
+/// The accessors every kind of hold shares — a lock, a read lock, a permit, a leadership —
+/// for a type with a `hold: Holding` field. `$what` names the hold in the docs.
+macro_rules! hold_accessors {
+    ($what:literal) => {
+        #[doc = concat!("The fencing token of this ", $what, ": the `czxid` of its waiter node. ")]
+        #[doc = "Every later waiter's is larger, also across daemon restarts."]
+        pub fn token(&self) -> u64 {
+            self.hold.entered.token
+        }
+
+        #[doc = concat!("The path of this ", $what, "'s waiter node.")]
+        pub fn path(&self) -> &str {
+            &self.hold.entered.path
+        }
+
+        /// The waiter node's sequential suffix: its place in the queue.
+        pub fn sequence(&self) -> i32 {
+            self.hold.entered.sequence
+        }
+
+        #[doc = concat!("Whether the ", $what, " is still held, as far as this client knows now.")]
+        pub fn state(&self) -> $crate::recipes::lock::HoldState {
+            self.hold.state()
+        }
+
+        /// A receiver of the hold state: `changed().await` on it to follow `Held` →
+        /// `Jeopardy` → `Held` or `Lost`.
+        pub fn watch(&self) -> tokio::sync::watch::Receiver<$crate::recipes::lock::HoldState> {
+            self.hold.watch()
+        }
+
+        #[doc = concat!("Completes once the ", $what, " is `Lost`.")]
+        ///
+        /// # Cancellation safety
+        /// Cancel-safe.
+        pub async fn lost(&self) {
+            self.hold.lost().await;
+        }
+    };
+}
+pub(crate) use hold_accessors;
+
 /// A held place in a queue directory: the node, its token, and the task that follows the
 /// session and the node to publish the [`HoldState`]. Shared by every guard type.
 #[derive(Debug)]
