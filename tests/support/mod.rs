@@ -109,6 +109,8 @@ pub struct Daemon {
     extra_args: Vec<String>,
     /// The network namespace it runs in, if not the test's own.
     netns: Option<String>,
+    /// A data directory elsewhere than in the daemon's temp dir (a small filesystem, say).
+    data_dir: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -120,8 +122,13 @@ impl Daemon {
     /// Starts a daemon with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut daemon =
-            Daemon { child: None, dir, extra_args: args.iter().map(|a| (*a).to_owned()).collect(), netns: None };
+        let mut daemon = Daemon {
+            child: None,
+            dir,
+            extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
+            netns: None,
+            data_dir: None,
+        };
         daemon.spawn();
         daemon
     }
@@ -131,7 +138,7 @@ impl Daemon {
     pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()) };
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()), data_dir: None };
         daemon.spawn();
         daemon
     }
@@ -142,7 +149,7 @@ impl Daemon {
         let config = dir.path().join("batond.toml");
         std::fs::write(&config, text).expect("write config");
         let extra_args = vec!["--config".to_owned(), config.display().to_string()];
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: None };
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: None };
         daemon.spawn();
         daemon
     }
@@ -189,7 +196,16 @@ impl Daemon {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
+    }
+
+    /// Starts a daemon whose data directory is `data_dir`.
+    pub fn start_on(data_dir: &Path, args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: Some(data_dir.to_owned()) };
+        daemon.spawn();
+        daemon
     }
 
     /// The address clients use: the socket path.

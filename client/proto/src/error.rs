@@ -59,6 +59,9 @@ pub enum ErrorCode {
     SessionMoved,
     /// A write guarded by a fencing token was refused: the token no longer holds the lock.
     LockLost,
+    /// The server's disk is full (or its storage failed): writes are refused until it takes
+    /// them again; reads and watches go on.
+    DiskFull,
 }
 
 impl ErrorCode {
@@ -71,6 +74,7 @@ impl ErrorCode {
                 | ErrorCode::NotPrimary
                 | ErrorCode::ServerBehind
                 | ErrorCode::LimitExceeded
+                | ErrorCode::DiskFull
         )
     }
 
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::Fenced => "fenced by a newer epoch",
             ErrorCode::SessionMoved => "session moved to another connection",
             ErrorCode::LockLost => "the fencing token no longer holds the lock",
+            ErrorCode::DiskFull => "the server's storage is full or failing",
         }
     }
 }

@@ -404,11 +404,12 @@ fn error_reply_and_every_error_code() {
         (ErrorCode::Fenced, "16"),
         (ErrorCode::SessionMoved, "17"),
         (ErrorCode::LockLost, "18"),
+        (ErrorCode::DiskFull, "19"),
     ];
     for (code, expected) in codes {
         golden(&code, expected);
     }
-    has_n_variants::<ErrorCode>(25);
+    has_n_variants::<ErrorCode>(26);
 }
 
 /// A log record is `TXN_FORMAT_VERSION` then the postcard txn.

@@ -13,6 +13,7 @@
 
 mod backup;
 mod replica;
+mod storage;
 
 pub use replica::{Feed, PeerReport};
 
@@ -178,6 +179,8 @@ pub struct Engine {
     replica: Replica,
     /// The engine's own input, for work finished off its thread (backups).
     inputs: Option<mpsc::Sender<EngineInput>>,
+    /// Set while the storage refuses writes (a disk full): why, and when it was last probed.
+    storage: Option<storage::Failure>,
     metrics: Arc<Metrics>,
     /// When the current round took its first input.
     round: Instant,
@@ -199,6 +202,7 @@ impl Engine {
             clock: Instant::now(),
             replica,
             inputs: None,
+            storage: None,
             metrics,
             round: Instant::now(),
         }
@@ -313,6 +317,10 @@ impl Engine {
                 Ok(local) => local,
                 Err(refusal) => return HelloReply::Refused(refusal),
             },
+            SessionRequest::New { .. } if self.storage.is_some() => {
+                // Opening a session is a write.
+                return HelloReply::Refused(self.storage_refusal());
+            }
             SessionRequest::New { timeout_ms, connection_bound } => {
                 if connection_bound && !matches!(peer, Peer::Unix { .. }) {
                     let message = "connection-bound sessions need the Unix socket".to_owned();
@@ -407,6 +415,7 @@ impl Engine {
                 Err(self.not_primary())
             }
             op if op.is_write() && self.replica.fenced => Err(self.fenced()),
+            op if op.is_write() && self.storage.is_some() => Err(self.storage_refusal()),
             Op::CloseSession => {
                 if let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) {
                     self.commit(&txn);
@@ -460,6 +469,11 @@ impl Engine {
 
     fn tick(&mut self) {
         self.check_sync_standby();
+        if self.storage.is_some() {
+            // Nothing that writes (expiry, reaping) until the storage takes writes again.
+            self.probe_storage();
+            return;
+        }
         if !self.is_primary() {
             // Only the primary decides expiry and reaping; a standby applies its decisions.
             return;
@@ -496,7 +510,9 @@ impl Engine {
         if committed {
             let batch = std::mem::take(&mut self.batch);
             let started = Instant::now();
-            self.store.commit(&batch)?;
+            if let Err(failure) = self.store.commit(&batch) {
+                return self.storage_failed(&failure);
+            }
             self.metrics.commit(batch.len(), started.elapsed());
             debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             // No standby listening is fine: it catches up from the stored log.

@@ -52,14 +52,20 @@ pub enum StoreError {
     Format { found: u64 },
     #[error("backup: {0}")]
     Backup(String),
+    #[error("the store is being reopened after a storage failure")]
+    Closed,
 }
 
 pub(crate) fn engine<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Redb(e.into())
 }
 
+/// The open database, shared with readers; emptied and refilled when the store is reopened
+/// after a storage failure (redb refuses every call after an I/O error until reopened).
+pub(crate) type DbSlot = Arc<std::sync::RwLock<Option<Arc<Database>>>>;
+
 pub struct Store {
-    db: Arc<Database>,
+    slot: DbSlot,
     path: PathBuf,
     retention: Retention,
     window: LogWindow,
@@ -89,9 +95,10 @@ impl Store {
         let db = Database::create(&path).map_err(engine)?;
         initialize(&db)?;
         let db = Arc::new(db);
-        let (restored, window) = StoreReader::new(db.clone()).restore(history_txns)?;
+        let slot: DbSlot = Arc::new(std::sync::RwLock::new(Some(db)));
+        let (restored, window) = StoreReader::new(slot.clone()).restore(history_txns)?;
         let retention = Retention { txns: retention.txns.max(1), bytes: retention.bytes };
-        let store = Store { db, path, retention, window };
+        let store = Store { slot, path, retention, window };
         Ok((store, restored))
     }
 
@@ -101,13 +108,13 @@ impl Store {
 
     /// A handle for reading committed state from other threads (replication).
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(self.db.clone())
+        StoreReader::new(self.slot.clone())
     }
 
     /// Replaces everything with `snapshot` (a standby catching up from scratch), in one
     /// durable transaction; the log restarts empty after the snapshot's zxid.
     pub fn install(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let write = self.db.begin_write().map_err(engine)?;
+        let write = self.db()?.begin_write().map_err(engine)?;
         {
             let mut nodes = write.open_table(NODES).map_err(engine)?;
             nodes.retain(|_, _| false).map_err(engine)?;
@@ -142,7 +149,7 @@ impl Store {
     /// Any failure: the caller must treat it as fatal (nothing of the batch may be
     /// acknowledged, and the in-memory state is ahead of the disk).
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let write = self.db.begin_write().map_err(engine)?;
+        let write = self.db()?.begin_write().map_err(engine)?;
         let mut window = self.window;
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
@@ -188,6 +195,48 @@ impl Store {
         Ok(())
     }
 
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        slot_db(&self.slot)
+    }
+
+    /// Closes and reopens the database after a storage failure (redb refuses every call
+    /// after an I/O error until then), and re-reads the log's window.
+    ///
+    /// # Errors
+    /// The database cannot be opened again.
+    pub fn reopen(&mut self) -> Result<(), StoreError> {
+        write_slot(&self.slot).take();
+        // A reader may still hold the old handle for a moment; its file lock goes with it.
+        let mut attempts = 0;
+        let db = loop {
+            match Database::create(&self.path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(engine(e)),
+            }
+        };
+        *write_slot(&self.slot) = Some(Arc::new(db));
+        self.window = self.reader().restore(0)?.1;
+        Ok(())
+    }
+
+    /// A tiny durable write, to learn whether the storage takes writes again.
+    ///
+    /// # Errors
+    /// It still does not.
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        let write = self.db()?.begin_write().map_err(engine)?;
+        {
+            let mut meta = write.open_table(META).map_err(engine)?;
+            let probes = meta.get("probes").map_err(engine)?.map_or(0, |v| v.value());
+            meta.insert("probes", probes + 1).map_err(engine)?;
+        }
+        write.commit().map_err(engine)
+    }
+
     /// What the retained log holds now.
     pub fn log_window(&self) -> LogWindow {
         self.window
@@ -197,6 +246,14 @@ impl Store {
     pub fn file_len(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
+}
+
+pub(crate) fn slot_db(slot: &DbSlot) -> Result<Arc<Database>, StoreError> {
+    slot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().ok_or(StoreError::Closed)
+}
+
+fn write_slot(slot: &DbSlot) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Database>>> {
+    slot.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn corrupt(table: &'static str, key: impl ToString, reason: impl ToString) -> StoreError {

@@ -7,7 +7,6 @@ use crate::state::{NodeRecord, Restored, SessionRecord};
 use baton_proto::txn::decode_record;
 use baton_proto::{SessionId, Zxid};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
-use std::sync::Arc;
 
 /// A consistent copy of the state, as stored records, for a standby.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,7 +28,7 @@ pub enum LogRange {
 
 #[derive(Clone)]
 pub struct StoreReader {
-    db: Arc<Database>,
+    slot: super::DbSlot,
 }
 
 struct Position {
@@ -40,12 +39,12 @@ struct Position {
 }
 
 impl StoreReader {
-    pub fn new(db: Arc<Database>) -> Self {
-        StoreReader { db }
+    pub(crate) fn new(slot: super::DbSlot) -> Self {
+        StoreReader { slot }
     }
 
     fn begin(&self) -> Result<ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(engine)
+        super::slot_db(&self.slot)?.begin_read().map_err(engine)
     }
 
     fn position(read: &ReadTransaction) -> Result<Position, StoreError> {
