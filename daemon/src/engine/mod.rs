@@ -8,8 +8,10 @@
 //! precedes the replies that reveal its change. A client that cannot keep up is cut off,
 //! never waited for.
 //!
-//! A failed commit is fatal: the in-memory state is ahead of the disk, so the engine stops
-//! and the process exits non-zero; recovery on restart reads back what was durable.
+//! A failed commit (a full disk) acknowledges nothing: the in-memory state, which is ahead of
+//! the disk, is rebuilt from what is durable, every client is disconnected to resume from
+//! there, and writes are refused with `DiskFull` until the storage takes them again
+//! (`storage.rs`). Only a store that cannot even be reopened stops the daemon.
 
 mod backup;
 mod replica;
@@ -236,7 +238,7 @@ impl Engine {
     /// Runs until `Shutdown` or until every sender is gone.
     ///
     /// # Errors
-    /// A failed durable commit, which is fatal.
+    /// A store that cannot be reopened after a failed commit.
     pub fn run(mut self, mut inputs: mpsc::Receiver<EngineInput>) -> Result<(), EngineError> {
         if self.is_primary() {
             self.close_connection_bound_sessions("the daemon restarted");

@@ -146,8 +146,9 @@ impl Store {
     /// Writes a batch in one durable transaction, trimming the log to its retention.
     ///
     /// # Errors
-    /// Any failure: the caller must treat it as fatal (nothing of the batch may be
-    /// acknowledged, and the in-memory state is ahead of the disk).
+    /// Any failure: nothing of the batch may be acknowledged, the in-memory state is ahead
+    /// of the disk, and the database must be reopened ([`Store::reopen`]) before it is used
+    /// again.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let write = self.db()?.begin_write().map_err(engine)?;
         let mut window = self.window;
