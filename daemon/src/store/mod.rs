@@ -1,9 +1,9 @@
 //! Durable storage in redb: the only module that names redb.
 //!
 //! Tables (one file, `baton.redb`, in the data directory):
-//! - `nodes`: path → node record (format version byte, then postcard [`NodeRecord`])
+//! - `nodes`: path → node record (format version byte, then postcard [`NodeRecord`](crate::state::NodeRecord))
 //! - `sessions`: session id → session record (format version byte, then postcard
-//!   [`SessionRecord`])
+//!   [`SessionRecord`](crate::state::SessionRecord))
 //! - `log`: zxid → txn record ([`baton_proto::txn::encode_record`]); the newest
 //!   transactions within the retention (by count and by bytes) are kept, for watch replay and
 //!   for a standby to catch up
