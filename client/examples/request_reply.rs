@@ -26,24 +26,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Creates `path` and its missing ancestors as persistent nodes.
-async fn ensure_path(client: &Client, path: &str) -> anyhow::Result<()> {
-    let mut at = String::new();
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
-        at = format!("{at}/{segment}");
-        match client.create(&at, b"", CreateOptions::persistent()).await {
-            Ok(_) => {}
-            Err(e) if e.is_node_exists() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 async fn request(addr: &str, input: &str) -> anyhow::Result<()> {
     let client = Client::connect(addr).await?;
-    ensure_path(&client, REQUESTS).await?;
-    ensure_path(&client, RESULTS).await?;
+    client.create_path(REQUESTS, b"").await?;
+    client.create_path(RESULTS, b"").await?;
     let (job_path, _) =
         client.create(&format!("{REQUESTS}/job-"), input.as_bytes(), CreateOptions::persistent().sequential()).await?;
     let job = baton::proto::path::name(&job_path).to_owned();
@@ -63,8 +49,8 @@ async fn request(addr: &str, input: &str) -> anyhow::Result<()> {
 
 async fn worker(addr: &str) -> anyhow::Result<()> {
     let client = Client::connect(addr).await?;
-    ensure_path(&client, REQUESTS).await?;
-    ensure_path(&client, RESULTS).await?;
+    client.create_path(REQUESTS, b"").await?;
+    client.create_path(RESULTS, b"").await?;
     let mut requests = client.watch(REQUESTS, false).await?;
     eprintln!("worker ready");
     loop {

@@ -188,6 +188,33 @@ impl Client {
         }
     }
 
+    /// Creates `path` holding `data`, and any missing ancestors (persistent and empty), unless
+    /// it exists; returns whether this call created it. Nodes made concurrently by others are
+    /// left alone.
+    ///
+    /// # Errors
+    /// As [`Client::create`], except `NodeExists`; `NoNode` if an ancestor is deleted meanwhile.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe; the nodes created before the cancellation stay.
+    pub async fn create_path(&self, path: &str, data: &[u8]) -> Result<bool> {
+        if path == "/" || self.exists(path).await?.is_some() {
+            return Ok(false);
+        }
+        let mut chain: Vec<&str> = baton_proto::path::self_and_ancestors(path).filter(|p| *p != "/").collect();
+        chain.reverse();
+        let mut created = false;
+        for (i, node) in chain.iter().enumerate() {
+            let last = i + 1 == chain.len();
+            match self.create(node, if last { data } else { &[] }, CreateOptions::persistent()).await {
+                Ok(_) => created = last,
+                Err(e) if e.is_node_exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(created)
+    }
+
     /// A node's data and stat.
     ///
     /// # Errors

@@ -54,7 +54,7 @@ impl Barrier {
     /// Cancel-safe, though a create already sent may take effect.
     pub async fn set(&self) -> Result<bool> {
         if let Some(parent) = baton_proto::path::parent(&self.path) {
-            ensure_path(&self.client, parent).await?;
+            self.client.create_path(parent, b"").await?;
         }
         match self.client.create(&self.path, b"", CreateOptions::persistent()).await {
             Ok(_) => Ok(true),
@@ -124,30 +124,4 @@ impl Barrier {
             Err(_elapsed) => Ok(false),
         }
     }
-}
-
-/// Creates `path` and every missing ancestor as empty persistent nodes, like `mkdir -p`.
-/// Nodes that already exist (even if made concurrently by someone else) are left alone.
-///
-/// # Errors
-/// The client's errors other than `NodeExists`: `InvalidPath`, `NoChildrenForEphemerals`,
-/// `NoNode` if an ancestor is deleted meanwhile, the connection and session errors.
-///
-/// # Cancellation safety
-/// Cancel-safe; the nodes created before the cancellation stay.
-pub(crate) async fn ensure_path(client: &Client, path: &str) -> Result<()> {
-    if path == "/" || client.exists(path).await?.is_some() {
-        return Ok(());
-    }
-    let mut prefix = String::with_capacity(path.len());
-    for segment in path.split('/').skip(1) {
-        prefix.push('/');
-        prefix.push_str(segment);
-        match client.create(&prefix, b"", CreateOptions::persistent()).await {
-            Ok(_) => {}
-            Err(e) if e.is_node_exists() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -11,7 +11,6 @@
 //! The value is plain decimal text (`"42"`, `"-7"`), so the CLI and other languages can read
 //! and write it too. A value that does not parse is reported, never overwritten.
 
-use crate::recipes::barrier::ensure_path;
 use crate::{Client, CreateOptions, Error, Result};
 
 /// An atomic 64-bit signed counter stored at a node.
@@ -102,7 +101,7 @@ impl Counter {
                 Err(e) if e.is_node_exists() => return Ok(None),
                 Err(e) if e.is_no_node() && !made_parents => {
                     if let Some(parent) = baton_proto::path::parent(&self.path) {
-                        ensure_path(&self.client, parent).await?;
+                        self.client.create_path(parent, b"").await?;
                     }
                     made_parents = true;
                 }

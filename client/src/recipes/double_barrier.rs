@@ -19,7 +19,6 @@
 //! The same node can serve round after round, provided a new round starts entering only after
 //! every participant of the previous one has returned from [`DoubleBarrier::leave`].
 
-use crate::recipes::barrier::ensure_path;
 use crate::{Client, CreateOptions, Result};
 use baton_proto::path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +81,7 @@ impl DoubleBarrier {
     /// Cancel-safe in that [`DoubleBarrier::leave`] (or the end of the session) removes a node
     /// created by a cancelled enter; but until then it counts as entered.
     pub async fn enter(&mut self) -> Result<()> {
-        ensure_path(&self.client, &self.path).await?;
+        self.client.create_path(&self.path, b"").await?;
         let node = self.node();
         self.entered = true;
         self.client.create(&node, b"", CreateOptions::ephemeral()).await?;

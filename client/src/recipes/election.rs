@@ -281,7 +281,7 @@ impl LeaderObserver {
     /// Sets the recursive watch, then reads the candidate set it starts from.
     async fn sync(&mut self) -> Result<()> {
         self.watcher = None;
-        super::waiting::ensure_dir(&self.client, &self.path, &[]).await?;
+        self.client.create_path(&self.path, b"").await?;
         let watcher = self.client.watch(&self.path, true).await?;
         let (children, stat) = self.client.children_and_stat(&self.path).await?;
         self.candidates = Candidates::new(&self.path, children, stat.pzxid);

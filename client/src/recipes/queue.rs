@@ -19,7 +19,6 @@
 //! caller that cancels a take (drops its future) mid-delete, or a delete that fails with
 //! `ConnectionLoss`, may leave an item removed without anyone having received it.
 
-use crate::recipes::barrier::ensure_path;
 use crate::{Client, CreateOptions, Result};
 use baton_proto::path;
 use std::time::Duration;
@@ -81,7 +80,7 @@ impl Queue {
         match self.client.create(&item, data, options).await {
             Ok((created, _)) => Ok(created),
             Err(e) if e.is_no_node() => {
-                ensure_path(&self.client, &self.path).await?;
+                self.client.create_path(&self.path, b"").await?;
                 Ok(self.client.create(&item, data, options).await?.0)
             }
             Err(e) => Err(e),
@@ -187,7 +186,7 @@ impl Queue {
             Ok(found) => found,
             Err(e) if e.is_no_node() => {
                 // Consumers may start before any producer: make the node to watch.
-                ensure_path(&self.client, &self.path).await?;
+                self.client.create_path(&self.path, b"").await?;
                 self.client.children_and_watch(&self.path).await?
             }
             Err(e) => return Err(e),

@@ -15,7 +15,6 @@
 //! from the last one. Events that arrive while a read is running are folded into the next
 //! read, so a burst of changes costs one read, and the watcher always ends on the current set.
 
-use crate::recipes::barrier::ensure_path;
 use crate::recipes::cache::{retrying, try_next};
 use crate::{Client, CreateOptions, Error, PersistentWatcher, Result, Stat};
 use baton_proto::path;
@@ -107,7 +106,7 @@ impl ServiceRegistry {
         let node = path::join(&service_path, instance_id);
         let created = match self.client.create(&node, metadata, CreateOptions::ephemeral()).await {
             Err(e) if e.is_no_node() => {
-                ensure_path(&self.client, &service_path).await?;
+                self.client.create_path(&service_path, b"").await?;
                 self.client.create(&node, metadata, CreateOptions::ephemeral()).await
             }
             other => other,

@@ -31,7 +31,7 @@
 //! op: the server's `HoldsLock` check admits only the first waiter.
 
 use super::waiting::hold_accessors;
-use super::waiting::{Holding, Ticket, Waiter, backoff, ensure_dir, sorted_waiters, try_take, waiter_gone};
+use super::waiting::{Holding, Ticket, Waiter, backoff, sorted_waiters, try_take, waiter_gone};
 use crate::proto::path;
 use crate::{Client, Error, Result};
 use std::sync::Arc;
@@ -177,7 +177,7 @@ impl Semaphore {
         if self.checked.load(Ordering::Relaxed) {
             return Ok(());
         }
-        ensure_dir(&self.client, &self.path, self.permits.to_string().as_bytes()).await?;
+        self.client.create_path(&self.path, self.permits.to_string().as_bytes()).await?;
         let (data, _) = self.client.get(&self.path).await?;
         let recorded = std::str::from_utf8(&data).ok().and_then(|s| s.parse::<u32>().ok());
         if let Some(recorded) = recorded.filter(|n| *n != self.permits) {

@@ -108,24 +108,6 @@ fn already_gone(error: &Error) -> bool {
     error.is_no_node() || matches!(error, Error::SessionExpired | Error::Closed)
 }
 
-/// Creates `dir` and its missing ancestors as persistent nodes, `dir` itself with `data`.
-///
-/// # Cancellation safety
-/// Cancel-safe; nodes created before the cancellation stay.
-pub(crate) async fn ensure_dir(client: &Client, dir: &str, data: &[u8]) -> Result<()> {
-    let mut chain: Vec<&str> = path::self_and_ancestors(dir).filter(|p| *p != "/").collect();
-    chain.reverse();
-    for (i, node) in chain.iter().enumerate() {
-        let bytes = if i + 1 == chain.len() { data } else { &[] };
-        match client.create(node, bytes, CreateOptions::persistent()).await {
-            Ok(_) => {}
-            Err(e) if e.is_node_exists() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// A waiter node that is in the queue (or on its way in).
 #[derive(Clone, Debug)]
 pub(crate) struct Entered {
@@ -203,7 +185,7 @@ impl Ticket {
                 Ok((node, stat)) => return Ok(self.entered.insert(Entered::new(node, &stat)?).clone()),
                 Err(e) if e.is_no_node() && failures < RETRIES_MAX => {
                     failures += 1;
-                    match ensure_dir(&self.client, &self.dir, &self.dir_data).await {
+                    match self.client.create_path(&self.dir, &self.dir_data).await.map(|_| ()) {
                         Ok(()) => continue,
                         Err(e) => e,
                     }
