@@ -110,14 +110,31 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     }
 }
 
-async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+/// A beat every `every` until shutdown (missed beats are delayed, not bunched).
+struct Periodic {
+    interval: tokio::time::Interval,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Periodic {
+    fn new(every: Duration, shutdown: watch::Receiver<bool>) -> Periodic {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Periodic { interval, shutdown }
+    }
+
+    /// Waits for the next beat; false once shutdown was asked for.
+    async fn beat(&mut self) -> bool {
         tokio::select! {
-            _ = interval.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = self.interval.tick() => true,
+            _ = self.shutdown.wait_for(|stop| *stop) => false,
         }
+    }
+}
+
+async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, shutdown: watch::Receiver<bool>) {
+    let mut beats = Periodic::new(every, shutdown);
+    while beats.beat().await {
         // A full queue means the engine is busy; the next tick will do.
         if let Err(mpsc::error::TrySendError::Closed(_)) = engine.try_send(EngineInput::Tick) {
             return;
@@ -158,15 +175,10 @@ async fn watchdog(
     engine: mpsc::Sender<EngineInput>,
     notifier: Arc<sd_notify::Notifier>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
+    let mut beats = Periodic::new(every, shutdown);
+    while beats.beat().await {
         match tokio::time::timeout(every, engine_answers(&engine)).await {
             Ok(true) => notifier.watchdog(),
             Ok(false) => return,
