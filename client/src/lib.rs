@@ -39,8 +39,10 @@ mod watch;
 mod watcher;
 
 pub use baton_proto as proto;
+pub use baton_proto::token::Token;
 pub use baton_proto::{
-    CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, SessionId, Stat, WatchEvent, Zxid,
+    AclEntry, CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, Perms, Principal, SessionId, Stat,
+    WatchEvent, Zxid,
 };
 pub use client::{Client, Promotion};
 pub use error::{Error, Result};

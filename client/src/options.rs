@@ -31,6 +31,8 @@ pub(crate) struct Options {
     pub requests_in_flight_max: usize,
     pub watch_queue_len: usize,
     pub frame_len_max: u32,
+    /// Proved at every connect (TCP servers require a token or a TLS certificate).
+    pub token: Option<baton_proto::token::Token>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
             watch_queue_len: WATCH_QUEUE_LEN_DEFAULT,
             frame_len_max: FRAME_LEN_MAX_DEFAULT,
+            token: None,
         }
     }
 }
@@ -116,6 +119,13 @@ impl ClientBuilder {
     /// The largest frame accepted or sent, in bytes.
     pub fn frame_len_max(mut self, max: u32) -> Self {
         self.options.frame_len_max = max;
+        self
+    }
+
+    /// Authenticates with `token` (`NAME:SECRET`, from `baton token new`). The secret never
+    /// crosses the wire: the client proves it holds it.
+    pub fn token(mut self, token: baton_proto::token::Token) -> Self {
+        self.options.token = Some(token);
         self
     }
 

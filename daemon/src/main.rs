@@ -55,6 +55,14 @@ struct Args {
     /// HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Token verifiers clients may authenticate with (lines from `baton token new`); TCP
+    /// clients need a token or a TLS client certificate.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// The ACL of nodes created without one, comma-separated PRINCIPAL:PERMS entries
+    /// (default creator:all — only the creator; anyone:all opens everything).
+    #[arg(long, value_name = "ACL")]
+    default_acl: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +118,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(file) = args.tokens_file {
+        config.tokens_file = Some(file);
+    }
+    if let Some(acl) = args.default_acl {
+        config.default_acl = acl.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
     }
     if let Some(file) = args.replication_token_file {
         config.replication_token_file = Some(file);

@@ -2,16 +2,18 @@
 //! connection, a cap on connections, and no accept spin when file descriptors run out.
 
 mod admission;
+mod auth;
 mod connection;
 mod peer;
 mod unix_socket;
 
+pub use auth::Authenticator;
 pub use connection::ConnLimits;
 
 use crate::engine::{ConnId, EngineInput, Peer};
 use baton_proto::frame;
 use baton_proto::message::HelloReply;
-use baton_proto::{ErrorCode, ErrorReply};
+use baton_proto::{ErrorCode, ErrorReply, Principal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,8 +57,10 @@ impl Listeners {
         engine: mpsc::Sender<EngineInput>,
         limits: ConnLimits,
         connections_max: usize,
+        auth: Authenticator,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let auth = std::sync::Arc::new(auth);
         let admission = admission::Admission::new(connections_max, limits.connections_per_peer_max);
         let next_id = AtomicU64::new(1);
         let mut tasks = JoinSet::new();
@@ -95,9 +99,14 @@ impl Listeners {
             };
             let span = info_span!("conn", id = conn, peer = ?peer);
             let engine = engine.clone();
+            let auth = auth.clone();
             tasks.spawn(
                 async move {
-                    connection::serve(stream, conn, peer, engine, limits).await;
+                    let principals = match peer {
+                        Peer::Unix { uid, gid, .. } => vec![Principal::Uid(uid), Principal::Gid(gid)],
+                        Peer::Tcp(_) => Vec::new(),
+                    };
+                    connection::serve(stream, conn, (peer, principals), &auth, engine, limits).await;
                     drop(permit);
                 }
                 .instrument(span),

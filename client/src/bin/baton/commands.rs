@@ -3,10 +3,10 @@
 //! session before returning.
 
 use crate::args::{AdminCommand, Cli, Command};
-use crate::{admin, output, registrar, transfer, verbs, wrappers};
+use crate::{access, admin, output, registrar, transfer, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
-use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
+use baton::{Client, ClientBuilder, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT, Token};
 use std::ffi::OsString;
 use std::io::{Read as _, Write};
 use std::os::unix::ffi::OsStringExt as _;
@@ -21,7 +21,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connects, runs the command and closes the session (also when the command failed). The
 /// process wrappers manage their sessions themselves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let Cli { addr, command } = cli;
+    let Cli { addr, token_file, command } = cli;
+    if let Command::Token { action } = command {
+        access::token(action)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let token = token_file.as_deref().map(access::load_token).transpose()?;
+    let _ = TOKEN.set(token);
     let command = match command {
         Command::Lock { path, timeout, nonblock, grace, session, command } => {
             let wait = if nonblock { wrappers::Wait::NonBlocking } else { wrappers::Wait::Up(timeout) };
@@ -52,9 +58,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     result
 }
 
+/// The token given with `--token-file`, read once before anything connects.
+static TOKEN: std::sync::OnceLock<Option<Token>> = std::sync::OnceLock::new();
+
+/// A client builder with this tool's name and the `--token-file` token.
+pub fn builder() -> ClientBuilder {
+    let builder = Client::builder().client_name(client_name());
+    match TOKEN.get() {
+        Some(Some(token)) => builder.token(token.clone()),
+        _ => builder,
+    }
+}
+
 /// A normal session for one command.
 async fn connect(addr: &str) -> Result<Client> {
-    Ok(Client::builder().client_name(client_name()).session_timeout(SESSION_TIMEOUT_DEFAULT).connect(addr).await?)
+    Ok(builder().session_timeout(SESSION_TIMEOUT_DEFAULT).connect(addr).await?)
 }
 
 /// The name this tool gives the server for its sessions.
@@ -108,12 +126,17 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
         Command::Queue { action } => return verbs::queue(client, action).await,
         Command::Counter { action } => verbs::counter(client, action).await?,
         Command::Admin { action } => admin::run(client, action).await?,
+        Command::Acl { action } => access::acl(client, action).await?,
         Command::Discover { service, root, json, watch, count } => {
             let how = if watch { verbs::Discovery::Watch(count) } else { verbs::Discovery::Once };
             return verbs::discover(client, &root, &service, json, how).await;
         }
         Command::Elect { path, json, count, .. } => return wrappers::observe(client, &path, json, count).await,
-        Command::Lock { .. } | Command::Register { .. } | Command::Import { .. } | Command::Guard => {
+        Command::Lock { .. }
+        | Command::Register { .. }
+        | Command::Import { .. }
+        | Command::Guard
+        | Command::Token { .. } => {
             anyhow::bail!("internal error: this subcommand is not run here")
         }
     }

@@ -7,6 +7,7 @@
 //! in [`exit`]. The tracing subscriber is set up here only.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod access;
 mod admin;
 mod args;
 mod commands;
