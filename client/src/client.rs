@@ -88,7 +88,7 @@ impl Client {
             let opened = Connection::open(
                 endpoint,
                 &hello,
-                options.token.as_ref(),
+                options.credentials(),
                 options.frame_len_max,
                 options.connect_timeout,
             )

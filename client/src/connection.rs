@@ -6,8 +6,10 @@
 //! conditions.
 
 use crate::addr::Endpoint;
+use crate::options::Credentials;
+use crate::tls::TlsClient;
 use baton_proto::frame::{self, FrameError, HEADER_LEN};
-use baton_proto::token::{Token, TokenHello};
+use baton_proto::token::TokenHello;
 use baton_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, ServerHello};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,10 +58,11 @@ impl Connection {
     pub async fn open(
         endpoint: &Endpoint,
         hello: &Hello,
-        token: Option<&Token>,
+        credentials: Credentials<'_>,
         frame_len_max: u32,
         timeout: Duration,
     ) -> Result<(Connection, ServerHello), ConnError> {
+        let token = credentials.token;
         let mut client_nonce = [0u8; baton_proto::token::SECRET_LEN];
         if token.is_some() {
             getrandom::fill(&mut client_nonce).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
@@ -68,7 +71,7 @@ impl Connection {
             Hello { token: token.map(|t| TokenHello { name: t.name().to_owned(), client_nonce }), ..hello.clone() };
         let hello = &hello;
         let attempt = async {
-            let io = connect_socket(endpoint).await?;
+            let io = connect_socket(endpoint, credentials.tls).await?;
             let mut conn = Connection {
                 io,
                 peer: endpoint.to_string(),
@@ -178,14 +181,17 @@ impl Connection {
     }
 }
 
-async fn connect_socket(endpoint: &Endpoint) -> io::Result<Box<dyn Io>> {
+async fn connect_socket(endpoint: &Endpoint, tls: Option<&TlsClient>) -> io::Result<Box<dyn Io>> {
     match endpoint {
         Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
         Endpoint::Tcp { host, port } => {
             let stream = TcpStream::connect((host.as_str(), *port)).await?;
             // Requests are small and latency-bound; writes are already batched per flush.
             stream.set_nodelay(true)?;
-            Ok(Box::new(stream))
+            match tls {
+                Some(tls) => Ok(Box::new(tls.connect(host, stream).await?)),
+                None => Ok(Box::new(stream)),
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ mod options;
 pub mod recipes;
 mod session;
 mod state;
+mod tls;
 mod watch;
 mod watcher;
 
@@ -51,4 +52,5 @@ pub use options::{
     WATCH_QUEUE_LEN_DEFAULT,
 };
 pub use state::SessionState;
+pub use tls::TlsClient;
 pub use watcher::{OneshotWatcher, PersistentWatcher};

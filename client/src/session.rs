@@ -436,7 +436,7 @@ impl SessionTask {
                 let limit = self.options.connect_timeout.min(self.alive_until - started);
                 let hello = self.resume_hello();
                 let opened =
-                    Connection::open(&endpoint, &hello, self.options.token.as_ref(), self.options.frame_len_max, limit)
+                    Connection::open(&endpoint, &hello, self.options.credentials(), self.options.frame_len_max, limit)
                         .await;
                 match opened {
                     Ok((conn, server)) => match self.check_resumed(&server, started) {

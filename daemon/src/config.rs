@@ -108,6 +108,13 @@ pub struct Config {
     /// Let TCP clients in without a token or certificate, as `anyone` only. For trusted
     /// networks; such clients cannot create nodes under a `creator` default ACL.
     pub tcp_allow_anonymous: bool,
+    /// Serve TCP clients over mutual TLS: this server's certificate chain (PEM) ...
+    pub tls_cert: Option<PathBuf>,
+    /// ... its private key (PEM) ...
+    pub tls_key: Option<PathBuf>,
+    /// ... and the CA (PEM) every client certificate must be signed by. A client so
+    /// authenticated is `cert:NAME` in ACLs, NAME being its certificate's common name.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// `sync_standby_gone` in the config file.
@@ -216,6 +223,9 @@ impl Default for Config {
             superusers: vec!["uid:0".to_owned()],
             tokens_file: None,
             tcp_allow_anonymous: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -342,7 +352,22 @@ impl Config {
             return invalid("root_acl cannot name `creator`: the root has none".into());
         }
         self.superusers()?;
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_client_ca].map(Option::is_some);
+        if tls.contains(&true) && tls.contains(&false) {
+            return invalid("mutual TLS needs all of tls_cert, tls_key and tls_client_ca".into());
+        }
+        if tls[0] && self.listen.is_none() {
+            return invalid("tls_cert and the rest are for the TCP listener: set listen too".into());
+        }
         Ok(())
+    }
+
+    /// The TLS files, when mutual TLS is configured.
+    pub fn tls_files(&self) -> Option<crate::server::TlsFiles<'_>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
+            _ => None,
+        }
     }
 
     /// `default_acl`, parsed.

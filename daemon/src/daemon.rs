@@ -7,7 +7,7 @@ use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::metrics;
 use crate::replication;
 use crate::sd_notify;
-use crate::server::{Authenticator, ConnLimits, Listeners};
+use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
 use crate::signals;
 use crate::state::StateMachine;
 use crate::store::{Retention, Store};
@@ -68,7 +68,13 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     };
     let auth = Authenticator::new(config.tokens_file.as_deref(), config.tcp_allow_anonymous)
         .map_err(|e| anyhow::anyhow!(e))?;
-    info!(tokens = auth.token_count(), tcp_allow_anonymous = config.tcp_allow_anonymous, "authentication ready");
+    let tls = config.tls_files().map(|files| TlsServer::load(&files)).transpose().map_err(|e| anyhow::anyhow!(e))?;
+    info!(
+        tokens = auth.token_count(),
+        mutual_tls = tls.is_some(),
+        tcp_allow_anonymous = config.tcp_allow_anonymous,
+        "authentication ready"
+    );
     let mut engine = Engine::new(sm, store, engine_config);
     engine.set_inputs(engine_tx.clone());
     let engine_metrics = engine.metrics();
@@ -104,7 +110,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             return Err(e);
         }
         let notifier = notify_systemd(&engine_tx, &shutdown_rx).await?;
-        listeners.serve(engine_tx, limits, config.connections_max, auth, shutdown_rx).await;
+        listeners.serve(engine_tx, limits, config.connections_max, auth, tls, shutdown_rx).await;
         // If the task that says so at the signal has not run yet, it would be cancelled with
         // the runtime: say it here (it is sent only once).
         notifier.stopping();

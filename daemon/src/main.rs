@@ -63,6 +63,17 @@ struct Args {
     /// (default creator:all — only the creator; anyone:all opens everything).
     #[arg(long, value_name = "ACL")]
     default_acl: Option<String>,
+    /// Mutual TLS on the TCP listener: this server's certificate chain (PEM); needs
+    /// --tls-key and --tls-client-ca too.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) client certificates must be signed by; a client is `cert:NAME` in
+    /// ACLs, NAME being its certificate's common name.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +132,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(file) = args.tokens_file {
         config.tokens_file = Some(file);
+    }
+    if let Some(file) = args.tls_cert {
+        config.tls_cert = Some(file);
+    }
+    if let Some(file) = args.tls_key {
+        config.tls_key = Some(file);
+    }
+    if let Some(file) = args.tls_client_ca {
+        config.tls_client_ca = Some(file);
     }
     if let Some(acl) = args.default_acl {
         config.default_acl = acl.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();

@@ -173,3 +173,98 @@ fn a_unix_client_is_its_peer_uid_and_gid() {
     assert!(ok(cli(&daemon.addr()).args(["acl", "whoami"]).output().unwrap()).contains("(superuser)"));
     ok(cli(&daemon.addr()).args(["admin", "status"]).output().unwrap());
 }
+
+/// A CA and the certificates it signs, written as PEM files into `dir`.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki { dir, ca }
+    }
+
+    fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues a certificate named `name`; returns the paths of it and its key.
+    fn issue(&self, name: &str, server: bool) -> (std::path::PathBuf, std::path::PathBuf) {
+        let sans = if server { vec!["localhost".to_owned()] } else { Vec::new() };
+        let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        if server {
+            params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
+        params.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let (cert_path, key_path) =
+            (self.dir.path().join(format!("{name}.pem")), self.dir.path().join(format!("{name}.key")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_clients_are_their_certificate_names() {
+    let pki = Pki::new("baton test CA");
+    let (server_cert, server_key) = pki.issue("batond", true);
+    let (web_cert, web_key) = pki.issue("web-1", false);
+    let tcp = baton_tests::free_tcp_addr();
+    let config = format!(
+        "listen = \"{tcp}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+        server_cert.display(),
+        server_key.display(),
+        pki.ca().display()
+    );
+    let daemon = Daemon::start_with_config(&config);
+    let addr = tcp.to_string();
+
+    let tls = baton::TlsClient::from_files(&pki.ca(), &web_cert, &web_key).unwrap();
+    let web = Client::builder().tls(tls).connect(&addr).await.unwrap();
+    assert_eq!(web.who_am_i().await.unwrap(), (vec![Principal::Cert("web-1".into())], false));
+    web.create("/web", b"", CreateOptions::persistent()).await.unwrap();
+    let (acl, _) = web.get_acl("/web").await.unwrap();
+    assert_eq!(acl.iter().map(ToString::to_string).collect::<Vec<_>>(), ["cert:web-1:rwcda"]);
+
+    // Without a certificate, or with one from another CA, there is no connection at all.
+    let plain = Client::builder().connect_timeout(Duration::from_secs(2)).connect(&addr).await;
+    assert!(plain.is_err(), "a plain TCP client got in");
+    let rogue_pki = Pki::new("rogue CA");
+    let (rogue_cert, rogue_key) = rogue_pki.issue("web-1", false);
+    let rogue = baton::TlsClient::from_files(&pki.ca(), &rogue_cert, &rogue_key).unwrap();
+    let refused = Client::builder().tls(rogue).connect_timeout(Duration::from_secs(2)).connect(&addr).await;
+    assert!(refused.is_err(), "a certificate from another CA got in");
+    // And the client checks the server: a CA that did not sign the server's certificate.
+    let distrustful = baton::TlsClient::from_files(&rogue_pki.ca(), &web_cert, &web_key).unwrap();
+    let refused = Client::builder().tls(distrustful).connect_timeout(Duration::from_secs(2)).connect(&addr).await;
+    assert!(refused.is_err(), "the client trusted a server its CA did not sign");
+    assert!(daemon.log().contains("TLS handshake failed"), "refusals are logged");
+
+    let who = cli(&addr)
+        .arg("--tls-ca")
+        .arg(pki.ca())
+        .arg("--tls-cert")
+        .arg(&web_cert)
+        .arg("--tls-key")
+        .arg(&web_key)
+        .args(["acl", "whoami"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(who), "cert:web-1\nanyone\n");
+    web.close().await.unwrap();
+}

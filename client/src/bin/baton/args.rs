@@ -62,6 +62,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "BATON_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +95,22 @@ impl Cli {
         }
         Ok(())
     }
+}
+
+/// Mutual TLS to a TCP address: all three, or none. The field names are the flags'.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_field_names)]
+pub struct TlsArgs {
+    /// Connect to TCP addresses over mutual TLS, trusting server certificates signed by the CA
+    /// in FILE (PEM); needs --tls-cert and --tls-key
+    #[arg(long, global = true, env = "BATON_TLS_CA", value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// This client's certificate (PEM); its name is the client's identity (cert:NAME)
+    #[arg(long, global = true, env = "BATON_TLS_CERT", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, global = true, env = "BATON_TLS_KEY", value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The socket a local daemon listens on: this user's, else the system service's.

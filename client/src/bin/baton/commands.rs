@@ -6,7 +6,7 @@ use crate::args::{AdminCommand, Cli, Command};
 use crate::{access, admin, output, registrar, transfer, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
-use baton::{Client, ClientBuilder, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT, Token};
+use baton::{Client, ClientBuilder, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT, TlsClient, Token};
 use std::ffi::OsString;
 use std::io::{Read as _, Write};
 use std::os::unix::ffi::OsStringExt as _;
@@ -21,13 +21,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connects, runs the command and closes the session (also when the command failed). The
 /// process wrappers manage their sessions themselves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let Cli { addr, token_file, command } = cli;
+    let Cli { addr, token_file, tls, command } = cli;
     if let Command::Token { action } = command {
         access::token(action)?;
         return Ok(ExitCode::SUCCESS);
     }
     let token = token_file.as_deref().map(access::load_token).transpose()?;
-    let _ = TOKEN.set(token);
+    let tls = match (tls.tls_ca, tls.tls_cert, tls.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(TlsClient::from_files(&ca, &cert, &key)?),
+        _ => None,
+    };
+    let _ = CREDENTIALS.set((token, tls));
     let command = match command {
         Command::Lock { path, timeout, nonblock, grace, session, command } => {
             let wait = if nonblock { wrappers::Wait::NonBlocking } else { wrappers::Wait::Up(timeout) };
@@ -58,16 +62,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     result
 }
 
-/// The token given with `--token-file`, read once before anything connects.
-static TOKEN: std::sync::OnceLock<Option<Token>> = std::sync::OnceLock::new();
+/// The `--token-file` token and the `--tls-*` settings, read once before anything connects.
+static CREDENTIALS: std::sync::OnceLock<(Option<Token>, Option<TlsClient>)> = std::sync::OnceLock::new();
 
-/// A client builder with this tool's name and the `--token-file` token.
+/// A client builder with this tool's name and credentials.
 pub fn builder() -> ClientBuilder {
-    let builder = Client::builder().client_name(client_name());
-    match TOKEN.get() {
-        Some(Some(token)) => builder.token(token.clone()),
-        _ => builder,
+    let mut builder = Client::builder().client_name(client_name());
+    if let Some((token, tls)) = CREDENTIALS.get() {
+        if let Some(token) = token {
+            builder = builder.token(token.clone());
+        }
+        if let Some(tls) = tls {
+            builder = builder.tls(tls.clone());
+        }
     }
+    builder
 }
 
 /// A normal session for one command.
