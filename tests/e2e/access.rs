@@ -169,6 +169,14 @@ fn a_unix_client_is_its_peer_uid_and_gid() {
     assert_eq!(ok(as_user(&daemon, bob, &["get", "/mine"])), "hers");
     let denied = as_user(&daemon, bob, &["admin", "status"]);
     assert!(String::from_utf8_lossy(&denied.stderr).contains("not authorized"), "{denied:?}");
+    // An ACL given at create time, naming users by name.
+    ok(cli(&daemon.addr()).args(["create", "/shared", "v0", "--acl", "uid:nobody:rw,uid:root:all"]).output().unwrap());
+    assert_eq!(
+        ok(cli(&daemon.addr()).args(["acl", "get", "/shared"]).output().unwrap()),
+        "uid:0:rwcda\nuid:65534:rw\n"
+    );
+    ok(as_user(&daemon, alice, &["set", "/shared", "v1"]));
+    assert!(!as_user(&daemon, bob, &["get", "/shared"]).status.success());
     // Root is a superuser by default.
     assert!(ok(cli(&daemon.addr()).args(["acl", "whoami"]).output().unwrap()).contains("(superuser)"));
     ok(cli(&daemon.addr()).args(["admin", "status"]).output().unwrap());

@@ -141,6 +141,10 @@ pub enum Command {
         /// 500ms, 1h)
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
+        /// The node's ACL, PRINCIPAL:PERMS entries (comma-separated; see 'baton acl --help');
+        /// default: the server's default ACL (normally only the creator)
+        #[arg(long, value_name = "ACL")]
+        acl: Option<String>,
     },
 
     /// Write a node's data to stdout, as raw bytes with no newline added

@@ -100,10 +100,11 @@ pub async fn close(client: &Client) {
 
 async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Create { path, data, ephemeral, sequential, container, ttl } => {
+        Command::Create { path, data, ephemeral, sequential, container, ttl, acl } => {
             let options = create_options(ephemeral, container, ttl, sequential);
             let data = data.map(read_data).transpose()?.unwrap_or_default();
-            let (created, _) = client.create(&path, &data, options).await.map_err(|e| at(&path, e))?;
+            let acl = acl.map(|acl| access::parse_entries(&[acl])).transpose()?.unwrap_or_default();
+            let (created, _) = client.create_with_acl(&path, &data, options, &acl).await.map_err(|e| at(&path, e))?;
             print_line(&created)?;
         }
         Command::Get { path, stat, json } => get(client, &path, stat, json).await?,
