@@ -31,9 +31,7 @@ const ENGINE_QUEUE_DEPTH: usize = 16_384;
 pub fn run(config: &Config) -> anyhow::Result<()> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_data_dir(&config.data_dir)?;
-    let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
-    let (store, restored) = Store::open(&config.data_dir, retention, config.watch_history_txns)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let (store, restored) = open_store(config)?;
     let sm = StateMachine::restore(config.limits(), restored).context("cannot restore the stored state")?;
     info!(data_dir = %config.data_dir.display(), nodes = sm.tree().len(), sessions = sm.sessions().len(), last_zxid = %sm.last_zxid(), "store recovered");
 
@@ -65,6 +63,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         }),
         superusers: config.superusers()?,
         root_acl: config.root_acl()?,
+        tick: Duration::from_millis(config.tick_ms),
     };
     let auth = Authenticator::new(config.tokens_file.as_deref(), config.tcp_allow_anonymous)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -154,6 +153,25 @@ async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, shutdown: watc
             return;
         }
     }
+}
+
+/// Opens the store and reads back its state. redb panics on some damaged pages rather than
+/// returning an error: either way the answer is a clear refusal to serve from this store.
+fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)> {
+    let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
+    let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, config.watch_history_txns))
+        .map_err(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            anyhow::anyhow!(
+                "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
+                config.data_dir.display()
+            )
+        })?;
+    opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 
 /// Tells systemd (when it started us as `Type=notify`) that clients can be served — the

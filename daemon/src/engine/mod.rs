@@ -131,6 +131,8 @@ pub struct EngineConfig {
     pub superusers: Vec<Principal>,
     /// The ACL a fresh store gives the root.
     pub root_acl: Vec<AclEntry>,
+    /// How often `Tick` arrives: a gap much longer than this is time the daemon did not run.
+    pub tick: std::time::Duration,
 }
 
 /// Synchronous replication's behaviour when the standby is gone or silent.
@@ -193,6 +195,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// When the current round took its first input.
     round: Instant,
+    /// When the last tick was handled, to notice time the daemon did not run.
+    last_tick: Option<Instant>,
 }
 
 impl Engine {
@@ -214,6 +218,7 @@ impl Engine {
             storage: None,
             metrics,
             round: Instant::now(),
+            last_tick: None,
         }
     }
 
@@ -489,6 +494,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        self.forgive_pause();
         self.check_sync_standby();
         if self.storage.is_some() {
             // Nothing that writes (expiry, reaping) until the storage takes writes again.
@@ -511,6 +517,24 @@ impl Engine {
         }
         if let Some(txn) = self.sm.prepare_reap_ttl(wall_ms()) {
             self.commit(&txn);
+        }
+    }
+
+    /// Ticks come every few tens of milliseconds; a much longer gap means the daemon was
+    /// stopped (SIGSTOP, a suspended VM) or stalled, and its clients could not have reached
+    /// it meanwhile: the gap is added to every session's deadline rather than expiring them.
+    fn forgive_pause(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_tick.replace(now) {
+            let gap = now.saturating_duration_since(last);
+            if gap > (self.config.tick * 4).max(PAUSE_NOTICED) {
+                let missed = gap.saturating_sub(self.config.tick);
+                warn!(
+                    gap_ms = gap.as_millis() as u64,
+                    "the daemon did not run for a while; sessions are not charged for it"
+                );
+                self.sm.postpone_deadlines(missed.as_millis() as u64);
+            }
         }
     }
 
@@ -615,6 +639,10 @@ fn write_response(op: &Op, mut results: Vec<OpResult>) -> Response {
         other => panic!("a single {} produced {other:?}", op_name(op)),
     }
 }
+
+/// A gap between ticks longer than this (or four ticks) is a pause of the daemon, not of
+/// its clients.
+const PAUSE_NOTICED: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)

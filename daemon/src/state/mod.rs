@@ -207,6 +207,11 @@ impl StateMachine {
         self.sessions.touch(session, now_ms);
     }
 
+    /// The server did not run for `gap_ms` (SIGSTOP, a stall): no session is charged for it.
+    pub fn postpone_deadlines(&mut self, gap_ms: u64) {
+        self.sessions.postpone(gap_ms);
+    }
+
     /// The sessions whose deadline has passed at monotonic `now_ms`; the caller closes each
     /// with a logged transaction.
     pub fn expired_sessions(&mut self, now_ms: u64) -> Vec<SessionId> {
