@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Baton's daemon: a durable tree of small nodes with sessions, ephemerals, sequential nodes
 /// and watches, served over a Unix socket (always) and TCP (with --listen).
@@ -82,16 +84,13 @@ fn main() -> ExitCode {
     // codes verbatim: no colours and no timestamp unless a person is watching a terminal.
     let terminal = std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(terminal);
     if terminal {
-        logs.init();
+        logs.finish().with(log_filter("info")).init();
     } else {
-        logs.without_time().init();
+        logs.without_time().finish().with(log_filter("info")).init();
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +100,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `BATON_LOG` (e.g. `debug`, or `warn,batond::engine=debug`), else `default`. A target
+/// filter, not `EnvFilter`: no regular-expression engine in the daemon.
+fn log_filter(default: &str) -> tracing_subscriber::filter::Targets {
+    let parse = |text: &str| text.parse::<tracing_subscriber::filter::Targets>().ok();
+    std::env::var("BATON_LOG").ok().and_then(|v| parse(&v)).or_else(|| parse(default)).unwrap_or_default()
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
