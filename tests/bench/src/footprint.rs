@@ -51,12 +51,14 @@ pub async fn fill(ep: &Endpoint, count: usize) -> Result<f64> {
     setup.ensure("/bench").await?;
     setup.ensure("/bench/fill").await?;
     setup.close().await;
+    let mut conns = Vec::with_capacity(FILL_CLIENTS);
+    for _ in 0..FILL_CLIENTS {
+        conns.push(Conn::connect(ep).await?);
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..FILL_CLIENTS {
-        let ep = ep.clone();
+    for (w, mut conn) in conns.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(&ep).await?;
             let value = [5u8; VALUE_LEN];
             for i in (w..count).step_by(FILL_CLIENTS) {
                 conn.create(&format!("/bench/fill/n{i:06}"), &value).await?;

@@ -24,7 +24,11 @@ use std::time::Duration;
 use target::{Endpoint, Target};
 
 #[derive(Parser)]
-#[command(version, about = "Baton side by side with ZooKeeper, etcd and the machine's limits")]
+#[command(
+    version,
+    about = "Baton side by side with ZooKeeper, etcd and the machine's limits",
+    args_override_self = true
+)]
 struct Cli {
     /// The system under test.
     #[arg(long, value_enum, default_value = "baton", global = true)]

@@ -72,21 +72,27 @@ fn median_of_sorted(v: &[f64]) -> f64 {
     }
 }
 
-/// Prints figures as text lines or JSON lines.
+/// Prints figures as text lines or JSON lines (a closed stdout ends the printing quietly).
 pub fn print(figures: &[Figure], json: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     for f in figures {
-        if json {
+        let written = if json {
             match serde_json::to_string(f) {
-                Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("baton-bench: cannot encode a figure: {e}"),
+                Ok(line) => writeln!(out, "{line}"),
+                Err(e) => writeln!(out, "{{\"error\":\"cannot encode a figure: {e}\"}}"),
             }
         } else if f.reps > 1 {
-            println!(
+            writeln!(
+                out,
                 "{:<6} {:<9} {:<26} {:>12.1} {:<6} (min {:.1}, max {:.1}, {} reps)",
                 f.target, f.workload, f.metric, f.value, f.unit, f.min, f.max, f.reps
-            );
+            )
         } else {
-            println!("{:<6} {:<9} {:<26} {:>12.1} {}", f.target, f.workload, f.metric, f.value, f.unit);
+            writeln!(out, "{:<6} {:<9} {:<26} {:>12.1} {}", f.target, f.workload, f.metric, f.value, f.unit)
+        };
+        if written.and_then(|()| out.flush()).is_err() {
+            return;
         }
     }
 }

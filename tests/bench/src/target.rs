@@ -60,9 +60,19 @@ fn zk_options(mode: zk::CreateMode) -> zk::CreateOptions<'static> {
 }
 
 impl Conn {
-    /// Opens a new session.
+    /// Opens a new session; up to 3 attempts, as a busy server may drop a connection attempt.
     pub async fn connect(ep: &Endpoint) -> Result<Conn> {
-        Conn::connect_within(ep, Duration::from_secs(5)).await
+        let mut attempt = 1;
+        loop {
+            match Conn::connect_within(ep, Duration::from_secs(5)).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) if attempt >= 3 => return Err(e.context(format!("{attempt} attempts"))),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 
     /// Opens a new session, giving one connection attempt at most `timeout`.
