@@ -204,7 +204,7 @@ def chart(figs, path):
         ("Read throughput (ops/s)", [("read", "c1"), ("read", "c16"), ("read", "c64")], True),
         ("1-client latency p50 (µs)", [("latency", "create.p50"), ("latency", "set.p50"),
                                        ("latency", "get.p50"), ("watch", "set_to_event.p50")], True),
-        ("Lock handoffs/s (8 contenders)", [("lock", "handoffs")], True),
+        ("Lock handoffs/s (8 contenders)", [("lock", "handoffs")], False),
         ("Kill → ephemeral gone (ms)", [("expiry", "kill_to_gone")], False),
         ("RSS (MiB)", [("footprint", "rss.idle"), ("footprint", "rss.loaded")], True),
     ]
