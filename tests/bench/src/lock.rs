@@ -120,19 +120,29 @@ pub async fn lock(ep: &Endpoint, contenders: usize, duration: Duration) -> Resul
                 c.release(held).await?;
             }
             let ended = Instant::now();
+            let wakeups = match &c {
+                Contender::Baton(lock) => Some(lock.wakeups()),
+                Contender::Zk(_) | Contender::Etcd(..) => None,
+            };
             c.close().await;
-            anyhow::Ok((waits, ended))
+            anyhow::Ok((waits, ended, wakeups))
         }));
     }
-    let (mut all, mut last) = (Latencies::default(), deadline);
+    let (mut all, mut last, mut wakeups) = (Latencies::default(), deadline, None);
     for task in tasks {
-        let (waits, ended) = task.await??;
+        let (waits, ended, woken) = task.await??;
         all.extend(waits);
         last = last.max(ended);
+        wakeups = woken.map(|n| n + wakeups.unwrap_or(0));
     }
-    let handoffs = all.len() as f64 / (last - start).as_secs_f64();
+    let acquisitions = all.len();
+    let handoffs = acquisitions as f64 / (last - start).as_secs_f64();
     let mut out = vec![Sample::new("handoffs", handoffs, "ops/s")];
     out.push(Sample::new("wait.p50", all.quantile_us(0.5), "us"));
     out.push(Sample::new("wait.p99", all.quantile_us(0.99), "us"));
+    if let Some(woken) = wakeups {
+        // Baton's recipe counts its waiters' wake-ups: 1 per acquisition is the herd-free ideal.
+        out.push(Sample::new("wakeups_per_acquire", woken as f64 / acquisitions.max(1) as f64, "n"));
+    }
     Ok(out)
 }
