@@ -97,7 +97,7 @@ impl Store {
     /// the state machine, including the newest `history_txns` log entries.
     pub fn open(data_dir: &Path, retention: Retention, history_txns: usize) -> Result<(Store, Restored), StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
-        let db = Database::create(&path).map_err(engine)?;
+        let db = open_database(&path)?;
         Store::from_database(db, path, retention, history_txns)
     }
 
@@ -257,7 +257,7 @@ impl Store {
         // A reader may still hold the old handle for a moment; its file lock goes with it.
         let mut attempts = 0;
         let db = loop {
-            match Database::create(&self.path) {
+            match Database::builder().set_cache_size(CACHE_BYTES).create(&self.path) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
                     attempts += 1;
@@ -306,6 +306,16 @@ fn write_slot(slot: &DbSlot) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Datab
 
 pub(crate) fn corrupt(table: &'static str, key: impl ToString, reason: impl ToString) -> StoreError {
     StoreError::Corrupt { table, key: key.to_string(), reason: reason.to_string() }
+}
+
+/// redb's page cache. The state lives in memory already (the tree, the sessions, the recent
+/// history); the store is written, and read back only at start, for a standby's catch-up and
+/// for backups. So a small cache: redb's default (up to 1 GiB) would hold a second copy of
+/// everything.
+pub const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(engine)
 }
 
 /// Creates the tables and the format marker of a new store.
