@@ -8,6 +8,7 @@ pub mod netns;
 pub mod pair;
 pub mod proxy;
 pub mod raw;
+pub mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
