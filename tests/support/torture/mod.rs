@@ -85,3 +85,11 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ") ".
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
+
+/// Writes `contents` to a file that outlives the test (for a failure's history), and returns
+/// its path.
+pub fn keep(name: &str, contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("baton-torture-{name}-{}.txt", std::process::id()));
+    std::fs::write(&path, contents).expect("write the kept history");
+    path
+}

@@ -105,7 +105,7 @@ async fn drive(
     logs: &Mutex<Vec<WatchLog>>,
     counters: &(AtomicUsize, AtomicUsize),
 ) {
-    let mut rng = Rng::new(w.seed ^ ((id as u64 + 1) * 0x5851_f42d_4c95_7f2d));
+    let mut rng = Rng::new(w.seed ^ (id as u64 + 1).wrapping_mul(0x5851_f42d_4c95_7f2d));
     let mut counter = 0u64;
     let mut versions = vec![0i32; w.paths];
     let mut done = 0;

@@ -1,0 +1,439 @@
+//! Crashes and corruption (RELIABILITY.md T1, T10, T18), against the real daemon:
+//! - T1: kill -9 under a mixed write load: acknowledged ⊆ recovered ⊆ attempted, and zxids
+//!   go on increasing after the restart;
+//! - T10: a SIGSTOPped daemon: on SIGCONT every session either survived (connected, its
+//!   ephemeral there) or expired (its ephemeral gone) — never half of each — and no
+//!   acknowledged write is lost; spurious expiries are counted;
+//! - T18: bytes flipped in, or cut from the end of, a stopped daemon's redb file: batond
+//!   refuses to start with a clear error, or starts and never serves wrong data silently.
+
+use baton::{Client, CreateOptions, Error, SessionState};
+use baton_tests::torture::durability::{self, Attempts};
+use baton_tests::torture::history::{value_bytes, value_of};
+use baton_tests::torture::{self, Rng};
+use baton_tests::{Daemon, Spawned, binary};
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// One client's mixed writes on keys it owns (`/t1/c{id}-{n}`): creates, unconditional sets
+/// and deletes, until the first error. Returns its attempts.
+async fn mixed_writer(client: Client, id: usize, seed: u64, acked: Arc<AtomicUsize>, zxid: Arc<AtomicU64>) -> Attempts {
+    let mut rng = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut attempts = Attempts::default();
+    let (mut live, mut next_key, mut value) = (Vec::<String>::new(), 0, (id as u64 + 1) << 32);
+    loop {
+        value += 1;
+        let choice = rng.below(100);
+        let (key, after, result) = if live.is_empty() || choice < 40 {
+            let key = format!("/t1/c{id}-{next_key}");
+            next_key += 1;
+            let r = client.create(&key, &value_bytes(value), CreateOptions::persistent()).await.map(|(_, s)| s.czxid.0);
+            (key, Some(value), r)
+        } else if choice < 85 {
+            let key = live[rng.below(live.len() as u64) as usize].clone();
+            let r = client.set(&key, &value_bytes(value), None).await.map(|s| s.mzxid.0);
+            (key, Some(value), r)
+        } else {
+            let key = live.swap_remove(rng.below(live.len() as u64) as usize);
+            let r = client.delete(&key, None).await.map(|()| 0);
+            (key, None, r)
+        };
+        match result {
+            Ok(z) => {
+                attempts.push(&key, after, true);
+                if after.is_some() && !live.contains(&key) {
+                    live.push(key);
+                }
+                zxid.fetch_max(z, Ordering::SeqCst);
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                assert!(
+                    e.code().is_none_or(|c| !matches!(c, baton::ErrorCode::NoNode | baton::ErrorCode::NodeExists)),
+                    "{key}: {e}"
+                );
+                attempts.push(&key, after, false);
+                return attempts;
+            }
+        }
+    }
+}
+
+/// Every node under `root` with its value.
+async fn recovered(client: &Client, root: &str) -> BTreeMap<String, Option<u64>> {
+    let mut out = BTreeMap::new();
+    for name in client.children(root).await.unwrap() {
+        let path = format!("{root}/{name}");
+        let (data, _) = client.get(&path).await.unwrap();
+        out.insert(path, Some(value_of(&data).unwrap_or(u64::MAX)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t1_kill_9_under_mixed_load_loses_no_acknowledged_write() {
+    let (seed, scale) = (torture::seed(1), torture::scale());
+    let clients = (16 * scale as usize).min(64);
+    let mut daemon = Daemon::start();
+    let setup = Client::connect(&daemon.addr()).await.unwrap();
+    setup.create("/t1", b"", CreateOptions::persistent()).await.unwrap();
+    drop(setup);
+    let (acked, zxid) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut writers = Vec::new();
+    for id in 0..clients {
+        let client = Client::connect(&daemon.addr()).await.unwrap();
+        writers.push(tokio::spawn(mixed_writer(client, id, seed, acked.clone(), zxid.clone())));
+    }
+    let target = 4_000 * scale as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.load(Ordering::SeqCst) < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    daemon.kill9();
+    let mut attempts = Attempts::default();
+    for writer in writers {
+        attempts.merge(tokio::time::timeout(Duration::from_secs(60), writer).await.expect("writer stops").unwrap());
+    }
+    daemon.restart();
+    let client = Client::connect(&daemon.addr()).await.unwrap();
+    let report = durability::check(&attempts, &recovered(&client, "/t1").await);
+    let before = zxid.load(Ordering::SeqCst);
+    let (_, after) = client.create("/t1-after", b"", CreateOptions::persistent()).await.unwrap();
+    torture::figure(&format!(
+        "T1 acked lost: {} of {} acknowledged writes ({} keys, {clients} clients); phantoms {}; zxid after restart {:#x} > {before:#x}: {}",
+        report.lost.len(),
+        report.acked,
+        report.acked_keys,
+        report.phantoms.len(),
+        after.czxid.0,
+        after.czxid.0 > before
+    ));
+    assert!(report.acked >= target / 2, "too few writes acknowledged to prove anything: {}", report.acked);
+    assert!(report.lost.is_empty(), "acknowledged writes lost after kill -9: {:?}", report.lost);
+    assert!(report.phantoms.is_empty(), "recovered writes nobody attempted: {:?}", report.phantoms);
+    assert!(after.czxid.0 > before, "zxids go back after a restart: {:#x} after {before:#x}", after.czxid.0);
+}
+
+/// Where a session stands once the daemon is back: alive with its ephemeral, or expired.
+async fn session_outcome(client: &Client, ephemeral: &str) -> Result<bool, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.exists(ephemeral)).await {
+            Ok(Ok(Some(stat))) if stat.ephemeral_owner == client.session_id() => return Ok(true),
+            Ok(Ok(other)) => return Err(format!("{ephemeral}: live session but ephemeral is {other:?}")),
+            Ok(Err(Error::SessionExpired)) => return Ok(false),
+            Ok(Err(e)) if e.is_retryable() => {}
+            Ok(Err(e)) => return Err(format!("{ephemeral}: {e}")),
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "{ephemeral}: the session never settled");
+    }
+}
+
+/// What a daemon pause did.
+struct Pause {
+    sessions: usize,
+    survived: usize,
+    expired: usize,
+    inconsistent: Vec<String>,
+    durability: durability::DurabilityReport,
+    /// Acknowledgements during the pause (after its first second): must be 0.
+    acked_while_stopped: usize,
+}
+
+/// Live sessions with an ephemeral each and a writer; the daemon is SIGSTOPped for 5 s
+/// (2.5 × the 2 s session timeout), then SIGCONTed.
+async fn sigstop_the_daemon() -> Pause {
+    const SESSIONS: usize = 8;
+    let daemon = Daemon::start();
+    let setup = Client::connect(&daemon.addr()).await.unwrap();
+    setup.create("/t10", b"", CreateOptions::persistent()).await.unwrap();
+    let mut sessions = Vec::new();
+    for i in 0..SESSIONS {
+        let client = Client::builder().session_timeout(Duration::from_secs(2)).connect(&daemon.addr()).await.unwrap();
+        let path = format!("/t10/e{i}");
+        client.create(&path, b"", CreateOptions::ephemeral()).await.unwrap();
+        sessions.push((client, path));
+    }
+    // A writer whose every acknowledged set must survive.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (client, stop, acked) = (setup.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut attempts = Attempts::default();
+            client.create("/t10/w", &value_bytes(1), CreateOptions::persistent()).await.unwrap();
+            attempts.push("/t10/w", Some(1), true);
+            let mut value = 1;
+            while !stop.load(Ordering::SeqCst) {
+                value += 1;
+                let ok = client.set("/t10/w", &value_bytes(value), None).await.is_ok();
+                attempts.push("/t10/w", Some(value), ok);
+                if ok {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            attempts
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Frozen for well over the session timeout: the fault itself, not a wait for a result.
+    daemon.signal(Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = acked.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let acked_while_stopped = acked.load(Ordering::SeqCst) - stopped;
+    daemon.signal(Signal::SIGCONT);
+    let (mut survived, mut expired, mut inconsistent) = (0, 0, Vec::new());
+    for (client, path) in &sessions {
+        match session_outcome(client, path).await {
+            Ok(true) => survived += 1,
+            Ok(false) => {
+                expired += 1;
+                // Expired: its ephemeral must be gone for everyone.
+                if setup.exists(path).await.unwrap().is_some() {
+                    inconsistent.push(format!("{path}: session expired but its ephemeral remains"));
+                }
+                if *client.session_state().borrow() != SessionState::Expired {
+                    inconsistent.push(format!("{path}: expired, but the client says otherwise"));
+                }
+            }
+            Err(e) => inconsistent.push(e),
+        }
+    }
+    let resumed = acked.load(Ordering::SeqCst);
+    while acked.load(Ordering::SeqCst) < resumed + 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let attempts = writer.await.unwrap();
+    let now = value_of(&setup.get("/t10/w").await.unwrap().0);
+    let durability = durability::check(&attempts, &BTreeMap::from([("/t10/w".to_owned(), now)]));
+    Pause { sessions: SESSIONS, survived, expired, inconsistent, durability, acked_while_stopped }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_a_sigstopped_daemon_keeps_sessions_consistent_and_loses_no_acknowledged_write() {
+    let pause = sigstop_the_daemon().await;
+    torture::figure(&format!(
+        "T10 daemon SIGSTOP 5 s (session timeout 2 s): spurious expiries {} of {} live sessions, survived {}, inconsistent {}; acked lost {} of {}",
+        pause.expired,
+        pause.sessions,
+        pause.survived,
+        pause.inconsistent.len(),
+        pause.durability.lost.len(),
+        pause.durability.acked
+    ));
+    assert_eq!(pause.acked_while_stopped, 0, "the daemon answered while stopped: the fault did not fire");
+    assert!(pause.durability.acked >= 100);
+    assert!(pause.inconsistent.is_empty(), "{:?}", pause.inconsistent);
+    assert!(pause.durability.lost.is_empty() && pause.durability.phantoms.is_empty(), "{:?}", pause.durability);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: after a SIGSTOP/SIGCONT of batond longer than the session timeout, every live session is expired (G4 promises no spurious expiry across daemon pauses); reported to the lead"]
+async fn t10_a_daemon_pause_expires_no_live_session() {
+    let pause = sigstop_the_daemon().await;
+    assert_eq!(pause.acked_while_stopped, 0, "the daemon answered while stopped: the fault did not fire");
+    // G4: an ephemeral is never removed while its owner heartbeats; the owners were alive
+    // throughout, only the daemon was paused.
+    assert_eq!(
+        pause.expired, 0,
+        "{} of {} live sessions expired because the daemon was paused",
+        pause.expired, pause.sessions
+    );
+}
+
+/// How a start on a damaged store went.
+enum Start {
+    Serving(Spawned),
+    /// Exited before listening, with its log.
+    Refused(String),
+}
+
+/// Starts batond on `data` and waits until it listens or exits.
+fn start_on(data: &Path, dir: &Path) -> Start {
+    let socket = dir.join("t18.sock");
+    let log = dir.join("t18.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let mut child = Spawned::spawn(
+        Command::new(binary("batond"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Start::Serving(child);
+        }
+        if child.0.try_wait().unwrap().is_some() {
+            return Start::Refused(std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "batond neither listened nor exited on a damaged store");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn t18_data(i: usize) -> Vec<u8> {
+    format!("t18-node-{i}-{}", "x".repeat(i % 97)).into_bytes()
+}
+
+/// Damages `bytes` by trial number: flipped bytes anywhere, flipped bytes near the end (the
+/// newest pages), or a cut tail. Returns a description.
+fn damage(bytes: &mut Vec<u8>, trial: u64, rng: &mut Rng) -> String {
+    let len = bytes.len() as u64;
+    match trial % 3 {
+        0 => {
+            let flips: Vec<u64> = (0..=rng.below(8)).map(|_| rng.below(len)).collect();
+            for &at in &flips {
+                bytes[at as usize] ^= 1 << rng.below(8);
+            }
+            format!("flipped bits at {flips:?}")
+        }
+        1 => {
+            let tail = len.min(64 * 1024);
+            let flips: Vec<u64> = (0..=rng.below(8)).map(|_| len - tail + rng.below(tail)).collect();
+            for &at in &flips {
+                bytes[at as usize] ^= 0xff;
+            }
+            format!("inverted bytes near the end at {flips:?}")
+        }
+        _ => {
+            let cut = 1 + rng.below(len.min(64 * 1024));
+            bytes.truncate((len - cut) as usize);
+            format!("cut {cut} bytes off the end")
+        }
+    }
+}
+
+/// What the damaged-store trials found.
+struct Damage {
+    trials: u64,
+    refused: usize,
+    served_ok: usize,
+    served_with_errors: usize,
+    wrong: Vec<String>,
+    unclear: Vec<String>,
+}
+
+/// Writes nodes, stops the daemon cleanly, then starts it on seeded damaged copies.
+async fn damaged_store_trials() -> Damage {
+    const NODES: usize = 300;
+    let (seed, scale) = (torture::seed(18), torture::scale());
+    let mut daemon = Daemon::start();
+    let client = Client::connect(&daemon.addr()).await.unwrap();
+    client.create("/t18", b"", CreateOptions::persistent()).await.unwrap();
+    for i in 0..NODES {
+        client.create(&format!("/t18/n{i}"), &t18_data(i), CreateOptions::persistent()).await.unwrap();
+    }
+    drop(client);
+    assert!(daemon.terminate().success());
+    let pristine_dir = daemon.data_dir();
+    let pristine = std::fs::read(pristine_dir.join("baton.redb")).expect("the store file");
+    let mut rng = Rng::new(seed);
+    let (mut refused, mut served_ok, mut served_with_errors) = (0, 0, 0);
+    let (mut wrong, mut unclear) = (Vec::new(), Vec::new());
+    let trials = 12 * scale;
+    for trial in 0..trials {
+        let scratch = tempfile::tempdir().unwrap();
+        let data = scratch.path().join("data");
+        std::fs::DirBuilder::new().mode(0o700).create(&data).unwrap();
+        for entry in std::fs::read_dir(&pristine_dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+            }
+        }
+        let mut bytes = pristine.clone();
+        let what = damage(&mut bytes, trial, &mut rng);
+        assert_ne!(bytes, pristine, "trial {trial}: the damage changed nothing");
+        std::fs::write(data.join("baton.redb"), &bytes).unwrap();
+        match start_on(&data, scratch.path()) {
+            Start::Refused(log) => {
+                refused += 1;
+                let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
+                if let Some(at) = log.find("panicked") {
+                    let panic: Vec<&str> = log[at..].lines().take(2).collect();
+                    unclear.push(format!("trial {trial} ({what}): {}", panic.join(" ")));
+                } else if last.is_empty() {
+                    unclear.push(format!("trial {trial} ({what}): exited with an empty log"));
+                }
+            }
+            Start::Serving(_child) => {
+                let (errors, bad) = read_back(&scratch.path().join("t18.sock"), NODES).await;
+                if !bad.is_empty() {
+                    wrong.push(format!("trial {trial} ({what}): {}", bad.join("; ")));
+                } else if errors > 0 {
+                    served_with_errors += 1;
+                } else {
+                    served_ok += 1;
+                }
+            }
+        }
+    }
+    Damage { trials, refused, served_ok, served_with_errors, wrong, unclear }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t18_a_damaged_store_is_refused_or_served_correctly_never_wrong() {
+    let d = damaged_store_trials().await;
+    torture::figure(&format!(
+        "T18 damaged stores: {} trials: refused {} ({} by a panic, not a clear error), served correctly {}, served with read errors {}, served wrong data {}; seed {}",
+        d.trials,
+        d.refused,
+        d.unclear.len(),
+        d.served_ok,
+        d.served_with_errors,
+        d.wrong.len(),
+        torture::seed(18)
+    ));
+    for line in &d.unclear {
+        eprintln!("refused by a panic: {line}");
+    }
+    assert!(d.refused + d.served_ok + d.served_with_errors + d.wrong.len() == d.trials as usize);
+    assert!(d.wrong.is_empty(), "wrong data served silently:\n{}", d.wrong.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: on some damaged redb files batond dies of a panic inside redb (page_manager.rs:1339 allocated_pages assertion; btree_iters.rs:35 slice index out of range) instead of refusing with a clear error; reported to the lead"]
+async fn t18_a_damaged_store_is_refused_with_a_clear_error_never_a_panic() {
+    let d = damaged_store_trials().await;
+    assert!(d.refused > 0, "no trial damaged anything the daemon noticed");
+    assert!(d.unclear.is_empty(), "refused without a clear error:\n{}", d.unclear.join("\n"));
+}
+
+/// Reads every node back: (read errors, wrong answers).
+async fn read_back(socket: &Path, nodes: usize) -> (usize, Vec<String>) {
+    let client = match Client::connect(&socket.display().to_string()).await {
+        Ok(client) => client,
+        Err(e) => return (1, vec![format!("listening but no session: {e}")]),
+    };
+    let (mut errors, mut bad) = (0, Vec::new());
+    for i in 0..nodes {
+        let path = format!("/t18/n{i}");
+        match client.get(&path).await {
+            Ok((data, _)) if data == t18_data(i) => {}
+            Ok((data, _)) => bad.push(format!("{path} = {:?}", String::from_utf8_lossy(&data))),
+            Err(e) if e.is_no_node() => bad.push(format!("{path} missing")),
+            Err(_) => errors += 1,
+        }
+    }
+    match client.children("/t18").await {
+        Ok(children) if children.len() != nodes => bad.push(format!("/t18 lists {} children", children.len())),
+        Ok(_) => {}
+        Err(_) => errors += 1,
+    }
+    (errors, bad)
+}
