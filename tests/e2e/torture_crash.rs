@@ -81,6 +81,7 @@ async fn t1_kill_9_under_mixed_load_loses_no_acknowledged_write() {
     let (seed, scale) = (torture::seed(1), torture::scale());
     let clients = (16 * scale as usize).min(64);
     let mut daemon = Daemon::start();
+    let _keep = torture::KeepOnPanic::new("T1", daemon.dir());
     let setup = Client::connect(&daemon.addr()).await.unwrap();
     setup.create("/t1", b"", CreateOptions::persistent()).await.unwrap();
     drop(setup);
@@ -292,9 +293,9 @@ fn t18_data(i: usize) -> Vec<u8> {
 
 /// Damages `bytes` by trial number: flipped bytes anywhere, flipped bytes near the end (the
 /// newest pages), or a cut tail. Returns a description.
-fn damage(bytes: &mut Vec<u8>, trial: u64, rng: &mut Rng) -> String {
+fn damage(bytes: &mut Vec<u8>, mode: u64, rng: &mut Rng) -> String {
     let len = bytes.len() as u64;
-    match trial % 3 {
+    match mode {
         0 => {
             let flips: Vec<u64> = (0..=rng.below(8)).map(|_| rng.below(len)).collect();
             for &at in &flips {
@@ -328,10 +329,10 @@ struct Damage {
     unclear: Vec<String>,
 }
 
-/// Writes nodes, stops the daemon cleanly, then starts it on seeded damaged copies.
-async fn damaged_store_trials() -> Damage {
-    const NODES: usize = 300;
-    let (seed, scale) = (torture::seed(18), torture::scale());
+const NODES: usize = 300;
+
+/// A store with known nodes, cleanly stopped: the daemon (for its data dir) and the file.
+async fn pristine_store() -> (Daemon, Vec<u8>) {
     let mut daemon = Daemon::start();
     let client = Client::connect(&daemon.addr()).await.unwrap();
     client.create("/t18", b"", CreateOptions::persistent()).await.unwrap();
@@ -340,12 +341,19 @@ async fn damaged_store_trials() -> Damage {
     }
     drop(client);
     assert!(daemon.terminate().success());
+    let pristine = std::fs::read(daemon.data_dir().join("baton.redb")).expect("the store file");
+    (daemon, pristine)
+}
+
+/// Starts batond on `trials` seeded damaged copies of a pristine store, the damage cycling
+/// through `modes` (see [`damage`]).
+async fn damaged_store_trials(modes: &[u64], trials: u64) -> Damage {
+    let seed = torture::seed(18);
+    let (daemon, pristine) = pristine_store().await;
     let pristine_dir = daemon.data_dir();
-    let pristine = std::fs::read(pristine_dir.join("baton.redb")).expect("the store file");
     let mut rng = Rng::new(seed);
     let (mut refused, mut served_ok, mut served_with_errors) = (0, 0, 0);
     let (mut wrong, mut unclear) = (Vec::new(), Vec::new());
-    let trials = 12 * scale;
     for trial in 0..trials {
         let scratch = tempfile::tempdir().unwrap();
         let data = scratch.path().join("data");
@@ -357,7 +365,7 @@ async fn damaged_store_trials() -> Damage {
             }
         }
         let mut bytes = pristine.clone();
-        let what = damage(&mut bytes, trial, &mut rng);
+        let what = damage(&mut bytes, modes[(trial % modes.len() as u64) as usize], &mut rng);
         assert_ne!(bytes, pristine, "trial {trial}: the damage changed nothing");
         std::fs::write(data.join("baton.redb"), &bytes).unwrap();
         match start_on(&data, scratch.path()) {
@@ -386,11 +394,9 @@ async fn damaged_store_trials() -> Damage {
     Damage { trials, refused, served_ok, served_with_errors, wrong, unclear }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t18_a_damaged_store_is_refused_or_served_correctly_never_wrong() {
-    let d = damaged_store_trials().await;
+fn t18_figure(what: &str, d: &Damage) {
     torture::figure(&format!(
-        "T18 damaged stores: {} trials: refused {} ({} by a panic, not a clear error), served correctly {}, served with read errors {}, served wrong data {}; seed {}",
+        "T18 {what}: {} trials: refused {} ({} by a panic, not a clear error), served correctly {}, served with read errors {}, served wrong data {}; seed {}",
         d.trials,
         d.refused,
         d.unclear.len(),
@@ -399,19 +405,58 @@ async fn t18_a_damaged_store_is_refused_or_served_correctly_never_wrong() {
         d.wrong.len(),
         torture::seed(18)
     ));
-    for line in &d.unclear {
-        eprintln!("refused by a panic: {line}");
+    for line in d.unclear.iter().chain(&d.wrong) {
+        eprintln!("  {line}");
     }
-    assert!(d.refused + d.served_ok + d.served_with_errors + d.wrong.len() == d.trials as usize);
-    assert!(d.wrong.is_empty(), "wrong data served silently:\n{}", d.wrong.join("\n"));
+    assert_eq!(d.refused + d.served_ok + d.served_with_errors + d.wrong.len(), d.trials as usize);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: on some damaged redb files batond dies of a panic inside redb (page_manager.rs:1339 allocated_pages assertion; btree_iters.rs:35 slice index out of range) instead of refusing with a clear error; reported to the lead"]
-async fn t18_a_damaged_store_is_refused_with_a_clear_error_never_a_panic() {
-    let d = damaged_store_trials().await;
-    assert!(d.refused > 0, "no trial damaged anything the daemon noticed");
+async fn t18_a_store_with_a_cut_tail_is_refused_with_a_clear_error_or_served_correctly() {
+    let d = damaged_store_trials(&[2], 8 * torture::scale()).await;
+    t18_figure("cut tails", &d);
+    assert!(d.wrong.is_empty(), "wrong data served silently:\n{}", d.wrong.join("\n"));
     assert!(d.unclear.is_empty(), "refused without a clear error:\n{}", d.unclear.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: bytes flipped at random in the redb file are served as node data, silently (e.g. /t18/n96 read back altered), and other damage kills batond with a panic inside redb (page_manager.rs:1339, btree_iters.rs:35, btree_base.rs:283) instead of a clear error; the store file differs run to run, so the failing trial varies; reported to the lead"]
+async fn t18_flipped_bytes_are_refused_with_a_clear_error_or_served_correctly() {
+    let d = damaged_store_trials(&[0, 1], 24 * torture::scale()).await;
+    t18_figure("flipped bytes", &d);
+    assert!(d.refused > 0, "no trial damaged anything the daemon noticed");
+    assert!(d.wrong.is_empty(), "wrong data served silently:\n{}", d.wrong.join("\n"));
+    assert!(d.unclear.is_empty(), "refused without a clear error:\n{}", d.unclear.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a bit flipped inside a stored node value is served as the node's data, with no error (no checksum over stored records); reported to the lead"]
+async fn t18_a_bit_flipped_inside_a_stored_value_is_detected_not_served() {
+    let (daemon, mut bytes) = pristine_store().await;
+    let value = t18_data(200);
+    let mut flipped = 0;
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(value.len()).position(|w| w == value.as_slice()) {
+        let end = at + found + value.len();
+        bytes[end - 1] ^= 1; // the last 'x' becomes 'y'
+        flipped += 1;
+        at = end;
+    }
+    assert!(flipped > 0, "the value is not stored verbatim: nothing to flip");
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::DirBuilder::new().mode(0o700).create(&data).unwrap();
+    std::fs::write(data.join("baton.redb"), &bytes).unwrap();
+    drop(daemon);
+    match start_on(&data, scratch.path()) {
+        Start::Refused(log) => assert!(!log.contains("panicked"), "refused by a panic:\n{log}"),
+        Start::Serving(_child) => {
+            let client = Client::connect(&scratch.path().join("t18.sock").display().to_string()).await.unwrap();
+            if let Ok((data, _)) = client.get("/t18/n200").await {
+                assert_eq!(data, value, "served altered data silently ({flipped} stored copies flipped)");
+            }
+        }
+    }
 }
 
 /// Reads every node back: (read errors, wrong answers).

@@ -28,6 +28,7 @@ async fn t5_histories_stay_linearizable_through_connection_cuts_and_kill_9() {
     let tcp = free_tcp_addr();
     let mut daemon = Daemon::start_with(&["--listen", &tcp.to_string()]);
     let proxy = Proxy::start(tcp).await;
+    let _keep = torture::KeepOnPanic::new("T5", daemon.dir());
     let setup = Client::connect(&daemon.addr()).await.unwrap();
     setup.create("/t5", b"", CreateOptions::persistent()).await.unwrap();
     drop(setup);

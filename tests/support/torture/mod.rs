@@ -93,3 +93,40 @@ pub fn keep(name: &str, contents: &str) -> std::path::PathBuf {
     std::fs::write(&path, contents).expect("write the kept history");
     path
 }
+
+/// Keeps a daemon's directory (data, socket dir, log) when the test panics: declare it after
+/// the [`crate::Daemon`] so it is dropped first, while the directory still exists.
+pub struct KeepOnPanic {
+    name: String,
+    dir: std::path::PathBuf,
+}
+
+impl KeepOnPanic {
+    pub fn new(name: &str, dir: &std::path::Path) -> KeepOnPanic {
+        KeepOnPanic { name: name.to_owned(), dir: dir.to_owned() }
+    }
+}
+
+impl Drop for KeepOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let to = std::env::temp_dir().join(format!("baton-torture-{}-{}", self.name, std::process::id()));
+        let mut pending = vec![(self.dir.clone(), to.clone())];
+        while let Some((from, to)) = pending.pop() {
+            let _ = std::fs::create_dir_all(&to);
+            for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+                let target = to.join(entry.file_name());
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => pending.push((entry.path(), target)),
+                    Ok(t) if t.is_file() => {
+                        let _ = std::fs::copy(entry.path(), target);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        eprintln!("kept the daemon's directory (data and log) in {}", to.display());
+    }
+}
