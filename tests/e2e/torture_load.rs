@@ -48,9 +48,8 @@ struct Flood {
 }
 
 /// One slow watcher (never reads), three fast ones, four writers flooding one node with
-/// sets; the daemon's output buffer limit is `outbound` bytes.
-async fn flood(outbound: usize) -> Flood {
-    let scale = torture::scale() as usize;
+/// `sets` sets; the daemon's output buffer limit is `outbound` bytes.
+async fn flood(outbound: usize, sets: usize) -> Flood {
     let daemon = Daemon::start_with_config(&format!(
         "node_data_max = 1024\nframe_len_max = 16384\noutbound_bytes_max = {outbound}\n"
     ));
@@ -89,7 +88,6 @@ async fn flood(outbound: usize) -> Flood {
     let sampler = sample_rss(daemon.pid(), stop.clone());
 
     // The flood: concurrent writers, every acknowledged set's zxid kept.
-    let sets = 3_000 * scale;
     let mut writers = Vec::new();
     for w in 0..4 {
         let client = Client::connect(&daemon.addr()).await.unwrap();
@@ -141,7 +139,7 @@ async fn flood(outbound: usize) -> Flood {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t7_a_slow_watcher_is_cut_off_under_a_flood_while_the_others_keep_up() {
     const OUTBOUND: usize = 65_536;
-    let f = flood(OUTBOUND).await;
+    let f = flood(OUTBOUND, 3_000 * torture::scale() as usize).await;
     let growth_kib = f.peak_kib.saturating_sub(f.before_kib);
     torture::figure(&format!(
         "T7 slow watcher cut off: {:?} after {} events read of {} sent; fast watchers got {} of {} events (missing 0); daemon RSS {} KiB -> peak {} KiB (+{growth_kib} KiB, output buffer limit {} KiB)",
@@ -165,8 +163,9 @@ async fn t7_a_slow_watcher_is_cut_off_under_a_flood_while_the_others_keep_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t7_negative_control_with_a_large_output_buffer_the_same_watcher_is_not_cut() {
-    // The default limit (64 MiB) holds the whole flood: the cut above is the limit's doing.
-    let f = flood(64 * 1024 * 1024).await;
+    // The default limit (64 MiB) holds the whole flood, which stays under the limit on queued
+    // messages too (16 384): the cut above is the byte limit's doing. Not scaled.
+    let f = flood(64 * 1024 * 1024, 3_000).await;
     assert!(f.caught_up);
     assert_eq!(f.reason, None, "cut off although its buffer had room");
     assert_eq!(f.buffered, f.acked, "the slow watcher, reading late, gets every event");
