@@ -69,11 +69,66 @@ async fn t5_histories_stay_linearizable_through_connection_cuts_and_kill_9() {
     }
     let outcome = run.await.unwrap();
     let accepted = proxy.accepted();
+    // The faults fired: a new daemon process, and clients reconnected after the cuts.
+    assert!(kills >= 1 && cuts >= 3, "faults injected: {kills} kills, {cuts} cuts");
+    assert_ne!(daemon.pid(), old_pid);
+    assert!(accepted > load.clients * 2, "clients reconnected through the proxy: {accepted} connections");
+    judge("T5", &outcome, total, &format!("faults: {kills} kill -9, {cuts} cuts, {accepted} connections; seed {seed}"));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t5_histories_stay_linearizable_through_daemon_pauses_and_session_expiry() {
+    let (seed, scale) = (torture::seed(50), torture::scale() as usize);
+    let daemon = Daemon::start();
+    let _keep = torture::KeepOnPanic::new("T5-pause", daemon.dir());
+    let setup = Client::connect(&daemon.addr()).await.unwrap();
+    setup.create("/t5", b"", CreateOptions::persistent()).await.unwrap();
+    drop(setup);
+    // Short sessions, paused past their timeout: clients see expiry and start new sessions
+    // (and new watchers) mid-run.
+    let load = Workload {
+        addr: daemon.addr(),
+        root: "/t5".into(),
+        clients: 6,
+        paths: 3,
+        ops_per_client: 300 * scale,
+        seed,
+        session_timeout: Duration::from_secs(2),
+        op_timeout: Duration::from_secs(10),
+        connect_patience: Duration::from_secs(30),
+    };
+    let total = load.clients * load.ops_per_client;
+    let (recorder, progress) = (Recorder::new(), Progress::default());
+    let run = {
+        let (load, recorder, progress) = (load.clone(), recorder.clone(), progress.clone());
+        tokio::spawn(async move { workload::run(&load, &recorder, &progress).await })
+    };
+    let mut pauses = 0;
+    for step in 1..=2 * scale {
+        until_done(&progress, total * step / (2 * scale + 1), &run).await;
+        if run.is_finished() {
+            break;
+        }
+        let before = progress.done.load(Ordering::SeqCst);
+        daemon.signal(nix::sys::signal::Signal::SIGSTOP);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        daemon.signal(nix::sys::signal::Signal::SIGCONT);
+        pauses += 1;
+        // Progress resumes before the next pause.
+        until_done(&progress, before + load.clients, &run).await;
+    }
+    let outcome = run.await.unwrap();
+    assert_eq!(pauses, 2 * scale, "the pauses did not all happen during the run");
+    judge("T5", &outcome, total, &format!("faults: {pauses} daemon pauses of 3 s (sessions of 2 s); seed {seed}"));
+}
+
+/// Checks a recorded run: linearizable per path, watch guarantees held, enough checked;
+/// prints the figure (`what` names the faults).
+fn judge(name: &str, outcome: &workload::Outcome, total: usize, what: &str) {
     let report = linearizability::check(&outcome.records, &BTreeMap::new(), 50_000_000);
     let watch = watches::check(&outcome.watch_logs, &outcome.records, "/t5");
     torture::figure(&format!(
-        "T5 linearizability violations: {} of {} ops on {} paths; indeterminate {} ({:.2} %); faults: {kills} kill -9, {cuts} cuts, {accepted} connections; watch failures {} of {} deliveries and {} reveals ({} resets, {} sessions expired); seed {seed}",
+        "{name} linearizability violations: {} of {} ops on {} paths; indeterminate {} ({:.2} %); {what}; watch failures {} of {} deliveries and {} reveals ({} resets, {} sessions expired)",
         report.violations.len(),
         report.ops,
         report.paths,
@@ -86,13 +141,9 @@ async fn t5_histories_stay_linearizable_through_connection_cuts_and_kill_9() {
         outcome.sessions_expired,
     ));
     if !report.violations.is_empty() || watch.failures() > 0 {
-        let kept = torture::keep("T5", &format!("{:#?}\n{:#?}", outcome.records, outcome.watch_logs));
+        let kept = torture::keep(name, &format!("{:#?}\n{:#?}", outcome.records, outcome.watch_logs));
         eprintln!("history kept in {}", kept.display());
     }
-    // The faults fired: a new daemon process, and clients reconnected after the cuts.
-    assert!(kills >= 1 && cuts >= 3, "faults injected: {kills} kills, {cuts} cuts");
-    assert_ne!(daemon.pid(), old_pid);
-    assert!(accepted > load.clients * 2, "clients reconnected through the proxy: {accepted} connections");
     // Enough was checked to mean something.
     assert!(report.ops >= total * 9 / 10, "only {} of {total} ops recorded", report.ops);
     assert!(report.ops - report.indeterminate >= total * 8 / 10, "too many indeterminate: {report:?}");
