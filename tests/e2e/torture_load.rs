@@ -10,7 +10,7 @@
 //!   and new connections are accepted again once descriptors are freed.
 
 use baton::proto::frame;
-use baton::proto::message::{HelloReply, Op, PersistentWatchMode, Response, ServerMessage};
+use baton::proto::message::{HelloReply, Op, PersistentWatchMode, Request, Response, ServerMessage};
 use baton::{Client, CreateOptions, ErrorCode, EventKind};
 use baton_tests::raw::{Raw, hello};
 use baton_tests::torture::{self, cpu_ticks, fd_count, rss_kib};
@@ -268,9 +268,10 @@ async fn t13_fd_exhaustion_refuses_without_spinning_keeps_sessions_and_recovers(
         eprintln!("skipped: prlimit cannot change batond's limit here");
         return;
     }
-    let hello = frame::to_frame(&hello(5000), frame::FRAME_LEN_MAX_DEFAULT).unwrap();
+    // Sessions that outlive the test (they do not ping): an expiry would free descriptors.
+    let hello = frame::to_frame(&hello(60_000), frame::FRAME_LEN_MAX_DEFAULT).unwrap();
     let (mut accepted, mut refused, mut closed, mut waiting) = (0, Vec::new(), 0, 0);
-    let mut held = Vec::new();
+    let (mut held, mut sessions) = (Vec::new(), Vec::new());
     for _ in 0..64 {
         let Ok(stream) = UnixStream::connect(daemon.socket()) else {
             closed += 1;
@@ -281,7 +282,11 @@ async fn t13_fd_exhaustion_refuses_without_spinning_keeps_sessions_and_recovers(
         let started = Instant::now();
         let _ = raw.send_bytes(&hello);
         match raw.receive::<HelloReply>() {
-            Some(HelloReply::Accepted(_)) => accepted += 1,
+            Some(HelloReply::Accepted(_)) => {
+                accepted += 1;
+                sessions.push(raw);
+                continue;
+            }
             Some(HelloReply::Refused(e)) => refused.push(e.to_string()),
             None if started.elapsed() >= Duration::from_millis(1900) => waiting += 1,
             None => closed += 1,
@@ -297,7 +302,21 @@ async fn t13_fd_exhaustion_refuses_without_spinning_keeps_sessions_and_recovers(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu_percent = (cpu_ticks(pid).unwrap() - ticks) as f64 / 2.0; // 100 ticks a second
     let during = healthy.create("/t13/during", b"v", CreateOptions::persistent()).await;
+    // Which of the accepted sessions still answer.
+    let answering = sessions
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            (raw.send_bytes(
+                &frame::to_frame(&Request { id: i as u64 + 1, op: Op::Ping }, frame::FRAME_LEN_MAX_DEFAULT).unwrap(),
+            )
+            .is_ok()
+                && matches!(raw.receive::<ServerMessage>(), Some(ServerMessage::Reply { .. })))
+            .then_some(())
+        })
+        .count();
     drop(held);
+    drop(sessions);
     let mut recovered = false;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !recovered && Instant::now() < deadline {
@@ -308,12 +327,16 @@ async fn t13_fd_exhaustion_refuses_without_spinning_keeps_sessions_and_recovers(
     }
     let alive = std::path::Path::new(&format!("/proc/{pid}")).exists() && !daemon.log().contains("panicked");
     torture::figure(&format!(
-        "T13 fd limit {limit} ({fds} open at exhaustion): {accepted} accepted, then {} refused ({}), {closed} closed, {waiting} left waiting; daemon CPU while exhausted {cpu_percent:.0} %; existing session wrote: {}; recovered: {recovered}; alive: {alive}",
+        "T13 fd limit {limit} ({fds} open at exhaustion): {accepted} accepted ({answering} still answering), then {} refused ({}), {closed} closed, {waiting} left waiting; daemon CPU while exhausted {cpu_percent:.0} %; existing session wrote: {}; recovered: {recovered}; alive: {alive}",
         refused.len(),
         refused.first().map_or("-", String::as_str),
         during.is_ok()
     ));
+    for line in daemon.log().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(5) {
+        eprintln!("  batond: {line}");
+    }
     assert!(accepted >= 1, "no connection accepted under the limit");
+    assert_eq!(answering, accepted, "accepted sessions were dropped while descriptors ran out");
     assert!(refused.len() + closed + waiting >= 1, "the descriptors never ran out: the fault did not fire");
     assert!(alive, "batond died under fd exhaustion; log:\n{}", daemon.log());
     assert!(cpu_percent < 50.0, "batond spins at {cpu_percent:.0} % CPU while out of descriptors");
