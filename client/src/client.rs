@@ -13,8 +13,8 @@ use crate::watch::{OneshotKind, PersistentSender, WatchRequest};
 use crate::watcher::{OneshotWatcher, PersistentWatcher};
 use baton_proto::message::StatusReport;
 use baton_proto::{
-    CreateRequest, Hello, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION, PersistentWatchMode, Response, ServerHello,
-    SessionId, SessionRequest, Stat, Zxid,
+    AclEntry, CreateRequest, Hello, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION, PersistentWatchMode, Principal,
+    Response, ServerHello, SessionId, SessionRequest, Stat, Zxid,
 };
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -80,11 +80,19 @@ impl Client {
                 connection_bound: options.connection_bound,
             },
             last_zxid_seen: Zxid::ZERO,
+            token: None,
         };
         let mut last_error = None;
         for endpoint in &endpoints {
             let started = Instant::now();
-            let opened = Connection::open(endpoint, &hello, options.frame_len_max, options.connect_timeout).await;
+            let opened = Connection::open(
+                endpoint,
+                &hello,
+                options.credentials(),
+                options.frame_len_max,
+                options.connect_timeout,
+            )
+            .await;
             match opened {
                 Ok((conn, server)) => {
                     return Ok(Client::start(options, endpoints, conn, &server, started));
@@ -176,11 +184,31 @@ impl Client {
     /// # Cancellation safety
     /// Cancel-safe: the connection is unaffected, but a write already sent may take effect.
     pub async fn create(&self, path: &str, data: &[u8], options: CreateOptions) -> Result<(String, Stat)> {
+        self.create_with_acl(path, data, options, &[]).await
+    }
+
+    /// As [`Client::create`], with the node's ACL (empty: the server's default ACL, by
+    /// default only the creator's). [`Principal::Creator`](baton_proto::Principal::Creator)
+    /// entries become this client's identity.
+    ///
+    /// # Errors
+    /// As [`Client::create`]; `NoAuth` without create permission on the parent.
+    ///
+    /// # Cancellation safety
+    /// As [`Client::create`].
+    pub async fn create_with_acl(
+        &self,
+        path: &str,
+        data: &[u8],
+        options: CreateOptions,
+        acl: &[AclEntry],
+    ) -> Result<(String, Stat)> {
         let op = Op::Create(CreateRequest {
             path: path.to_owned(),
             data: data.to_vec(),
             kind: options.kind,
             sequential: options.sequential,
+            acl: acl.to_vec(),
         });
         match self.call(op, None).await? {
             Response::Created { path, stat } => Ok((path, stat)),
@@ -429,6 +457,48 @@ impl Client {
     pub async fn backup(&self, path: &str) -> Result<(Zxid, u64, u64)> {
         match self.call(Op::Backup { path: path.to_owned() }, None).await? {
             Response::BackedUp { last_zxid, nodes, bytes } => Ok((last_zxid, nodes, bytes)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A node's ACL and stat (`stat.aversion` counts its changes).
+    ///
+    /// # Errors
+    /// `NoNode`; `NoAuth` without read or admin permission on the node.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe.
+    pub async fn get_acl(&self, path: &str) -> Result<(Vec<AclEntry>, Stat)> {
+        match self.call(Op::GetAcl { path: path.to_owned() }, None).await? {
+            Response::Acl { acl, stat } => Ok((acl, stat)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces a node's ACL; with `version`, only if its `aversion` is that. Returns the
+    /// new stat.
+    ///
+    /// # Errors
+    /// `NoNode`, `BadVersion`, `InvalidArgument` (an empty ACL, or `creator` for a client
+    /// with no identity); `NoAuth` without admin permission on the node.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: the connection is unaffected, but a write already sent may take effect.
+    pub async fn set_acl(&self, path: &str, acl: &[AclEntry], version: Option<i32>) -> Result<Stat> {
+        match self.call(Op::SetAcl { path: path.to_owned(), acl: acl.to_vec(), version }, None).await? {
+            Response::AclSet(stat) => Ok(stat),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Who the server takes this client to be: its principals besides `anyone` (uid and gid
+    /// on the Unix socket; a token or certificate name), and whether they make it a superuser.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe.
+    pub async fn who_am_i(&self) -> Result<(Vec<Principal>, bool)> {
+        match self.call(Op::WhoAmI, None).await? {
+            Response::Identity { principals, superuser } => Ok((principals, superuser)),
             other => Err(unexpected(&other)),
         }
     }

@@ -87,6 +87,9 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Status(_) => "Status",
         Response::Promoted { .. } => "Promoted",
         Response::BackedUp { .. } => "BackedUp",
+        Response::Acl { .. } => "Acl",
+        Response::AclSet(_) => "AclSet",
+        Response::Identity { .. } => "Identity",
     }
 }
 
@@ -101,6 +104,8 @@ pub(crate) fn response_zxid(response: &Response) -> Zxid {
     match response {
         Response::Created { stat, .. }
         | Response::Set(stat)
+        | Response::AclSet(stat)
+        | Response::Acl { stat, .. }
         | Response::Data { stat, .. }
         | Response::Exists(Some(stat))
         | Response::Children { stat, .. } => stat_zxid(stat),

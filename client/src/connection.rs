@@ -6,8 +6,11 @@
 //! conditions.
 
 use crate::addr::Endpoint;
+use crate::options::Credentials;
+use crate::tls::TlsClient;
 use baton_proto::frame::{self, FrameError, HEADER_LEN};
-use baton_proto::{ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, ServerHello};
+use baton_proto::token::TokenHello;
+use baton_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, ServerHello};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;
@@ -51,14 +54,24 @@ pub(crate) struct Connection {
 impl Connection {
     /// Opens a socket to `endpoint`, sends `hello` and waits for the server's answer, all
     /// within `timeout`.
+    /// With a `token`, the hello names it and the server's challenge is answered.
     pub async fn open(
         endpoint: &Endpoint,
         hello: &Hello,
+        credentials: Credentials<'_>,
         frame_len_max: u32,
         timeout: Duration,
     ) -> Result<(Connection, ServerHello), ConnError> {
+        let token = credentials.token;
+        let mut client_nonce = [0u8; baton_proto::token::SECRET_LEN];
+        if token.is_some() {
+            getrandom::fill(&mut client_nonce).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+        }
+        let hello =
+            Hello { token: token.map(|t| TokenHello { name: t.name().to_owned(), client_nonce }), ..hello.clone() };
+        let hello = &hello;
         let attempt = async {
-            let io = connect_socket(endpoint).await?;
+            let io = connect_socket(endpoint, credentials.tls).await?;
             let mut conn = Connection {
                 io,
                 peer: endpoint.to_string(),
@@ -68,9 +81,19 @@ impl Connection {
             };
             conn.queue(hello)?;
             conn.flush().await?;
-            let server_hello = match conn.read::<HelloReply>().await? {
+            let mut reply = conn.read::<HelloReply>().await?;
+            if let (HelloReply::Challenge(challenge), Some(token)) = (&reply, token) {
+                conn.queue(&token.prove(&client_nonce, challenge))?;
+                conn.flush().await?;
+                reply = conn.read::<HelloReply>().await?;
+            }
+            let server_hello = match reply {
                 HelloReply::Accepted(h) => h,
                 HelloReply::Refused(reply) => return Err(ConnError::Refused(reply)),
+                HelloReply::Challenge(_) => {
+                    let reply = ErrorReply::new(ErrorCode::BadRequest, "the server challenged a token never offered");
+                    return Err(ConnError::Refused(reply));
+                }
             };
             // The server refuses versions it cannot serve; one it accepted is fine.
             if server_hello.protocol_version != PROTOCOL_VERSION {
@@ -158,14 +181,17 @@ impl Connection {
     }
 }
 
-async fn connect_socket(endpoint: &Endpoint) -> io::Result<Box<dyn Io>> {
+async fn connect_socket(endpoint: &Endpoint, tls: Option<&TlsClient>) -> io::Result<Box<dyn Io>> {
     match endpoint {
         Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
         Endpoint::Tcp { host, port } => {
             let stream = TcpStream::connect((host.as_str(), *port)).await?;
             // Requests are small and latency-bound; writes are already batched per flush.
             stream.set_nodelay(true)?;
-            Ok(Box::new(stream))
+            match tls {
+                Some(tls) => Ok(Box::new(tls.connect(host, stream).await?)),
+                None => Ok(Box::new(stream)),
+            }
         }
     }
 }

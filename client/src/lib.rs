@@ -35,12 +35,15 @@ mod options;
 pub mod recipes;
 mod session;
 mod state;
+mod tls;
 mod watch;
 mod watcher;
 
 pub use baton_proto as proto;
+pub use baton_proto::token::Token;
 pub use baton_proto::{
-    CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, SessionId, Stat, WatchEvent, Zxid,
+    AclEntry, CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, Perms, Principal, SessionId, Stat,
+    WatchEvent, Zxid,
 };
 pub use client::{Client, Promotion};
 pub use error::{Error, Result};
@@ -49,4 +52,5 @@ pub use options::{
     WATCH_QUEUE_LEN_DEFAULT,
 };
 pub use state::SessionState;
+pub use tls::TlsClient;
 pub use watcher::{OneshotWatcher, PersistentWatcher};

@@ -31,6 +31,23 @@ pub(crate) struct Options {
     pub requests_in_flight_max: usize,
     pub watch_queue_len: usize,
     pub frame_len_max: u32,
+    /// Proved at every connect (TCP servers require a token or a TLS certificate).
+    pub token: Option<baton_proto::token::Token>,
+    /// Mutual TLS for TCP addresses.
+    pub tls: Option<crate::tls::TlsClient>,
+}
+
+/// What a connection proves to the server, besides the Unix credentials the kernel gives.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Credentials<'a> {
+    pub token: Option<&'a baton_proto::token::Token>,
+    pub tls: Option<&'a crate::tls::TlsClient>,
+}
+
+impl Options {
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials { token: self.token.as_ref(), tls: self.tls.as_ref() }
+    }
 }
 
 impl Default for Options {
@@ -43,6 +60,8 @@ impl Default for Options {
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
             watch_queue_len: WATCH_QUEUE_LEN_DEFAULT,
             frame_len_max: FRAME_LEN_MAX_DEFAULT,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -116,6 +135,23 @@ impl ClientBuilder {
     /// The largest frame accepted or sent, in bytes.
     pub fn frame_len_max(mut self, max: u32) -> Self {
         self.options.frame_len_max = max;
+        self
+    }
+
+    /// Authenticates with `token` (`NAME:SECRET`, from `baton token new`). The secret never
+    /// crosses the wire: the client proves it holds it.
+    pub fn token(mut self, token: baton_proto::token::Token) -> Self {
+        self.options.token = Some(token);
+        self
+    }
+
+    /// Connects to TCP addresses over mutual TLS (see [`TlsClient::from_files`]): the
+    /// server's certificate must name the address's host, and this client's certificate
+    /// name is its identity (`cert:NAME`).
+    ///
+    /// [`TlsClient::from_files`]: crate::TlsClient::from_files
+    pub fn tls(mut self, tls: crate::tls::TlsClient) -> Self {
+        self.options.tls = Some(tls);
         self
     }
 

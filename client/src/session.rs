@@ -417,6 +417,7 @@ impl SessionTask {
             client_name: self.options.client_name.clone(),
             session: SessionRequest::Resume { session_id: self.info.session_id(), secret: self.secret },
             last_zxid_seen: self.info.last_zxid(),
+            token: None,
         }
     }
 
@@ -434,7 +435,9 @@ impl SessionTask {
                 }
                 let limit = self.options.connect_timeout.min(self.alive_until - started);
                 let hello = self.resume_hello();
-                let opened = Connection::open(&endpoint, &hello, self.options.frame_len_max, limit).await;
+                let opened =
+                    Connection::open(&endpoint, &hello, self.options.credentials(), self.options.frame_len_max, limit)
+                        .await;
                 match opened {
                     Ok((conn, server)) => match self.check_resumed(&server, started) {
                         Ok(()) => {

@@ -4,6 +4,7 @@
 
 use baton_proto::defaults;
 use baton_proto::frame::FRAME_LEN_MAX_DEFAULT;
+use baton_proto::{AclEntry, Principal};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,28 @@ pub struct Config {
     /// Serve Prometheus metrics (`GET /metrics`) and a health check (`GET /health`) over
     /// HTTP on this TCP address; off when unset.
     pub metrics_listen: Option<SocketAddr>,
+    /// The ACL of a node created without one, as `PRINCIPAL:PERMS` entries; `creator`
+    /// stands for the creating client's own identity (its uid, token or certificate name).
+    pub default_acl: Vec<String>,
+    /// The ACL the root gets when the data directory is new (afterwards: `baton acl set /`).
+    /// Admin operations need `a` on the root.
+    pub root_acl: Vec<String>,
+    /// Identities that pass every ACL check (`uid:N`, `gid:N`, `token:NAME`, `cert:NAME`;
+    /// user and group names work for uid and gid). The daemon's own user always is one.
+    pub superusers: Vec<String>,
+    /// Token verifiers TCP (and Unix) clients may authenticate with, one `NAME:SALT:KEY`
+    /// line each, as `baton token new` prints them.
+    pub tokens_file: Option<PathBuf>,
+    /// Let TCP clients in without a token or certificate, as `anyone` only. For trusted
+    /// networks; such clients cannot create nodes under a `creator` default ACL.
+    pub tcp_allow_anonymous: bool,
+    /// Serve TCP clients over mutual TLS: this server's certificate chain (PEM) ...
+    pub tls_cert: Option<PathBuf>,
+    /// ... its private key (PEM) ...
+    pub tls_key: Option<PathBuf>,
+    /// ... and the CA (PEM) every client certificate must be signed by. A client so
+    /// authenticated is `cert:NAME` in ACLs, NAME being its certificate's common name.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// `sync_standby_gone` in the config file.
@@ -115,6 +138,50 @@ pub enum ReplicationModeSetting {
     Async,
     /// Acknowledge writes once durable on both.
     Sync,
+}
+
+/// One principal as the config writes it; `uid:` and `gid:` also take user and group names.
+fn parse_principal(field: &str, text: &str) -> Result<Principal, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid(format!("{field}: {why}"));
+    let by_name = |kind: &str, name: &str| -> Result<Option<u32>, ConfigError> {
+        if name.parse::<u32>().is_ok() {
+            return Ok(None);
+        }
+        let found = match kind {
+            "uid" => nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
+            _ => nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()),
+        };
+        found
+            .map(Some)
+            .ok_or_else(|| invalid(format!("no {} named {name:?}", if kind == "uid" { "user" } else { "group" })))
+    };
+    match text.split_once(':') {
+        Some(("uid", name)) => {
+            if let Some(uid) = by_name("uid", name)? {
+                return Ok(Principal::Uid(uid));
+            }
+        }
+        Some(("gid", name)) => {
+            if let Some(gid) = by_name("gid", name)? {
+                return Ok(Principal::Gid(gid));
+            }
+        }
+        _ => {}
+    }
+    text.parse().map_err(invalid)
+}
+
+fn parse_acl(field: &str, entries: &[String]) -> Result<Vec<AclEntry>, ConfigError> {
+    entries
+        .iter()
+        .map(|text| {
+            let (principal, perms) = text
+                .rsplit_once(':')
+                .ok_or_else(|| ConfigError::Invalid(format!("{field}: {text:?} is not PRINCIPAL:PERMS")))?;
+            let perms = perms.parse().map_err(|why| ConfigError::Invalid(format!("{field}: {text:?}: {why}")))?;
+            Ok(AclEntry::new(parse_principal(field, principal)?, perms))
+        })
+        .collect()
 }
 
 impl Default for Config {
@@ -151,6 +218,14 @@ impl Default for Config {
             sync_standby_gone: SyncStandbyGone::Wait,
             sync_standby_timeout_ms: SYNC_STANDBY_TIMEOUT_MS,
             metrics_listen: None,
+            default_acl: vec!["creator:all".to_owned()],
+            root_acl: vec!["anyone:rwcd".to_owned()],
+            superusers: vec!["uid:0".to_owned()],
+            tokens_file: None,
+            tcp_allow_anonymous: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -268,7 +343,49 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() || self.socket.as_os_str().is_empty() {
             return invalid("data_dir and socket must not be empty".into());
         }
+        for (name, acl) in [("default_acl", self.default_acl()?), ("root_acl", self.root_acl()?)] {
+            if acl.is_empty() {
+                return invalid(format!("{name} must grant something to someone"));
+            }
+        }
+        if self.root_acl()?.iter().any(|e| e.principal == Principal::Creator) {
+            return invalid("root_acl cannot name `creator`: the root has none".into());
+        }
+        self.superusers()?;
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_client_ca].map(Option::is_some);
+        if tls.contains(&true) && tls.contains(&false) {
+            return invalid("mutual TLS needs all of tls_cert, tls_key and tls_client_ca".into());
+        }
+        if tls[0] && self.listen.is_none() {
+            return invalid("tls_cert and the rest are for the TCP listener: set listen too".into());
+        }
         Ok(())
+    }
+
+    /// The TLS files, when mutual TLS is configured.
+    pub fn tls_files(&self) -> Option<crate::server::TlsFiles<'_>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
+            _ => None,
+        }
+    }
+
+    /// `default_acl`, parsed.
+    pub fn default_acl(&self) -> Result<Vec<AclEntry>, ConfigError> {
+        parse_acl("default_acl", &self.default_acl)
+    }
+
+    /// `root_acl`, parsed.
+    pub fn root_acl(&self) -> Result<Vec<AclEntry>, ConfigError> {
+        parse_acl("root_acl", &self.root_acl)
+    }
+
+    /// `superusers`, parsed, with the daemon's own user added.
+    pub fn superusers(&self) -> Result<Vec<Principal>, ConfigError> {
+        let mut principals: Vec<Principal> =
+            self.superusers.iter().map(|text| parse_principal("superusers", text)).collect::<Result<_, _>>()?;
+        principals.push(Principal::Uid(defaults::effective_uid()));
+        Ok(principals)
     }
 
     /// The state machine's limits.
@@ -281,6 +398,10 @@ impl Config {
             history_txns: self.watch_history_txns,
             path_len_max: self.path_len_max,
             path_depth_max: self.path_depth_max,
+            // Validated before this is called; were it not, only creators could use their nodes.
+            default_acl: self
+                .default_acl()
+                .unwrap_or_else(|_| vec![AclEntry::new(Principal::Creator, baton_proto::Perms::ALL)]),
             ..crate::state::Limits::default()
         }
     }
@@ -301,6 +422,26 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/srv/baton"));
         assert_eq!(config.listen, Some("127.0.0.1:7000".parse().unwrap()));
         assert_eq!(config.tick_ms, TICK_MS);
+    }
+
+    #[test]
+    fn acls_parse_with_user_names_and_bad_ones_are_named() {
+        let config: Config =
+            toml::from_str("default_acl = [\"creator:all\", \"gid:root:r\"]\nsuperusers = [\"uid:root\"]\n").unwrap();
+        config.validate().unwrap();
+        let acl: Vec<String> = config.default_acl().unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(acl, ["creator:rwcda", "gid:0:r"]);
+        assert!(config.superusers().unwrap().contains(&Principal::Uid(0)));
+        for (text, why) in [
+            ("default_acl = [\"uid:x:q\"]", "default_acl"),
+            ("root_acl = [\"creator:all\"]", "root_acl cannot name"),
+            ("superusers = [\"uid:no-such-user-here\"]", "no user named"),
+            ("default_acl = []", "must grant"),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
     }
 
     #[test]

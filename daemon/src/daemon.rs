@@ -7,7 +7,7 @@ use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::metrics;
 use crate::replication;
 use crate::sd_notify;
-use crate::server::{ConnLimits, Listeners};
+use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
 use crate::signals;
 use crate::state::StateMachine;
 use crate::store::{Retention, Store};
@@ -31,9 +31,7 @@ const ENGINE_QUEUE_DEPTH: usize = 16_384;
 pub fn run(config: &Config) -> anyhow::Result<()> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_data_dir(&config.data_dir)?;
-    let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
-    let (store, restored) = Store::open(&config.data_dir, retention, config.watch_history_txns)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let (store, restored) = open_store(config)?;
     let sm = StateMachine::restore(config.limits(), restored).context("cannot restore the stored state")?;
     info!(data_dir = %config.data_dir.display(), nodes = sm.tree().len(), sessions = sm.sessions().len(), last_zxid = %sm.last_zxid(), "store recovered");
 
@@ -63,7 +61,19 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             wait_when_gone: config.sync_standby_gone == SyncStandbyGone::Wait,
             standby_timeout: Duration::from_millis(config.sync_standby_timeout_ms),
         }),
+        superusers: config.superusers()?,
+        root_acl: config.root_acl()?,
+        tick: Duration::from_millis(config.tick_ms),
     };
+    let auth = Authenticator::new(config.tokens_file.as_deref(), config.tcp_allow_anonymous)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let tls = config.tls_files().map(|files| TlsServer::load(&files)).transpose().map_err(|e| anyhow::anyhow!(e))?;
+    info!(
+        tokens = auth.token_count(),
+        mutual_tls = tls.is_some(),
+        tcp_allow_anonymous = config.tcp_allow_anonymous,
+        "authentication ready"
+    );
     let mut engine = Engine::new(sm, store, engine_config);
     engine.set_inputs(engine_tx.clone());
     let engine_metrics = engine.metrics();
@@ -98,8 +108,11 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             error!("{e:#}");
             return Err(e);
         }
-        notify_systemd(&engine_tx, &shutdown_rx).await?;
-        listeners.serve(engine_tx, limits, config.connections_max, shutdown_rx).await;
+        let notifier = notify_systemd(&engine_tx, &shutdown_rx).await?;
+        listeners.serve(engine_tx, limits, config.connections_max, auth, tls, shutdown_rx).await;
+        // If the task that says so at the signal has not run yet, it would be cancelled with
+        // the runtime: say it here (it is sent only once).
+        notifier.stopping();
         Ok(())
     })?;
     drop(runtime);
@@ -142,13 +155,35 @@ async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, shutdown: watc
     }
 }
 
+/// Opens the store and reads back its state. redb panics on some damaged pages rather than
+/// returning an error: either way the answer is a clear refusal to serve from this store.
+fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)> {
+    let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
+    let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, config.watch_history_txns))
+        .map_err(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            anyhow::anyhow!(
+                "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
+                config.data_dir.display()
+            )
+        })?;
+    opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
 /// Tells systemd (when it started us as `Type=notify`) that clients can be served — the
 /// store is recovered, the engine answers and every listener is bound — then that we are
 /// stopping on the shutdown signal; and pings its watchdog while the engine answers.
-async fn notify_systemd(engine: &mpsc::Sender<EngineInput>, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn notify_systemd(
+    engine: &mpsc::Sender<EngineInput>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Arc<sd_notify::Notifier>> {
     let notifier = Arc::new(sd_notify::Notifier::from_env().context("cannot set up systemd notification")?);
     if !notifier.is_active() {
-        return Ok(());
+        return Ok(notifier);
     }
     if !engine_answers(engine).await {
         bail!("the engine stopped before serving");
@@ -163,9 +198,9 @@ async fn notify_systemd(engine: &mpsc::Sender<EngineInput>, shutdown: &watch::Re
     });
     if let Some(every) = sd_notify::watchdog_interval() {
         info!(every_ms = every.as_millis() as u64, "systemd watchdog on: pinging while the engine answers");
-        tokio::spawn(watchdog(engine.clone(), notifier, every, shutdown.clone()));
+        tokio::spawn(watchdog(engine.clone(), notifier.clone(), every, shutdown.clone()));
     }
-    Ok(())
+    Ok(notifier)
 }
 
 /// Pings systemd's watchdog every `every`, but only after the engine has answered a health

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Baton's daemon: a durable tree of small nodes with sessions, ephemerals, sequential nodes
 /// and watches, served over a Unix socket (always) and TCP (with --listen).
@@ -55,6 +57,25 @@ struct Args {
     /// HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Token verifiers clients may authenticate with (lines from `baton token new`); TCP
+    /// clients need a token or a TLS client certificate.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// The ACL of nodes created without one, comma-separated PRINCIPAL:PERMS entries
+    /// (default creator:all — only the creator; anyone:all opens everything).
+    #[arg(long, value_name = "ACL")]
+    default_acl: Option<String>,
+    /// Mutual TLS on the TCP listener: this server's certificate chain (PEM); needs
+    /// --tls-key and --tls-client-ca too.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) client certificates must be signed by; a client is `cert:NAME` in
+    /// ACLs, NAME being its certificate's common name.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -63,16 +84,13 @@ fn main() -> ExitCode {
     // codes verbatim: no colours and no timestamp unless a person is watching a terminal.
     let terminal = std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(terminal);
     if terminal {
-        logs.init();
+        logs.finish().with(log_filter("info")).init();
     } else {
-        logs.without_time().init();
+        logs.without_time().finish().with(log_filter("info")).init();
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,6 +100,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `BATON_LOG` (e.g. `debug`, or `warn,batond::engine=debug`), else `default`. A target
+/// filter, not `EnvFilter`: no regular-expression engine in the daemon.
+fn log_filter(default: &str) -> tracing_subscriber::filter::Targets {
+    let parse = |text: &str| text.parse::<tracing_subscriber::filter::Targets>().ok();
+    std::env::var("BATON_LOG").ok().and_then(|v| parse(&v)).or_else(|| parse(default)).unwrap_or_default()
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -110,6 +135,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(file) = args.tokens_file {
+        config.tokens_file = Some(file);
+    }
+    if let Some(file) = args.tls_cert {
+        config.tls_cert = Some(file);
+    }
+    if let Some(file) = args.tls_key {
+        config.tls_key = Some(file);
+    }
+    if let Some(file) = args.tls_client_ca {
+        config.tls_client_ca = Some(file);
+    }
+    if let Some(acl) = args.default_acl {
+        config.default_acl = acl.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
     }
     if let Some(file) = args.replication_token_file {
         config.replication_token_file = Some(file);

@@ -15,6 +15,8 @@ use tracing::{info, warn};
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
+    /// STOPPING=1 goes once, from whichever path notices the stop first.
+    stopping_sent: std::sync::atomic::AtomicBool,
 }
 
 impl Notifier {
@@ -24,7 +26,7 @@ impl Notifier {
     /// An address that is neither a path nor `@abstract`, or no socket could be made.
     pub fn from_env() -> io::Result<Notifier> {
         match std::env::var_os("NOTIFY_SOCKET").filter(|v| !v.is_empty()) {
-            None => Ok(Notifier { target: None }),
+            None => Ok(Notifier { target: None, stopping_sent: std::sync::atomic::AtomicBool::new(false) }),
             Some(addr) => Notifier::to(&addr.to_string_lossy()),
         }
     }
@@ -47,7 +49,7 @@ impl Notifier {
         let socket = UnixDatagram::unbound()?;
         // A full queue at systemd must never block the runtime; a lost ping is only a ping.
         socket.set_nonblocking(true)?;
-        Ok(Notifier { target: Some((socket, address)) })
+        Ok(Notifier { target: Some((socket, address)), stopping_sent: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// True when notifications go somewhere.
@@ -74,8 +76,11 @@ impl Notifier {
         log_failure(self.notify("READY=1\nSTATUS=serving"), "READY=1");
     }
 
-    /// `STOPPING=1`: draining has begun.
+    /// `STOPPING=1`: draining has begun. Sent once however often it is called.
     pub fn stopping(&self) {
+        if self.stopping_sent.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         if self.is_active() {
             info!("notifying systemd: STOPPING=1");
         }
@@ -150,7 +155,7 @@ mod tests {
 
     #[test]
     fn without_notify_socket_nothing_is_sent_and_other_addresses_are_refused() {
-        let quiet = Notifier { target: None };
+        let quiet = Notifier { target: None, stopping_sent: std::sync::atomic::AtomicBool::new(false) };
         assert!(!quiet.is_active());
         quiet.notify("READY=1").unwrap();
         assert!(Notifier::to("vsock:2:1234").is_err());

@@ -120,6 +120,7 @@ fn flood_without_reading(daemon: &Daemon, count: u64) -> Raw {
         data: vec![7; 60_000],
         kind: CreateKind::Persistent,
         sequential: false,
+        acl: Vec::new(),
     });
     assert!(matches!(raw.call(1, op), Ok(Response::Created { .. })));
     let mut frames = Vec::new();

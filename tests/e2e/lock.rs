@@ -12,8 +12,9 @@ use baton::recipes::lock::{HoldState, Lock};
 use baton::recipes::rwlock::RwLock;
 use baton::recipes::semaphore::Semaphore;
 use baton::{Client, CreateOptions, Error, ErrorCode, MultiOp};
+use baton_tests::Daemon;
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
-use baton_tests::{Daemon, free_tcp_addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,10 +140,10 @@ async fn the_lock_is_exclusive_fifo_and_each_release_wakes_at_most_one_waiter() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_holder_loses_the_lock_at_its_deadline_and_its_stale_writes_are_fenced() {
-    let tcp = free_tcp_addr();
-    let mut daemon = Daemon::start_with(&["--listen", &tcp.to_string()]);
-    let proxy = Proxy::start(tcp).await;
-    let a = Client::builder().session_timeout(Duration::from_secs(2)).connect(&proxy.addr()).await.unwrap();
+    let access = TcpAccess::new("holder");
+    let mut daemon = Daemon::start_with_config(&access.config());
+    let proxy = Proxy::start(access.tcp()).await;
+    let a = access.builder().session_timeout(Duration::from_secs(2)).connect(&proxy.addr()).await.unwrap();
     let b = Client::connect(&daemon.addr()).await.unwrap();
     b.create("/data", b"", CreateOptions::persistent()).await.unwrap();
 
@@ -434,10 +435,10 @@ async fn a_semaphore_never_has_more_than_n_holders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_connection_never_queues_a_waiter_twice_nor_leaves_one_behind() {
     const CYCLES: usize = 30;
-    let tcp = free_tcp_addr();
-    let daemon = Daemon::start_with(&["--listen", &tcp.to_string()]);
-    let proxy = Arc::new(Proxy::start(tcp).await);
-    let flaky = Client::builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
+    let access = TcpAccess::new("flaky");
+    let daemon = Daemon::start_with_config(&access.config());
+    let proxy = Arc::new(Proxy::start(access.tcp()).await);
+    let flaky = access.builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
     let rival = Client::connect(&daemon.addr()).await.unwrap();
     let path = "/locks/flapping";
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -17,6 +17,7 @@ fn create(path: &str) -> Op {
         data: b"v".to_vec(),
         kind: CreateKind::Persistent,
         sequential: false,
+        acl: Vec::new(),
     })
 }
 
@@ -139,7 +140,13 @@ fn a_multi_that_empties_a_container_answers_one_result_per_op() {
     use baton_proto::message::{MultiOp, OpResult};
     let daemon = Daemon::start();
     let mut raw = open_session(&daemon.socket());
-    let container = CreateRequest { path: "/c".into(), data: vec![], kind: CreateKind::Container, sequential: false };
+    let container = CreateRequest {
+        path: "/c".into(),
+        data: vec![],
+        kind: CreateKind::Container,
+        sequential: false,
+        acl: Vec::new(),
+    };
     raw.call(1, Op::Create(container)).unwrap();
     raw.call(2, create("/c/x")).unwrap();
     let reply = raw.call(3, Op::Multi(vec![MultiOp::Delete { path: "/c/x".into(), version: None }]));

@@ -12,8 +12,9 @@ use baton::recipes::double_barrier::DoubleBarrier;
 use baton::recipes::queue::Queue;
 use baton::recipes::registry::{InstanceWatch, ServiceRegistry};
 use baton::{Client, CreateOptions, CreateRequest, MultiOp, SessionState, Stat};
+use baton_tests::Daemon;
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
-use baton_tests::{Daemon, free_tcp_addr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -279,6 +280,7 @@ async fn cache_follows_a_subtree_and_converges_to_the_server_state() {
             data: b"m".to_vec(),
             kind: CreateOptions::persistent().kind,
             sequential: false,
+            acl: Vec::new(),
         })
     };
     writer.multi(vec![create("/app/m"), create("/app/m/1"), create("/app/m/2")]).await.unwrap();
@@ -331,14 +333,14 @@ async fn cache_follows_a_subtree_and_converges_to_the_server_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_reloads_after_a_watch_reset_and_converges() {
-    let tcp = free_tcp_addr();
-    let daemon = Daemon::start_with_config(&format!("listen = \"{tcp}\"\nwatch_history_txns = 2\n"));
-    let proxy = Proxy::start(tcp).await;
+    let access = TcpAccess::new("follower");
+    let daemon = Daemon::start_with_config(&format!("{}watch_history_txns = 2\n", access.config()));
+    let proxy = Proxy::start(access.tcp()).await;
     let writer = connect(&daemon).await;
     writer.create("/app", b"", CreateOptions::persistent()).await.unwrap();
     writer.create("/app/keep", b"k", CreateOptions::persistent()).await.unwrap();
     writer.create("/app/doomed", b"x", CreateOptions::persistent()).await.unwrap();
-    let follower = Client::builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
+    let follower = access.builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
     let cache = Cache::start(follower.clone(), "/app").await.unwrap();
     let mut changes = cache.subscribe();
 

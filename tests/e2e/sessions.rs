@@ -6,9 +6,10 @@
 use baton::proto::message::{CreateKind, CreateRequest, ServerMessage};
 use baton::{Client, CreateOptions, ErrorCode, EventKind, SessionState};
 use baton_proto::Op;
+use baton_tests::Daemon;
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
 use baton_tests::raw::Raw;
-use baton_tests::{Daemon, free_tcp_addr};
 use std::time::{Duration, Instant};
 
 const SHORT: Duration = Duration::from_secs(2);
@@ -21,8 +22,13 @@ async fn a_silent_session_expires_and_its_ephemerals_go() {
     // A client that creates an ephemeral and then stops talking.
     let (mut silent, server) = Raw::session(&daemon.socket(), 2000);
     assert_eq!(server.timeout_ms, 2000);
-    let op =
-        Op::Create(CreateRequest { path: "/eph".into(), data: vec![], kind: CreateKind::Ephemeral, sequential: false });
+    let op = Op::Create(CreateRequest {
+        path: "/eph".into(),
+        data: vec![],
+        kind: CreateKind::Ephemeral,
+        sequential: false,
+        acl: Vec::new(),
+    });
     silent.call(1, op).unwrap();
 
     let (stat, gone) = watcher.exists_and_watch("/eph").await.unwrap();
@@ -55,10 +61,10 @@ async fn a_live_client_keeps_its_session_well_past_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_resumes_with_watches_and_replays_missed_changes() {
-    let tcp = free_tcp_addr();
-    let daemon = Daemon::start_with(&["--listen", &tcp.to_string()]);
-    let proxy = Proxy::start(tcp).await;
-    let client = Client::builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
+    let access = TcpAccess::new("resumer");
+    let daemon = Daemon::start_with_config(&access.config());
+    let proxy = Proxy::start(access.tcp()).await;
+    let client = access.builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
     let writer = Client::connect(&daemon.addr()).await.unwrap();
     writer.create("/cfg", b"v0", CreateOptions::persistent()).await.unwrap();
     client.create("/owned", b"", CreateOptions::ephemeral()).await.unwrap();
@@ -101,10 +107,10 @@ async fn a_dropped_connection_resumes_with_watches_and_replays_missed_changes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_past_the_retained_history_gets_an_explicit_reset() {
-    let tcp = free_tcp_addr();
-    let daemon = Daemon::start_with_config(&format!("listen = \"{tcp}\"\nwatch_history_txns = 2\n"));
-    let proxy = Proxy::start(tcp).await;
-    let client = Client::builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
+    let access = TcpAccess::new("resumer");
+    let daemon = Daemon::start_with_config(&format!("{}watch_history_txns = 2\n", access.config()));
+    let proxy = Proxy::start(access.tcp()).await;
+    let client = access.builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
     let writer = Client::connect(&daemon.addr()).await.unwrap();
     let mut watch = client.watch("/w", false).await.unwrap();
     proxy.cut(true);

@@ -5,11 +5,12 @@
 //! and every watcher's events ordered, unique, gap-free and delivered before the data.
 
 use baton::{Client, CreateOptions};
+use baton_tests::Daemon;
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
 use baton_tests::torture::history::{Recorder, Ret};
 use baton_tests::torture::workload::{self, Progress, Workload};
 use baton_tests::torture::{self, linearizability, watches};
-use baton_tests::{Daemon, free_tcp_addr};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -25,9 +26,9 @@ async fn until_done(progress: &Progress, count: usize, run: &tokio::task::JoinHa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t5_histories_stay_linearizable_through_connection_cuts_and_kill_9() {
     let (seed, scale) = (torture::seed(5), torture::scale() as usize);
-    let tcp = free_tcp_addr();
-    let mut daemon = Daemon::start_with(&["--listen", &tcp.to_string()]);
-    let proxy = Proxy::start(tcp).await;
+    let access = TcpAccess::new("t5");
+    let mut daemon = Daemon::start_with_config(&access.config());
+    let proxy = Proxy::start(access.tcp()).await;
     let _keep = torture::KeepOnPanic::new("T5", daemon.dir());
     let setup = Client::connect(&daemon.addr()).await.unwrap();
     setup.create("/t5", b"", CreateOptions::persistent()).await.unwrap();
@@ -43,6 +44,7 @@ async fn t5_histories_stay_linearizable_through_connection_cuts_and_kill_9() {
         session_timeout: Duration::from_secs(10),
         op_timeout: Duration::from_secs(5),
         connect_patience: Duration::from_secs(30),
+        builder: access.builder(),
     };
     let total = load.clients * load.ops_per_client;
     let (recorder, progress) = (Recorder::new(), Progress::default());
@@ -96,6 +98,7 @@ async fn t5_histories_stay_linearizable_through_daemon_pauses_and_session_expiry
         session_timeout: Duration::from_secs(2),
         op_timeout: Duration::from_secs(10),
         connect_patience: Duration::from_secs(30),
+        builder: Client::builder(),
     };
     let total = load.clients * load.ops_per_client;
     let (recorder, progress) = (Recorder::new(), Progress::default());

@@ -288,6 +288,7 @@ async fn t13_fd_exhaustion_refuses_without_spinning_keeps_sessions_and_recovers(
                 continue;
             }
             Some(HelloReply::Refused(e)) => refused.push(e.to_string()),
+            Some(other) => panic!("a Unix hello answered with {other:?}"),
             None if started.elapsed() >= Duration::from_millis(1900) => waiting += 1,
             None => closed += 1,
         }

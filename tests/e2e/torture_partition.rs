@@ -4,6 +4,7 @@
 //! lock, and a live session elsewhere must not expire. Needs root; skips elsewhere.
 
 use baton::{Client, CreateOptions};
+use baton_tests::access::TcpAccess;
 use baton_tests::netns::Hosts;
 use baton_tests::torture;
 use baton_tests::{Daemon, Spawned, binary, eventually, wait_with_deadline};
@@ -16,7 +17,15 @@ const PORT: u16 = 7301;
 async fn t9_a_partitioned_holder_loses_its_session_and_lock_and_no_live_session_expires() {
     let Some(mut hosts) = Hosts::create() else { return };
     let listen = format!("{}:{PORT}", hosts.ip_a);
-    let daemon = Daemon::start_in(&hosts.a, &["--listen", &listen]);
+    // TCP needs a token; the nodes are open to all, as the test mixes Unix and TCP clients.
+    let access = TcpAccess::new("t9");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let text = format!(
+        "listen = \"{listen}\"\ntokens_file = \"{}\"\ndefault_acl = [\"anyone:all\"]\n",
+        access.tokens_file().display()
+    );
+    std::fs::write(config.path(), text).unwrap();
+    let daemon = Daemon::start_in(&hosts.a, &["--config", &config.path().display().to_string()]);
     let observer = Client::connect(&daemon.addr()).await.unwrap();
     observer.create("/t9", b"", CreateOptions::persistent()).await.unwrap();
     // A live session with the shortest timeout: it must outlive everything below.
@@ -27,6 +36,8 @@ async fn t9_a_partitioned_holder_loses_its_session_and_lock_and_no_live_session_
         Command::new("ip")
             .args(["netns", "exec", &hosts.b])
             .arg(binary("baton"))
+            .arg("--token-file")
+            .arg(access.token_file())
             .args(["--addr", &listen, "lock", "/t9/lock", "--session-timeout", "3s", "--grace", "1s", "--"])
             .args(["sleep", "600"])
             .stdout(Stdio::null())

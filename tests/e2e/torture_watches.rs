@@ -5,11 +5,12 @@
 //! never silence. Judged by the watch validator against the acknowledged writes.
 
 use baton::{Client, CreateOptions, EventKind, SessionState};
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
 use baton_tests::torture::history::{Op, Record, Ret, SeenEvent, WatchLog};
 use baton_tests::torture::workload::drain;
 use baton_tests::torture::{self, watches};
-use baton_tests::{Daemon, eventually, free_tcp_addr};
+use baton_tests::{Daemon, eventually};
 use std::time::Duration;
 
 const HISTORY: usize = 50;
@@ -35,9 +36,9 @@ async fn sets(client: &Client, path: &str, count: usize, records: &mut Vec<Recor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t6_a_cut_off_watcher_gets_every_missed_change_or_an_explicit_reset() {
-    let tcp = free_tcp_addr();
-    let daemon = Daemon::start_with_config(&format!("listen = \"{tcp}\"\nwatch_history_txns = {HISTORY}\n"));
-    let proxy = Proxy::start(tcp).await;
+    let access = TcpAccess::new("t6");
+    let daemon = Daemon::start_with_config(&format!("{}watch_history_txns = {HISTORY}\n", access.config()));
+    let proxy = Proxy::start(access.tcp()).await;
     let writer = Client::connect(&daemon.addr()).await.unwrap();
     writer.create("/t6", b"", CreateOptions::persistent()).await.unwrap();
     let (path, mut records) = ("/t6/node", Vec::new());
@@ -52,7 +53,7 @@ async fn t6_a_cut_off_watcher_gets_every_missed_change_or_an_explicit_reset() {
         zxid: Some(created.czxid),
     });
     let watcher_client =
-        Client::builder().session_timeout(Duration::from_secs(30)).connect(&proxy.addr()).await.unwrap();
+        access.builder().session_timeout(Duration::from_secs(30)).connect(&proxy.addr()).await.unwrap();
     let mut watcher = watcher_client.watch("/t6", true).await.unwrap();
     let mut log = WatchLog { client: 0, from: watcher_client.last_zxid(), ..WatchLog::default() };
     let mut resets_per_phase = Vec::new();

@@ -30,6 +30,7 @@ fn create_op(path: &str, data: &[u8], options: CreateOptions) -> MultiOp {
         data: data.to_vec(),
         kind: options.kind,
         sequential: options.sequential,
+        acl: Vec::new(),
     })
 }
 

@@ -8,8 +8,9 @@
 //! Every spawned process is held by a [`Proc`], which SIGKILLs and reaps it when dropped,
 //! also when a test fails; a killed wrapper's guard process then kills its command.
 
+use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
-use baton_tests::{Daemon, cli, free_tcp_addr};
+use baton_tests::{Daemon, cli};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs::File;
@@ -315,12 +316,26 @@ fn a_killed_wrapper_takes_its_command_group_along_and_frees_the_lock() {
 /// could go to anyone else; the wrapper exits 6.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_session_terminates_the_command_before_it_could_expire() {
-    let tcp = free_tcp_addr();
-    let mut w = World::with(Daemon::start_with(&["--listen", &tcp.to_string()]));
-    let proxy = Proxy::start(tcp).await;
+    let access = TcpAccess::new("wrapper");
+    let mut w = World::with(Daemon::start_with_config(&access.config()));
+    let proxy = Proxy::start(access.tcp()).await;
     let (terms, pid_file) = (w.file("terms"), w.file("pid"));
     let body = format!("trap 'echo term >> {terms}; exit 0' TERM; echo $$ > {pid_file}; sleep 60 & wait");
-    let args = ["lock", "/locks/j", "--session-timeout", "3s", "--grace", "1s", "--", "sh", "-c", &body];
+    let token = access.token_file().to_str().unwrap();
+    let args = [
+        "--token-file",
+        token,
+        "lock",
+        "/locks/j",
+        "--session-timeout",
+        "3s",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        &body,
+    ];
     let mut wrapper = w.spawn_at(&proxy.addr(), &args);
     let pid = pids(&w.path("pid"), 1)[0];
     let holder = w.ok(&["ls", "/locks/j"]);

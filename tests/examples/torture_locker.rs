@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
                     data: entry.into_bytes(),
                     kind: baton::CreateKind::Persistent,
                     sequential: true,
+                    acl: Vec::new(),
                 }),
             ];
             match store.multi(ops).await {

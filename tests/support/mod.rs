@@ -4,6 +4,7 @@
 //! Everything here waits on observable state (a socket answering, a process exiting) with a
 //! deadline, never on a fixed sleep.
 
+pub mod access;
 pub mod netns;
 pub mod pair;
 pub mod proxy;

@@ -19,6 +19,7 @@ pub fn hello(timeout_ms: u32) -> Hello {
         client_name: "raw-test-client".into(),
         session: SessionRequest::New { timeout_ms, connection_bound: false },
         last_zxid_seen: Zxid::ZERO,
+        token: None,
     }
 }
 

@@ -62,6 +62,9 @@ pub enum ErrorCode {
     /// The server's disk is full (or its storage failed): writes are refused until it takes
     /// them again; reads and watches go on.
     DiskFull,
+    /// The connection did not authenticate: a TCP client without a token or certificate, or
+    /// a token that did not prove itself.
+    AuthFailed,
 }
 
 impl ErrorCode {
@@ -107,6 +110,7 @@ impl ErrorCode {
             ErrorCode::SessionMoved => "session moved to another connection",
             ErrorCode::LockLost => "the fencing token no longer holds the lock",
             ErrorCode::DiskFull => "the server's storage is full or failing",
+            ErrorCode::AuthFailed => "authentication failed",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! enum here that crosses the wire or reaches the disk is append-only: add variants at the end.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod acl;
 pub mod defaults;
 pub mod error;
 pub mod frame;
@@ -16,8 +17,10 @@ pub mod message;
 pub mod path;
 pub mod replication;
 pub mod stat;
+pub mod token;
 pub mod txn;
 
+pub use acl::{AclEntry, Perms, Principal};
 pub use error::{ErrorCode, ErrorReply};
 pub use ids::{SessionId, Zxid};
 pub use message::*;

@@ -5,6 +5,7 @@
 //! request id, in request order per connection), watch events pushed unsolicited, and a final
 //! `Closing` when the server ends the connection. All enums are append-only.
 
+use crate::acl::{AclEntry, Principal};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
@@ -25,6 +26,9 @@ pub struct Hello {
     pub session: SessionRequest,
     /// The newest zxid this client has seen; a server behind it refuses (monotonic reads).
     pub last_zxid_seen: Zxid,
+    /// Authenticate with a token: the server answers [`HelloReply::Challenge`], the client
+    /// sends a [`crate::token::TokenProof`], then the server accepts or refuses.
+    pub token: Option<crate::token::TokenHello>,
 }
 
 /// Start a new session or resume one after a dropped connection.
@@ -47,6 +51,8 @@ pub enum SessionRequest {
 pub enum HelloReply {
     Accepted(ServerHello),
     Refused(ErrorReply),
+    /// Prove the token the hello named (see [`crate::token`]).
+    Challenge(crate::token::TokenChallenge),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +143,8 @@ pub struct CreateRequest {
     pub kind: CreateKind,
     /// Append the parent's `cversion` as a 10-digit suffix to the name.
     pub sequential: bool,
+    /// The new node's ACL; empty: the server's default ACL.
+    pub acl: Vec<AclEntry>,
 }
 
 /// Kinds of watch that stay registered after they fire.
@@ -265,15 +273,31 @@ pub enum Op {
     Backup {
         path: String,
     },
+    /// A node's ACL and stat ([`Response::Acl`]); needs read or admin permission.
+    GetAcl {
+        path: String,
+    },
+    /// Replaces a node's ACL (`version: None` unconditionally, else the expected `aversion`);
+    /// needs admin permission. `creator` entries become the caller's identity.
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
+        version: Option<i32>,
+    },
+    /// Who the server takes this connection to be ([`Response::Identity`]).
+    WhoAmI,
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 17;
+    pub const VARIANTS: u32 = 20;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
-        matches!(self, Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession)
+        matches!(
+            self,
+            Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession | Op::SetAcl { .. }
+        )
     }
 }
 
@@ -341,6 +365,16 @@ pub enum Response {
         last_zxid: Zxid,
         nodes: u64,
         bytes: u64,
+    },
+    Acl {
+        acl: Vec<AclEntry>,
+        stat: Stat,
+    },
+    AclSet(Stat),
+    /// The caller's principals (besides `anyone`), and whether they make it a superuser.
+    Identity {
+        principals: Vec<Principal>,
+        superuser: bool,
     },
 }
 

@@ -5,6 +5,7 @@
 //!
 //! Stored as one format-version byte followed by the postcard encoding of [`Txn`].
 
+use crate::acl::AclEntry;
 use crate::ids::{SessionId, Zxid};
 use crate::message::EventKind;
 use crate::path;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The format version byte that starts every stored log record.
-pub const TXN_FORMAT_VERSION: u8 = 1;
+pub const TXN_FORMAT_VERSION: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
@@ -56,6 +57,8 @@ pub enum TxnOp {
         path: String,
         data: Vec<u8>,
         kind: NodeKind,
+        /// Final: `creator` entries already replaced by the creator's identity.
+        acl: Vec<AclEntry>,
     },
     Delete {
         path: String,
@@ -68,6 +71,11 @@ pub enum TxnOp {
     Check {
         path: String,
         version: i32,
+    },
+    /// Replaces a node's ACL (final, as for `Create`) and bumps its `aversion`.
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
     },
 }
 
@@ -110,7 +118,8 @@ impl Txn {
                         TxnOp::Set { path: p, .. } => {
                             changes.push(Change { path: p, kind: EventKind::DataChanged });
                         }
-                        TxnOp::Check { .. } => {}
+                        // ZooKeeper fires no watch for an ACL change either.
+                        TxnOp::Check { .. } | TxnOp::SetAcl { .. } => {}
                     }
                 }
             }
@@ -166,7 +175,7 @@ mod tests {
     #[test]
     fn changes_name_the_node_and_its_parent() {
         let txn = write(vec![
-            TxnOp::Create { path: "/a".into(), data: vec![], kind: NodeKind::Persistent },
+            TxnOp::Create { path: "/a".into(), data: vec![], kind: NodeKind::Persistent, acl: Vec::new() },
             TxnOp::Set { path: "/a".into(), data: vec![1] },
             TxnOp::Delete { path: "/a".into() },
         ]);

@@ -17,8 +17,11 @@ use baton_proto::message::{
 };
 use baton_proto::message::{PeerStatus, StatusReport};
 use baton_proto::replication::ReplicationMode;
+use baton_proto::token::{TokenChallenge, TokenHello, TokenProof};
 use baton_proto::txn::{TXN_FORMAT_VERSION, decode_record, encode_record};
-use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Stat, Txn, TxnBody, TxnOp, Zxid};
+use baton_proto::{
+    AclEntry, ErrorCode, ErrorReply, NodeKind, Perms, Principal, SessionId, Stat, Txn, TxnBody, TxnOp, Zxid,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -75,7 +78,7 @@ fn stat() -> Stat {
 }
 
 fn create_request(kind: CreateKind, sequential: bool) -> CreateRequest {
-    CreateRequest { path: "/q/n-".into(), data: vec![0xca, 0xfe], kind, sequential }
+    CreateRequest { path: "/q/n-".into(), data: vec![0xca, 0xfe], kind, sequential, acl: Vec::new() }
 }
 
 fn error_reply() -> ErrorReply {
@@ -86,7 +89,7 @@ fn error_reply() -> ErrorReply {
 fn versions_and_magic() {
     assert_eq!(MAGIC, 0x4241_544e, "\"BATN\"");
     assert_eq!(PROTOCOL_VERSION, 1, "bumping it: update the goldens here in the same change");
-    assert_eq!(TXN_FORMAT_VERSION, 1, "bumping it: update the goldens here in the same change");
+    assert_eq!(TXN_FORMAT_VERSION, 2, "bumping it: update the goldens here in the same change");
 }
 
 #[test]
@@ -106,8 +109,8 @@ fn hello_with_each_session_request() {
     golden(&resume, "01818080801081808080f0ddefd6de01");
     has_n_variants::<SessionRequest>(2);
     let hellos = [
-        (new, "cea8859204010b6261746f6e20302e312e3000904e018780808010"),
-        (resume, "cea8859204010b6261746f6e20302e312e3001818080801081808080f0ddefd6de018780808010"),
+        (new, "cea8859204010b6261746f6e20302e312e3000904e01878080801000"),
+        (resume, "cea8859204010b6261746f6e20302e312e3001818080801081808080f0ddefd6de01878080801000"),
     ];
     for (session, expected) in hellos {
         let hello = Hello {
@@ -116,9 +119,40 @@ fn hello_with_each_session_request() {
             client_name: "baton 0.1.0".into(),
             session,
             last_zxid_seen: Zxid(0x1_0000_0007),
+            token: None,
         };
         golden(&hello, expected);
     }
+    let token = TokenHello { name: "t".into(), client_nonce: [7; 32] };
+    golden(&token, "01740707070707070707070707070707070707070707070707070707070707070707");
+    let challenge = TokenChallenge { salt: [1; 16], server_nonce: [2; 32] };
+    golden(
+        &challenge,
+        "010101010101010101010101010101010202020202020202020202020202020202020202020202020202020202020202",
+    );
+    golden(
+        &HelloReply::Challenge(challenge),
+        "02010101010101010101010101010101010202020202020202020202020202020202020202020202020202020202020202",
+    );
+    golden(&TokenProof { proof: [3; 32] }, "0303030303030303030303030303030303030303030303030303030303030303");
+}
+
+#[test]
+fn acl_entries_with_each_principal() {
+    golden(&Perms::ALL, "1f");
+    let principals = [
+        (Principal::Anyone, "00"),
+        (Principal::Uid(1000), "01e807"),
+        (Principal::Gid(100), "0264"),
+        (Principal::Token("t".into()), "030174"),
+        (Principal::Cert("c".into()), "040163"),
+        (Principal::Creator, "05"),
+    ];
+    for (principal, expected) in principals {
+        golden(&principal, expected);
+    }
+    has_n_variants::<Principal>(6);
+    golden(&AclEntry::new(Principal::Uid(1000), Perms::READ), "01e80701");
 }
 
 #[test]
@@ -152,7 +186,7 @@ fn hello_reply_and_server_hello() {
         &HelloReply::Refused(ErrorReply::new(ErrorCode::ProtocolMismatch, "protocol 9")),
         "01140a70726f746f636f6c2039",
     );
-    has_n_variants::<HelloReply>(2);
+    has_n_variants::<HelloReply>(3);
 }
 
 #[test]
@@ -162,13 +196,13 @@ fn create_kind_each() {
     golden(&CreateKind::Container, "02");
     golden(&CreateKind::Ttl { ttl_ms: 60_000 }, "03e0d403");
     has_n_variants::<CreateKind>(4);
-    golden(&create_request(CreateKind::Ephemeral, true), "052f712f6e2d02cafe0101");
+    golden(&create_request(CreateKind::Ephemeral, true), "052f712f6e2d02cafe010100");
 }
 
 #[test]
 fn multi_op_each_and_watch_set() {
     golden(&MultiOp::Check { path: "/a".into(), version: 2 }, "00022f6104");
-    golden(&MultiOp::Create(create_request(CreateKind::Persistent, false)), "01052f712f6e2d02cafe0000");
+    golden(&MultiOp::Create(create_request(CreateKind::Persistent, false)), "01052f712f6e2d02cafe000000");
     golden(&MultiOp::Set { path: "/a".into(), data: vec![1, 2, 3], version: Some(-1) }, "02022f61030102030101");
     golden(&MultiOp::Set { path: "/a".into(), data: vec![], version: None }, "02022f610000");
     golden(&MultiOp::Delete { path: "/a".into(), version: Some(7) }, "03022f61010e");
@@ -195,9 +229,9 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 23] = [
+    let ops: [(Op, &str); 26] = [
         (Op::Ping, "ac0200"),
-        (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e80701"),
+        (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
         (Op::Delete { path: "/a".into(), version: None }, "af0202022f6100"),
         (Op::Set { path: "/a".into(), data: b"hi".to_vec(), version: Some(4) }, "b00203022f610268690108"),
@@ -212,7 +246,7 @@ fn request_with_each_op() {
                 MultiOp::Set { path: "/a".into(), data: vec![9], version: None },
                 MultiOp::Delete { path: "/b".into(), version: Some(2) },
             ]),
-            "b502070400022f610201052f712f6e2d02cafe020002022f6101090003022f620104",
+            "b502070400022f610201052f712f6e2d02cafe02000002022f6101090003022f620104",
         ),
         (Op::Multi(vec![]), "b6020700"),
         (Op::Sync { path: "/".into() }, "b70208012f"),
@@ -230,6 +264,16 @@ fn request_with_each_op() {
         (Op::Status, "c0020e"),
         (Op::Promote, "c1020f"),
         (Op::Backup { path: "/b".into() }, "c20210022f62"),
+        (Op::GetAcl { path: "/b".into() }, "c30211022f62"),
+        (
+            Op::SetAcl {
+                path: "/b".into(),
+                acl: vec![AclEntry::new(Principal::Anyone, Perms::READ)],
+                version: Some(2),
+            },
+            "c40212022f620100010104",
+        ),
+        (Op::WhoAmI, "c50213"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -237,8 +281,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(17);
-    assert_eq!(Op::VARIANTS, 17);
+    has_n_variants::<Op>(20);
+    assert_eq!(Op::VARIANTS, 20);
 }
 
 #[test]
@@ -256,7 +300,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 21] = [
+    let responses: [(Response, &str); 24] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -336,11 +380,20 @@ fn response_each() {
             "100383808080200184808080200101",
         ),
         (Response::BackedUp { last_zxid: Zxid(0x1_0000_0009), nodes: 3, bytes: 4096 }, "118980808010038020"),
+        (
+            Response::Acl { acl: vec![AclEntry::new(Principal::Gid(5), Perms::ALL)], stat: Stat::default() },
+            "120102051f0000000000000000000000",
+        ),
+        (Response::AclSet(Stat::default()), "130000000000000000000000"),
+        (
+            Response::Identity { principals: vec![Principal::Uid(0), Principal::Gid(0)], superuser: true },
+            "14020100020001",
+        ),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(18);
+    has_n_variants::<Response>(21);
 }
 
 #[test]
@@ -405,11 +458,12 @@ fn error_reply_and_every_error_code() {
         (ErrorCode::SessionMoved, "17"),
         (ErrorCode::LockLost, "18"),
         (ErrorCode::DiskFull, "19"),
+        (ErrorCode::AuthFailed, "1a"),
     ];
     for (code, expected) in codes {
         golden(&code, expected);
     }
-    has_n_variants::<ErrorCode>(26);
+    has_n_variants::<ErrorCode>(27);
 }
 
 /// A log record is `TXN_FORMAT_VERSION` then the postcard txn.
@@ -432,20 +486,24 @@ fn txn_record_with_each_body_op_and_node_kind() {
     golden(&NodeKind::Ttl { ttl_ms: 60_000 }, "03e0d403");
     has_n_variants::<NodeKind>(4);
 
-    let create = |path: &str, kind| TxnOp::Create { path: path.into(), data: vec![0xca, 0xfe], kind };
-    golden(&create("/p", NodeKind::Persistent), "00022f7002cafe00");
+    let create = |path: &str, kind| TxnOp::Create { path: path.into(), data: vec![0xca, 0xfe], kind, acl: Vec::new() };
+    golden(&create("/p", NodeKind::Persistent), "00022f7002cafe0000");
     golden(&TxnOp::Delete { path: "/p".into() }, "01022f70");
     golden(&TxnOp::Set { path: "/p".into(), data: vec![1] }, "02022f700101");
     golden(&TxnOp::Check { path: "/p".into(), version: 1 }, "03022f7002");
-    has_n_variants::<TxnOp>(4);
+    golden(
+        &TxnOp::SetAcl { path: "/p".into(), acl: vec![AclEntry::new(Principal::Uid(7), Perms::ALL)] },
+        "04022f700101071f",
+    );
+    has_n_variants::<TxnOp>(5);
 
     let session = TxnBody::CreateSession { timeout_ms: 10_000, secret: 0x0123_4567_89ab_cdef, connection_bound: true };
-    golden_record(&txn(session), "01828080801080d095ffbc31818080801000904eef9bafcdf8acd1910101");
+    golden_record(&txn(session), "02828080801080d095ffbc31818080801000904eef9bafcdf8acd1910101");
     golden_record(
         &txn(TxnBody::CloseSession { deletes: vec!["/c/e".into(), "/c".into()] }),
-        "01828080801080d095ffbc3181808080100102042f632f65022f63",
+        "02828080801080d095ffbc3181808080100102042f632f65022f63",
     );
-    golden_record(&txn(TxnBody::CloseSession { deletes: vec![] }), "01828080801080d095ffbc3181808080100100");
+    golden_record(&txn(TxnBody::CloseSession { deletes: vec![] }), "02828080801080d095ffbc3181808080100100");
     let write = TxnBody::Write(vec![
         create("/p", NodeKind::Persistent),
         create("/e", NodeKind::Ephemeral),
@@ -457,11 +515,11 @@ fn txn_record_with_each_body_op_and_node_kind() {
     ]);
     golden_record(
         &txn(write),
-        "01828080801080d095ffbc318180808010020700022f7002cafe0000022f6502cafe0100022f6302cafe0200022f7402cafe03e0d40302022f700003022f700201022f70",
+        "02828080801080d095ffbc318180808010020700022f7002cafe000000022f6502cafe010000022f6302cafe020000022f7402cafe03e0d4030002022f700003022f700201022f70",
     );
     let reap = Txn { session_id: SessionId::NONE, ..txn(TxnBody::Write(vec![TxnOp::Delete { path: "/t".into() }])) };
-    golden_record(&reap, "01828080801080d095ffbc3100020101022f74");
-    golden_record(&txn(TxnBody::NewEpoch { epoch: 2 }), "01828080801080d095ffbc3181808080100302");
+    golden_record(&reap, "02828080801080d095ffbc3100020101022f74");
+    golden_record(&txn(TxnBody::NewEpoch { epoch: 2 }), "02828080801080d095ffbc3181808080100302");
     has_n_variants::<TxnBody>(4);
 }
 

@@ -20,6 +20,7 @@ mod storage;
 pub use replica::{Feed, PeerReport};
 
 use crate::metrics::Metrics;
+use crate::state::Identity;
 use crate::state::{Applied, Rejection, StateMachine};
 use crate::store::{Batch, Snapshot, Store, StoreError};
 use baton_proto::message::{
@@ -27,7 +28,7 @@ use baton_proto::message::{
     SessionRequest,
 };
 use baton_proto::replication::ReplicationMode;
-use baton_proto::{ErrorCode, ErrorReply, Op, SessionId, Txn, Zxid};
+use baton_proto::{AclEntry, ErrorCode, ErrorReply, Op, Principal, SessionId, Txn, Zxid};
 use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub enum EngineInput {
         conn: ConnId,
         hello: Hello,
         peer: Peer,
+        /// What the connection proved: SO_PEERCRED uid and gid, a token or certificate name.
+        principals: Vec<Principal>,
         outbox: mpsc::Sender<ServerMessage>,
         kill: oneshot::Sender<ErrorReply>,
         reply: oneshot::Sender<HelloReply>,
@@ -124,6 +127,12 @@ pub struct EngineConfig {
     pub mode: Option<ReplicationMode>,
     /// With synchronous replication: what to do when the standby is gone.
     pub sync: Option<SyncPolicy>,
+    /// Principals that pass every ACL check.
+    pub superusers: Vec<Principal>,
+    /// The ACL a fresh store gives the root.
+    pub root_acl: Vec<AclEntry>,
+    /// How often `Tick` arrives: a gap much longer than this is time the daemon did not run.
+    pub tick: std::time::Duration,
 }
 
 /// Synchronous replication's behaviour when the standby is gone or silent.
@@ -186,6 +195,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// When the current round took its first input.
     round: Instant,
+    /// When the last tick was handled, to notice time the daemon did not run.
+    last_tick: Option<Instant>,
 }
 
 impl Engine {
@@ -207,6 +218,7 @@ impl Engine {
             storage: None,
             metrics,
             round: Instant::now(),
+            last_tick: None,
         }
     }
 
@@ -241,6 +253,10 @@ impl Engine {
     /// A store that cannot be reopened after a failed commit.
     pub fn run(mut self, mut inputs: mpsc::Receiver<EngineInput>) -> Result<(), EngineError> {
         if self.is_primary() {
+            if self.sm.last_zxid() == Zxid::ZERO {
+                let txn = self.sm.prepare_root_acl(self.config.root_acl.clone(), wall_ms());
+                self.commit(&txn);
+            }
             self.close_connection_bound_sessions("the daemon restarted");
         }
         self.flush()?;
@@ -273,9 +289,11 @@ impl Engine {
     /// Handles one input; true if it asks to stop.
     fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
-            EngineInput::Hello { conn, hello, peer, outbox, kill, reply, queued_bytes } => {
+            EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes } => {
                 let link = Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes, parked: None };
-                let answer = self.hello(conn, &hello, peer, link);
+                let superuser = principals.iter().any(|p| self.config.superusers.contains(p));
+                let identity = Identity { principals, superuser };
+                let answer = self.hello(conn, &hello, peer, identity, link);
                 self.outputs.push(Output::Hello(reply, answer));
             }
             EngineInput::Request { conn, request } => self.request(conn, request),
@@ -303,7 +321,7 @@ impl Engine {
         self.clock.elapsed().as_millis() as u64
     }
 
-    fn hello(&mut self, conn: ConnId, hello: &Hello, peer: Peer, mut link: Conn) -> HelloReply {
+    fn hello(&mut self, conn: ConnId, hello: &Hello, peer: Peer, identity: Identity, mut link: Conn) -> HelloReply {
         let refuse = |code, message: String| HelloReply::Refused(ErrorReply::new(code, message));
         if hello.magic != MAGIC || hello.protocol_version != PROTOCOL_VERSION {
             let message = format!("this server speaks Baton protocol {PROTOCOL_VERSION}");
@@ -358,7 +376,9 @@ impl Engine {
         link.session = session;
         self.conns.insert(conn, link);
         self.attached.insert(session, conn);
-        info!(conn, session = %session, resumed, ?peer, client = %hello.client_name, "session attached");
+        let who: Vec<String> = identity.principals.iter().map(ToString::to_string).collect();
+        info!(conn, session = %session, resumed, ?peer, ?who, client = %hello.client_name, "session attached");
+        self.sm.attach_identity(session, identity);
         HelloReply::Accepted(ServerHello {
             protocol_version: PROTOCOL_VERSION,
             server_name: concat!("batond ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -382,6 +402,7 @@ impl Engine {
         let session = link.session;
         if let Op::Backup { path } = &request.op
             && (self.sm.sessions().contains(session) || self.replica.is_local(session))
+            && self.sm.check_admin(session).is_ok()
         {
             self.start_backup(conn, request.id, path.clone());
             return;
@@ -407,6 +428,9 @@ impl Engine {
 
     fn execute(&mut self, conn: ConnId, session: SessionId, op: Op) -> Result<Response, ErrorReply> {
         debug!(conn, session = %session, op = op_name(&op), "request");
+        if matches!(op, Op::Status | Op::Promote | Op::Backup { .. }) {
+            self.sm.check_admin(session)?;
+        }
         match op {
             Op::Status => Ok(Response::Status(self.status())),
             Op::Promote => self.promote(),
@@ -470,6 +494,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        self.forgive_pause();
         self.check_sync_standby();
         if self.storage.is_some() {
             // Nothing that writes (expiry, reaping) until the storage takes writes again.
@@ -492,6 +517,24 @@ impl Engine {
         }
         if let Some(txn) = self.sm.prepare_reap_ttl(wall_ms()) {
             self.commit(&txn);
+        }
+    }
+
+    /// Ticks come every few tens of milliseconds; a much longer gap means the daemon was
+    /// stopped (SIGSTOP, a suspended VM) or stalled, and its clients could not have reached
+    /// it meanwhile: the gap is added to every session's deadline rather than expiring them.
+    fn forgive_pause(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_tick.replace(now) {
+            let gap = now.saturating_duration_since(last);
+            if gap > (self.config.tick * 4).max(PAUSE_NOTICED) {
+                let missed = gap.saturating_sub(self.config.tick);
+                warn!(
+                    gap_ms = gap.as_millis() as u64,
+                    "the daemon did not run for a while; sessions are not charged for it"
+                );
+                self.sm.postpone_deadlines(missed.as_millis() as u64);
+            }
         }
     }
 
@@ -590,11 +633,16 @@ fn write_response(op: &Op, mut results: Vec<OpResult>) -> Response {
     results.truncate(1);
     match results.pop() {
         Some(OpResult::Created { path, stat }) => Response::Created { path, stat },
+        Some(OpResult::Set(stat)) if matches!(op, Op::SetAcl { .. }) => Response::AclSet(stat),
         Some(OpResult::Set(stat)) => Response::Set(stat),
         Some(OpResult::Deleted) => Response::Deleted,
         other => panic!("a single {} produced {other:?}", op_name(op)),
     }
 }
+
+/// A gap between ticks longer than this (or four ticks) is a pause of the daemon, not of
+/// its clients.
+const PAUSE_NOTICED: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -602,7 +650,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 18] = [
+pub const OP_NAMES: [&str; 21] = [
     "ping",
     "create",
     "delete",
@@ -620,11 +668,14 @@ pub const OP_NAMES: [&str; 18] = [
     "status",
     "promote",
     "backup",
+    "get_acl",
+    "set_acl",
+    "who_am_i",
     "undecodable",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
-const UNDECODABLE: u8 = 17;
+const UNDECODABLE: u8 = 20;
 
 fn op_index(op: &Op) -> u8 {
     match op {
@@ -645,6 +696,9 @@ fn op_index(op: &Op) -> u8 {
         Op::Status => 14,
         Op::Promote => 15,
         Op::Backup { .. } => 16,
+        Op::GetAcl { .. } => 17,
+        Op::SetAcl { .. } => 18,
+        Op::WhoAmI => 19,
     }
 }
 

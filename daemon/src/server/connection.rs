@@ -5,11 +5,12 @@
 //! close the connection after a `Closing` message saying why; an undecodable op with a
 //! readable id gets an error reply in order and the connection carries on.
 
+use super::auth::Authenticator;
 use crate::engine::{ConnId, EngineInput, Peer};
 use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
-use baton_proto::{ErrorCode, ErrorReply};
+use baton_proto::{ErrorCode, ErrorReply, Principal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -37,8 +38,17 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves one connection to the end. Cancellation safe: dropping it drops the connection
 /// (the engine learns of it from the closed outbox or the `Disconnected` sent here).
-pub async fn serve<S>(stream: S, conn: ConnId, peer: Peer, engine: mpsc::Sender<EngineInput>, limits: ConnLimits)
-where
+///
+/// `principals` is what the transport proved (SO_PEERCRED, a TLS certificate); a token the
+/// hello names is proved here, through `auth`.
+pub async fn serve<S>(
+    stream: S,
+    conn: ConnId,
+    (peer, mut principals): (Peer, Vec<Principal>),
+    auth: &Authenticator,
+    engine: mpsc::Sender<EngineInput>,
+    limits: ConnLimits,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -59,7 +69,26 @@ where
     let (reply, reply_rx) = oneshot::channel();
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let in_flight = AtomicUsize::new(0);
-    let input = EngineInput::Hello { conn, hello, peer, outbox, kill, reply, queued_bytes: queued_bytes.clone() };
+    let io = (&mut reader, &mut writer);
+    let proved = auth.authenticate(
+        hello.token.as_ref(),
+        peer,
+        &mut principals,
+        io,
+        limits.frame_len_max,
+        limits.handshake_timeout,
+    );
+    if let Err(refusal) = proved.await {
+        warn!(conn, ?peer, reason = %refusal, "connection refused");
+        let _ = tokio::time::timeout(
+            GOODBYE_TIMEOUT,
+            write_message(&mut writer, &HelloReply::Refused(refusal), limits.frame_len_max),
+        )
+        .await;
+        return;
+    }
+    let input =
+        EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes: queued_bytes.clone() };
     if engine.send(input).await.is_err() {
         return;
     }

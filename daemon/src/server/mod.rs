@@ -2,16 +2,20 @@
 //! connection, a cap on connections, and no accept spin when file descriptors run out.
 
 mod admission;
+mod auth;
 mod connection;
 mod peer;
+mod tls;
 mod unix_socket;
 
+pub use auth::Authenticator;
 pub use connection::ConnLimits;
+pub use tls::{TlsFiles, TlsServer};
 
 use crate::engine::{ConnId, EngineInput, Peer};
 use baton_proto::frame;
 use baton_proto::message::HelloReply;
-use baton_proto::{ErrorCode, ErrorReply};
+use baton_proto::{ErrorCode, ErrorReply, Principal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,24 +59,28 @@ impl Listeners {
         engine: mpsc::Sender<EngineInput>,
         limits: ConnLimits,
         connections_max: usize,
+        auth: Authenticator,
+        tls: Option<TlsServer>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let auth = std::sync::Arc::new(auth);
+        let tls = tls.map(std::sync::Arc::new);
         let admission = admission::Admission::new(connections_max, limits.connections_per_peer_max);
         let next_id = AtomicU64::new(1);
         let mut tasks = JoinSet::new();
         info!(socket = %self.unix_path.display(), tcp = ?self.tcp_addr(), "listening");
         loop {
-            let accepted: std::io::Result<(Box<dyn Stream>, Peer)> = tokio::select! {
+            let accepted: std::io::Result<(Incoming, Peer)> = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 // The engine stopped on its own: a fatal error. Stop serving.
                 () = engine.closed() => break,
                 accepted = self.unix.accept() => accepted.and_then(|(s, _)| {
                     let peer = peer::unix_peer(&s)?;
-                    Ok((Box::new(s) as Box<dyn Stream>, peer))
+                    Ok((Incoming::Unix(s), peer))
                 }),
                 accepted = accept_tcp(self.tcp.as_ref()) => accepted.map(|(s, addr)| {
                     let _ = s.set_nodelay(true);
-                    (Box::new(s) as Box<dyn Stream>, Peer::Tcp(addr))
+                    (Incoming::Tcp(s), Peer::Tcp(addr))
                 }),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             };
@@ -89,15 +97,27 @@ impl Listeners {
                 Ok(permit) => permit,
                 Err(why) => {
                     warn!(conn, ?peer, "connection refused: {why}");
-                    tasks.spawn(refuse(stream, why, limits.frame_len_max));
+                    tasks.spawn(refuse(stream.boxed(), why, limits.frame_len_max));
                     continue;
                 }
             };
             let span = info_span!("conn", id = conn, peer = ?peer);
             let engine = engine.clone();
+            let (auth, tls) = (auth.clone(), tls.clone());
             tasks.spawn(
                 async move {
-                    connection::serve(stream, conn, peer, engine, limits).await;
+                    // What the transport proves: SO_PEERCRED, or a client certificate.
+                    let (stream, principals): (Box<dyn Stream>, Vec<Principal>) = match (stream, peer, &tls) {
+                        (Incoming::Tcp(tcp), _, Some(tls)) => match tls.accept(tcp, limits.handshake_timeout).await {
+                            Ok((stream, principal)) => (Box::new(stream), vec![principal]),
+                            Err(why) => return warn!(conn, ?peer, "connection refused: {why}"),
+                        },
+                        (stream, Peer::Unix { uid, gid, .. }, _) => {
+                            (stream.boxed(), vec![Principal::Uid(uid), Principal::Gid(gid)])
+                        }
+                        (stream, Peer::Tcp(_), _) => (stream.boxed(), Vec::new()),
+                    };
+                    connection::serve(stream, conn, (peer, principals), &auth, engine, limits).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -117,7 +137,22 @@ impl Listeners {
     }
 }
 
-/// Both stream types, boxed so one connection task serves either.
+/// A connection just accepted, before any TLS.
+enum Incoming {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Incoming {
+    fn boxed(self) -> Box<dyn Stream> {
+        match self {
+            Incoming::Unix(s) => Box::new(s),
+            Incoming::Tcp(s) => Box::new(s),
+        }
+    }
+}
+
+/// Every stream type, boxed so one connection task serves any.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 

@@ -2,11 +2,15 @@
 //! cannot fail (a txn that does not fit the state is a bug, and stops the process).
 
 use super::StateMachine;
+use super::acl::Acl;
 use super::sessions::SessionRecord;
 use super::tree::NodeRecord;
 use baton_proto::message::{OpResult, WatchEvent};
-use baton_proto::{NodeKind, SessionId, Txn, TxnBody, TxnOp};
-use std::collections::BTreeSet;
+use baton_proto::{NodeKind, Perms, SessionId, Txn, TxnBody, TxnOp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The ACLs of the nodes a txn deleted, for checking who may hear of the deletes.
+type Gone = BTreeMap<String, Acl>;
 
 /// The records a txn changed, to be written in the same storage transaction as the txn.
 /// `None` means deleted.
@@ -36,6 +40,7 @@ impl StateMachine {
         assert!(txn.zxid > self.last_zxid, "txn {} does not follow {}", txn.zxid, self.last_zxid);
         let mut applied = Applied::default();
         let mut touched = BTreeSet::new();
+        let mut gone = Gone::new();
         match &txn.body {
             TxnBody::CreateSession { timeout_ms, secret, connection_bound } => {
                 let record =
@@ -46,7 +51,7 @@ impl StateMachine {
             TxnBody::CloseSession { deletes } => {
                 self.watches.remove_session(txn.session_id);
                 for p in deletes {
-                    self.delete_node(p, txn, &mut touched);
+                    self.delete_node(p, txn, &mut touched, &mut gone);
                 }
                 let closed = self.sessions.remove(txn.session_id);
                 assert!(
@@ -58,7 +63,7 @@ impl StateMachine {
             }
             TxnBody::Write(ops) => {
                 for op in ops {
-                    applied.results.push(self.apply_op(op, txn, &mut touched));
+                    applied.results.push(self.apply_op(op, txn, &mut touched, &mut gone));
                 }
             }
             TxnBody::NewEpoch { epoch } => {
@@ -71,7 +76,13 @@ impl StateMachine {
         self.epoch = self.epoch.max(txn.zxid.epoch());
         self.history.record(txn);
         for change in txn.changes() {
-            for session in self.watches.fire(change.path, change.kind) {
+            let acl = self.tree.get(change.path).map(|n| &n.acl).or_else(|| gone.get(change.path));
+            for (session, needs_read) in self.watches.fire(change.path, change.kind) {
+                // Checked now, not when the watch was set: the ACL or the watcher may have
+                // changed, and a recursive watch covers nodes its session was never asked about.
+                if needs_read && !acl.is_some_and(|acl| self.identity(session).may(acl, Perms::READ)) {
+                    continue;
+                }
                 let event = WatchEvent { zxid: txn.zxid, path: change.path.to_owned(), kind: change.kind };
                 applied.events.push((session, event));
             }
@@ -86,11 +97,11 @@ impl StateMachine {
         applied
     }
 
-    fn apply_op(&mut self, op: &TxnOp, txn: &Txn, touched: &mut BTreeSet<String>) -> OpResult {
+    fn apply_op(&mut self, op: &TxnOp, txn: &Txn, touched: &mut BTreeSet<String>, gone: &mut Gone) -> OpResult {
         match op {
-            TxnOp::Create { path: p, data, kind } => {
+            TxnOp::Create { path: p, data, kind, acl } => {
                 let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
-                self.tree.create(p, data.clone(), *kind, owner, txn.zxid, txn.time_ms);
+                self.tree.create(p, data.clone(), *kind, acl, owner, txn.zxid, txn.time_ms);
                 if !owner.is_none() {
                     let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
                     session.ephemerals.insert(p.clone());
@@ -100,7 +111,7 @@ impl StateMachine {
                 OpResult::Created { path: p.clone(), stat }
             }
             TxnOp::Delete { path: p } => {
-                self.delete_node(p, txn, touched);
+                self.delete_node(p, txn, touched, gone);
                 OpResult::Deleted
             }
             TxnOp::Set { path: p, data } => {
@@ -108,11 +119,16 @@ impl StateMachine {
                 OpResult::Set(self.tree.set(p, data.clone(), txn.zxid, txn.time_ms))
             }
             TxnOp::Check { .. } => OpResult::Checked,
+            TxnOp::SetAcl { path: p, acl } => {
+                touched.insert(p.clone());
+                OpResult::Set(self.tree.set_acl(p, acl))
+            }
         }
     }
 
-    fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>) {
+    fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>, gone: &mut Gone) {
         let node = self.tree.delete(p, txn.zxid);
+        gone.insert(p.to_owned(), node.acl.clone());
         let owner = node.stat.ephemeral_owner;
         if !owner.is_none()
             && let Some(session) = self.sessions.get_mut(owner)

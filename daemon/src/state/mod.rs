@@ -13,6 +13,7 @@
 //! `time_ms` (wall clock, for stats) and `now_ms` (monotonic, for session deadlines).
 //! Imports: `baton_proto` and std (plus serde for the stored record types).
 
+mod acl;
 mod apply;
 mod digest;
 mod history;
@@ -23,14 +24,16 @@ mod sessions;
 mod tree;
 mod watches;
 
+pub use acl::{Acl, Identity};
 pub use apply::{Applied, StoreDelta};
 pub use prepare::Rejection;
 pub use sessions::{Session, SessionRecord, Sessions};
 pub use tree::{Node, NodeRecord, Tree};
 pub use watches::WatchKind;
 
-use baton_proto::{SessionId, Txn, Zxid};
+use baton_proto::{AclEntry, SessionId, Txn, Zxid};
 use history::History;
+use std::collections::BTreeMap;
 use watches::WatchTable;
 
 /// Bounds the state machine enforces, all configurable.
@@ -52,6 +55,8 @@ pub struct Limits {
     pub path_len_max: usize,
     /// Most segments in a path a create accepts.
     pub path_depth_max: usize,
+    /// The ACL of a node created without one (`creator` entries become the creator).
+    pub default_acl: Vec<AclEntry>,
 }
 
 impl Default for Limits {
@@ -65,6 +70,7 @@ impl Default for Limits {
             history_txns: 100_000,
             path_len_max: baton_proto::path::PATH_LEN_MAX,
             path_depth_max: 128,
+            default_acl: acl::open(),
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct StateMachine {
     epoch: u32,
     last_zxid: Zxid,
     limits: Limits,
+    /// Who each attached session is (not replicated: it is the connection's).
+    identities: BTreeMap<SessionId, Identity>,
 }
 
 /// Why a stored state could not be restored.
@@ -108,6 +116,7 @@ impl StateMachine {
             epoch: 1,
             last_zxid: Zxid::ZERO,
             limits,
+            identities: BTreeMap::new(),
         }
     }
 
@@ -144,6 +153,7 @@ impl StateMachine {
             epoch: restored.epoch,
             last_zxid: restored.last_zxid,
             limits,
+            identities: BTreeMap::new(),
         })
     }
 
@@ -181,9 +191,25 @@ impl StateMachine {
         Zxid::new(self.epoch, counter + 1)
     }
 
+    /// A session attached to a connection that proved `identity`: its ACL checks from now on.
+    pub fn attach_identity(&mut self, session: SessionId, identity: Identity) {
+        self.identities.insert(session, identity);
+    }
+
+    /// Who `session` is; a session attached to no connection is anonymous.
+    pub fn identity(&self, session: SessionId) -> &Identity {
+        static ANONYMOUS: Identity = Identity { principals: Vec::new(), superuser: false };
+        self.identities.get(&session).unwrap_or(&ANONYMOUS)
+    }
+
     /// Traffic from a session's client keeps it alive for a full timeout from `now_ms`.
     pub fn touch_session(&mut self, session: SessionId, now_ms: u64) {
         self.sessions.touch(session, now_ms);
+    }
+
+    /// The server did not run for `gap_ms` (SIGSTOP, a stall): no session is charged for it.
+    pub fn postpone_deadlines(&mut self, gap_ms: u64) {
+        self.sessions.postpone(gap_ms);
     }
 
     /// The sessions whose deadline has passed at monotonic `now_ms`; the caller closes each
@@ -198,6 +224,7 @@ impl StateMachine {
     pub fn adopt_watches(&mut self, previous: &StateMachine) -> Vec<(SessionId, baton_proto::WatchEvent)> {
         let mut events = Vec::new();
         let mut told = std::collections::BTreeSet::new();
+        self.identities.clone_from(&previous.identities);
         for (session, kind, p) in previous.watches.entries() {
             if matches!(kind, WatchKind::Persistent | WatchKind::Recursive) {
                 self.watches.add(session, kind, &p, usize::MAX);
@@ -214,6 +241,7 @@ impl StateMachine {
     /// re-registers them), the session lives on until it resumes or expires.
     pub fn disconnect(&mut self, session: SessionId) {
         self.watches.remove_session(session);
+        self.identities.remove(&session);
     }
 }
 

@@ -2,7 +2,7 @@
 //! effects of the ops before them without touching the real tree.
 
 use super::tree::Tree;
-use baton_proto::{NodeKind, SessionId, Zxid, path};
+use baton_proto::{AclEntry, NodeKind, SessionId, Zxid, path};
 use std::collections::BTreeMap;
 
 /// What validation needs to know of a node.
@@ -23,11 +23,13 @@ pub struct Overlay<'a> {
     changed: BTreeMap<String, Option<Shadow>>,
     /// Ephemerals each session gains (or loses) through the changes so far.
     owned_delta: BTreeMap<SessionId, isize>,
+    /// The ACLs of nodes created so far.
+    created_acls: BTreeMap<String, Vec<AclEntry>>,
 }
 
 impl<'a> Overlay<'a> {
     pub fn new(tree: &'a Tree, zxid: Zxid) -> Self {
-        Overlay { tree, zxid, changed: BTreeMap::new(), owned_delta: BTreeMap::new() }
+        Overlay { tree, zxid, changed: BTreeMap::new(), owned_delta: BTreeMap::new(), created_acls: BTreeMap::new() }
     }
 
     pub fn get(&self, p: &str) -> Option<Shadow> {
@@ -44,13 +46,23 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// The ACL of the node at `p` as the changes so far leave it.
+    pub fn acl(&self, p: &str) -> Option<&[AclEntry]> {
+        self.get(p)?;
+        match self.created_acls.get(p) {
+            Some(acl) => Some(acl),
+            None => self.tree.get(p).map(|n| &*n.acl),
+        }
+    }
+
     /// How many ephemerals `session` gains (negative: loses) through the changes so far.
     pub fn owned_delta(&self, session: SessionId) -> isize {
         self.owned_delta.get(&session).copied().unwrap_or(0)
     }
 
-    pub fn create(&mut self, p: &str, kind: NodeKind, owner: SessionId) {
+    pub fn create(&mut self, p: &str, kind: NodeKind, owner: SessionId, acl: Vec<AclEntry>) {
         self.adjust_parent(p, 1);
+        self.created_acls.insert(p.to_owned(), acl);
         if !owner.is_none() {
             *self.owned_delta.entry(owner).or_default() += 1;
         }

@@ -2,9 +2,10 @@
 //! [`Txn`], or reject it. Never mutates the machine.
 
 use super::StateMachine;
+use super::acl::Identity;
 use super::overlay::Overlay;
 use baton_proto::message::{CreateKind, CreateRequest, MultiOp, Op, OpResult, Response};
-use baton_proto::{ErrorCode, ErrorReply, NodeKind, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
+use baton_proto::{ErrorCode, ErrorReply, NodeKind, Perms, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
 
 /// Why a write was not turned into a txn. Either way the request gets a reply and nothing is
 /// logged.
@@ -32,9 +33,19 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
 }
 
 impl StateMachine {
-    /// Prepares a client's write (`Create`, `Delete`, `Set`, `Multi`) at wall time `time_ms`.
-    /// `CloseSession` goes through [`StateMachine::prepare_close_session`].
+    /// Prepares a client's write (`Create`, `Delete`, `Set`, `Multi`, `SetAcl`) at wall time
+    /// `time_ms`, checked against the ACLs for the session's identity. `CloseSession` goes
+    /// through [`StateMachine::prepare_close_session`].
     pub fn prepare_write(&self, session: SessionId, op: &Op, time_ms: u64) -> Result<Txn, Rejection> {
+        if let Op::SetAcl { path: p, acl, version } = op {
+            let txn_op = self.prepare_set_acl(session, p, acl, *version).map_err(Rejection::Error)?;
+            return Ok(Txn {
+                zxid: self.next_zxid(),
+                time_ms,
+                session_id: session,
+                body: TxnBody::Write(vec![txn_op]),
+            });
+        }
         let ops = match op {
             Op::Create(req) => vec![MultiOp::Create(req.clone())],
             Op::Delete { path, version } => vec![MultiOp::Delete { path: path.clone(), version: *version }],
@@ -132,7 +143,35 @@ impl StateMachine {
         Some(Txn { zxid: self.next_zxid(), time_ms, session_id: SessionId::NONE, body: TxnBody::Write(ops) })
     }
 
+    /// Prepares the write that gives a fresh store's root its configured ACL (a server
+    /// decision, like reaping, so it is logged and replicated like any write).
+    pub fn prepare_root_acl(&self, acl: Vec<baton_proto::AclEntry>, time_ms: u64) -> Txn {
+        let op = TxnOp::SetAcl { path: "/".to_owned(), acl };
+        Txn { zxid: self.next_zxid(), time_ms, session_id: SessionId::NONE, body: TxnBody::Write(vec![op]) }
+    }
+
+    fn prepare_set_acl(
+        &self,
+        session: SessionId,
+        p: &str,
+        acl: &[baton_proto::AclEntry],
+        version: Option<i32>,
+    ) -> Result<TxnOp, ErrorReply> {
+        valid_path(p)?;
+        let node = self.tree.get(p).ok_or_else(|| reject(ErrorCode::NoNode, p))?;
+        let who = self.identity(session);
+        who.check(&node.acl, Perms::ADMIN, p)?;
+        if let Some(v) = version
+            && v != node.stat.aversion
+        {
+            let message = format!("{p}: expected ACL version {v}, found {}", node.stat.aversion);
+            return Err(reject(ErrorCode::BadVersion, message));
+        }
+        Ok(TxnOp::SetAcl { path: p.to_owned(), acl: who.resolve(acl)? })
+    }
+
     fn prepare_op(&self, overlay: &mut Overlay<'_>, session: SessionId, op: MultiOp) -> Result<TxnOp, ErrorReply> {
+        let who = self.identity(session);
         match op {
             MultiOp::Create(req) => self.prepare_create(overlay, session, req),
             MultiOp::Delete { path: p, version } => {
@@ -141,6 +180,7 @@ impl StateMachine {
                     return Err(reject(ErrorCode::InvalidArgument, "the root cannot be deleted"));
                 }
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_parent(overlay, who, &p, Perms::DELETE)?;
                 check_version(&p, version, node.version)?;
                 if node.num_children > 0 {
                     return Err(reject(ErrorCode::NotEmpty, p));
@@ -152,6 +192,7 @@ impl StateMachine {
                 valid_path(&p)?;
                 self.check_data_len(data.len())?;
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_node(overlay, who, &p, Perms::WRITE)?;
                 check_version(&p, version, node.version)?;
                 overlay.set(&p);
                 Ok(TxnOp::Set { path: p, data })
@@ -159,11 +200,15 @@ impl StateMachine {
             MultiOp::Check { path: p, version } => {
                 valid_path(&p)?;
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
+                check_node(overlay, who, &p, Perms::READ)?;
                 check_version(&p, Some(version), node.version)?;
                 Ok(TxnOp::Check { path: p, version })
             }
             MultiOp::HoldsLock { lock, token } => {
                 valid_path(&lock)?;
+                if overlay.get(&lock).is_some() {
+                    check_node(overlay, who, &lock, Perms::READ)?;
+                }
                 let lost = |why: String| reject(ErrorCode::LockLost, format!("token {token:#x} on {lock}: {why}"));
                 let Some(holder) = lock_holder(overlay, &lock) else {
                     return Err(lost("the lock has no holder".into()));
@@ -214,6 +259,8 @@ impl StateMachine {
         let parent = creation_parent(&req.path)?.to_owned();
         let parent = parent.as_str();
         let parent_node = overlay.get(parent).ok_or_else(|| reject(ErrorCode::NoNode, format!("parent {parent}")))?;
+        let who = self.identity(session);
+        check_node(overlay, who, parent, Perms::CREATE)?;
         let final_path = if req.sequential { path::sequential_name(&req.path, parent_node.cversion) } else { req.path };
         if final_path == "/" {
             return Err(reject(ErrorCode::NodeExists, "/"));
@@ -235,8 +282,10 @@ impl StateMachine {
             let max = self.limits.children_per_node_max;
             return Err(reject(ErrorCode::LimitExceeded, format!("{parent} has {max} children, the most allowed")));
         }
-        overlay.create(&final_path, kind, owner);
-        Ok(TxnOp::Create { path: final_path, data: req.data, kind })
+        let requested = if req.acl.is_empty() { &self.limits.default_acl } else { &req.acl };
+        let acl = who.resolve(requested)?;
+        overlay.create(&final_path, kind, owner, acl.clone());
+        Ok(TxnOp::Create { path: final_path, data: req.data, kind, acl })
     }
 
     fn check_data_len(&self, len: usize) -> Result<(), ErrorReply> {
@@ -258,6 +307,17 @@ impl StateMachine {
         }
         Ok(())
     }
+}
+
+/// The ACL of the node at `p` (which exists) grants `wanted` to `who`.
+fn check_node(overlay: &Overlay<'_>, who: &Identity, p: &str, wanted: Perms) -> Result<(), ErrorReply> {
+    who.check(overlay.acl(p).unwrap_or_default(), wanted, p)
+}
+
+/// Creating and deleting are the parent's to allow, as in ZooKeeper.
+fn check_parent(overlay: &Overlay<'_>, who: &Identity, p: &str, wanted: Perms) -> Result<(), ErrorReply> {
+    let parent = path::parent(p).unwrap_or("/");
+    check_node(overlay, who, parent, wanted)
 }
 
 fn valid_path(p: &str) -> Result<(), ErrorReply> {

@@ -3,7 +3,7 @@
 use super::StateMachine;
 use super::watches::{SessionWatches, WatchKind};
 use baton_proto::message::{EventKind, Op, Response, WatchEvent, WatchSet};
-use baton_proto::{ErrorCode, ErrorReply, SessionId, Zxid, path};
+use baton_proto::{ErrorCode, ErrorReply, Perms, SessionId, Zxid, path};
 
 fn valid_path(p: &str) -> Result<(), ErrorReply> {
     path::validate(p).map_err(|e| ErrorReply::new(ErrorCode::InvalidPath, format!("{p:?}: {e}")))
@@ -15,13 +15,16 @@ fn no_node(p: &str) -> ErrorReply {
 
 impl StateMachine {
     /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
-    /// `RemoveWatches`) for `session`, registering any watch it asks for.
+    /// `RemoveWatches`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
+    /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
+        let who = self.identity(session);
         match op {
             Op::Ping => Ok(Response::Pong),
             Op::Get { path: p, watch } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                who.check(&node.acl, Perms::READ, p)?;
                 let response = Response::Data { data: node.data.clone(), stat: node.stat };
                 if *watch {
                     self.add_watch(session, WatchKind::Data, p)?;
@@ -39,6 +42,7 @@ impl StateMachine {
             Op::Children { path: p, watch, with_stats } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                who.check(&node.acl, Perms::READ, p)?;
                 let stat = node.stat;
                 let response = if *with_stats {
                     let children = node
@@ -61,12 +65,19 @@ impl StateMachine {
             }
             Op::Ephemerals { session_id } => {
                 let owner = session_id.unwrap_or(session);
+                if owner != session {
+                    // Another session's nodes: an administrator's question.
+                    self.check_admin(session)?;
+                }
                 let paths =
                     self.sessions.get(owner).map(|s| s.ephemerals.iter().cloned().collect()).unwrap_or_default();
                 Ok(Response::Ephemerals(paths))
             }
             Op::AddWatch { path: p, mode } => {
                 valid_path(p)?;
+                if let Some(node) = self.tree.get(p) {
+                    who.check(&node.acl, Perms::READ, p)?;
+                }
                 self.add_watch(session, WatchKind::from(*mode), p)?;
                 Ok(Response::WatchAdded)
             }
@@ -75,6 +86,15 @@ impl StateMachine {
                 self.watches.remove_path(session, p);
                 Ok(Response::WatchesRemoved)
             }
+            Op::GetAcl { path: p } => {
+                valid_path(p)?;
+                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                if !who.may(&node.acl, Perms::READ) {
+                    who.check(&node.acl, Perms::ADMIN, p)?;
+                }
+                Ok(Response::Acl { acl: node.acl.to_vec(), stat: node.stat })
+            }
+            Op::WhoAmI => Ok(Response::Identity { principals: who.principals.clone(), superuser: who.superuser }),
             other => Err(ErrorReply::new(ErrorCode::BadRequest, format!("{other:?} is not a read"))),
         }
     }
@@ -97,10 +117,13 @@ impl StateMachine {
         let mut watches = SessionWatches::from_set(set);
         let mut events = Vec::new();
         let reset = if let Some(changes) = self.history.since(last_zxid) {
+            let who = self.identity(session);
             for (zxid, p, kind) in changes {
-                if watches.fire(p, kind) {
-                    events.push(WatchEvent { zxid, path: p.to_owned(), kind });
+                let Some(needs_read) = watches.fire(p, kind) else { continue };
+                if needs_read && !who.may(self.nearest_acl(p), Perms::READ) {
+                    continue;
                 }
+                events.push(WatchEvent { zxid, path: p.to_owned(), kind });
             }
             false
         } else {
@@ -114,6 +137,18 @@ impl StateMachine {
             self.watches.add(session, kind, &p, usize::MAX);
         }
         Ok((events, reset))
+    }
+
+    /// Admin operations (status, backup, promote) need the admin permission on the root.
+    pub fn check_admin(&self, session: SessionId) -> Result<(), ErrorReply> {
+        let root = self.tree.get("/").expect("the root always exists");
+        self.identity(session).check(&root.acl, Perms::ADMIN, "/")
+    }
+
+    /// The ACL of the node at `p` or, if it is gone, of its nearest existing ancestor: what
+    /// decides whether a replayed change may be told.
+    fn nearest_acl(&self, p: &str) -> &[baton_proto::AclEntry] {
+        path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| &n.acl)
     }
 
     fn add_watch(&mut self, session: SessionId, kind: WatchKind, p: &str) -> Result<(), ErrorReply> {

@@ -81,6 +81,16 @@ impl Sessions {
         }
     }
 
+    /// Moves every deadline `by_ms` later: time the server did not run (it was stopped or
+    /// stalled) counts against no client.
+    pub fn postpone(&mut self, by_ms: u64) {
+        for session in self.sessions.values_mut() {
+            if let Some(deadline) = &mut session.deadline_ms {
+                *deadline = deadline.saturating_add(by_ms);
+            }
+        }
+    }
+
     /// Starts the clock for sessions that have none, and returns those whose deadline passed.
     pub fn expired(&mut self, now_ms: u64) -> Vec<SessionId> {
         let mut expired = Vec::new();
@@ -112,6 +122,16 @@ mod tests {
         sessions.touch(SessionId(1), 5_500);
         assert!(sessions.expired(6_400).is_empty(), "touched: lives until 6500");
         assert_eq!(sessions.expired(6_500), [SessionId(1)]);
+    }
+
+    #[test]
+    fn a_pause_of_the_server_is_not_counted() {
+        let mut sessions = Sessions::default();
+        sessions.insert(SessionId(1), record(1000));
+        sessions.touch(SessionId(1), 0);
+        sessions.postpone(30_000);
+        assert!(sessions.expired(30_999).is_empty());
+        assert_eq!(sessions.expired(31_000), [SessionId(1)]);
     }
 
     #[test]

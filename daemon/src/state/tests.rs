@@ -33,7 +33,7 @@ impl Harness {
     }
 
     fn create(&mut self, session: SessionId, p: &str, kind: CreateKind, sequential: bool) -> Result<String, ErrorCode> {
-        let req = CreateRequest { path: p.into(), data: b"d".to_vec(), kind, sequential };
+        let req = CreateRequest { path: p.into(), data: b"d".to_vec(), kind, sequential, acl: Vec::new() };
         match self.write(session, Op::Create(req)) {
             Ok(applied) => match &applied.results[0] {
                 OpResult::Created { path, .. } => Ok(path.clone()),
@@ -102,7 +102,13 @@ fn multi_is_all_or_nothing_with_a_result_per_op() {
     let mut h = Harness::new();
     let s = h.session();
     let create = |p: &str| {
-        MultiOp::Create(CreateRequest { path: p.into(), data: vec![], kind: persistent(), sequential: false })
+        MultiOp::Create(CreateRequest {
+            path: p.into(),
+            data: vec![],
+            kind: persistent(),
+            sequential: false,
+            acl: Vec::new(),
+        })
     };
     let before = h.sm.digest();
     let failed = h.write(
@@ -156,7 +162,16 @@ fn watches_fire_with_the_txn_zxid() {
     h.sm.read(s1, &Op::Exists { path: "/a".into(), watch: true }).unwrap();
     h.sm.read(s2, &Op::AddWatch { path: "/".into(), mode: PersistentWatchMode::Recursive }).unwrap();
     let applied = h
-        .write(s1, Op::Create(CreateRequest { path: "/a".into(), data: vec![], kind: persistent(), sequential: false }))
+        .write(
+            s1,
+            Op::Create(CreateRequest {
+                path: "/a".into(),
+                data: vec![],
+                kind: persistent(),
+                sequential: false,
+                acl: Vec::new(),
+            }),
+        )
         .unwrap();
     let got: Vec<_> = applied.events.iter().map(|(s, e)| (*s, e.path.as_str(), e.kind, e.zxid)).collect();
     let z = h.sm.last_zxid();
@@ -180,8 +195,13 @@ fn restored_watches_replay_missed_changes_or_reset() {
     let session_txn = small.prepare_create_session(10_000, false, 1, T);
     small.apply(&session_txn);
     for i in 0..3u8 {
-        let op =
-            Op::Create(CreateRequest { path: format!("/n{i}"), data: vec![], kind: persistent(), sequential: false });
+        let op = Op::Create(CreateRequest {
+            path: format!("/n{i}"),
+            data: vec![],
+            kind: persistent(),
+            sequential: false,
+            acl: Vec::new(),
+        });
         let txn = small.prepare_write(session_txn.session_id, &op, T).unwrap();
         small.apply(&txn);
     }
@@ -249,4 +269,97 @@ fn a_write_guarded_by_a_fencing_token_goes_through_only_while_the_token_holds_th
     assert!(matches!(stale, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
     let gone = h.write(s1, Op::Multi(vec![MultiOp::HoldsLock { lock: "/nolock".into(), token: t1 }]));
     assert!(matches!(gone, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
+}
+
+/// A machine with the daemon's defaults (creator-only nodes, `anyone:rwcd` root) and two Unix
+/// users, 1001 and 1002, each on a session of its own.
+fn two_users() -> (Harness, SessionId, SessionId) {
+    let creator_only = baton_proto::acl::parse_list("creator:all").unwrap();
+    let mut h =
+        Harness { sm: StateMachine::new(Limits { default_acl: creator_only, ..Limits::default() }), log: vec![] };
+    let root = h.sm.prepare_root_acl(baton_proto::acl::parse_list("anyone:rwcd").unwrap(), T);
+    h.commit(&root);
+    let (alice, bob) = (h.session(), h.session());
+    for (session, uid) in [(alice, 1001), (bob, 1002)] {
+        let principals = vec![baton_proto::Principal::Uid(uid), baton_proto::Principal::Gid(100)];
+        h.sm.attach_identity(session, Identity { principals, superuser: false });
+    }
+    (h, alice, bob)
+}
+
+fn code(result: Result<Response, baton_proto::ErrorReply>) -> Option<ErrorCode> {
+    result.err().map(|e| e.code)
+}
+
+fn write_code(h: &mut Harness, session: SessionId, op: Op) -> Option<ErrorCode> {
+    match h.write(session, op) {
+        Ok(_) => None,
+        Err(Rejection::Error(e)) => Some(e.code),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn acls_are_checked_as_zookeeper_checks_them() {
+    let (mut h, alice, bob) = two_users();
+    h.create(alice, "/a", persistent(), false).unwrap();
+    let acl: Vec<String> = h.sm.tree().get("/a").unwrap().acl.iter().map(ToString::to_string).collect();
+    assert_eq!(acl, ["uid:1001:rwcda"], "creator-only by default");
+    let get = |p: &str| Op::Get { path: p.into(), watch: false };
+    assert_eq!(code(h.sm.read(bob, &get("/a"))), Some(ErrorCode::NoAuth));
+    assert_eq!(
+        code(h.sm.read(bob, &Op::Children { path: "/a".into(), watch: false, with_stats: false })),
+        Some(ErrorCode::NoAuth)
+    );
+    assert!(
+        matches!(h.sm.read(bob, &Op::Exists { path: "/a".into(), watch: true }), Ok(Response::Exists(Some(_)))),
+        "exists needs nothing"
+    );
+    assert_eq!(code(h.sm.read(bob, &Op::GetAcl { path: "/a".into() })), Some(ErrorCode::NoAuth));
+    assert_eq!(h.create(bob, "/a/x", persistent(), false), Err(ErrorCode::NoAuth), "create is the parent's to allow");
+    assert_eq!(
+        write_code(&mut h, bob, Op::Set { path: "/a".into(), data: vec![1], version: None }),
+        Some(ErrorCode::NoAuth)
+    );
+    let grant = baton_proto::acl::parse_list("creator:all,uid:1002:rc").unwrap();
+    let set_acl = |version| Op::SetAcl { path: "/a".into(), acl: grant.clone(), version };
+    assert_eq!(write_code(&mut h, bob, set_acl(None)), Some(ErrorCode::NoAuth), "admin is needed");
+    assert_eq!(write_code(&mut h, alice, set_acl(Some(3))), Some(ErrorCode::BadVersion));
+    assert_eq!(write_code(&mut h, alice, set_acl(Some(0))), None);
+    assert_eq!(h.sm.tree().get("/a").unwrap().stat.aversion, 1);
+    assert!(h.sm.read(bob, &get("/a")).is_ok());
+    assert_eq!(h.create(bob, "/a/x", persistent(), false), Ok("/a/x".into()));
+    assert_eq!(
+        write_code(&mut h, alice, Op::Delete { path: "/a/x".into(), version: None }),
+        None,
+        "alice may delete children of /a"
+    );
+    assert_eq!(write_code(&mut h, bob, Op::Delete { path: "/a".into(), version: None }), None, "and anyone those of /");
+    assert_eq!(code(h.sm.read(bob, &Op::Ephemerals { session_id: Some(alice) })), Some(ErrorCode::NoAuth));
+    assert_eq!(h.sm.check_admin(bob).map_err(|e| e.code), Err(ErrorCode::NoAuth));
+    h.sm.attach_identity(bob, Identity { principals: vec![], superuser: true });
+    assert!(h.sm.check_admin(bob).is_ok(), "a superuser passes every check");
+}
+
+#[test]
+fn events_are_delivered_only_to_sessions_that_may_read_the_node() {
+    let (mut h, alice, bob) = two_users();
+    for session in [alice, bob] {
+        h.sm.read(session, &Op::AddWatch { path: "/".into(), mode: PersistentWatchMode::Recursive }).unwrap();
+    }
+    h.sm.read(bob, &Op::Exists { path: "/secret".into(), watch: true }).unwrap();
+    let created = h.create(alice, "/secret", persistent(), false);
+    assert_eq!(created, Ok("/secret".into()));
+    let txn = h.sm.prepare_write(alice, &Op::Set { path: "/secret".into(), data: vec![1], version: None }, T).unwrap();
+    let applied = h.commit(&txn);
+    let told: Vec<(SessionId, EventKind)> = applied.events.iter().map(|(s, e)| (*s, e.kind)).collect();
+    assert_eq!(told, [(alice, EventKind::DataChanged)], "bob's recursive watch hears nothing of /secret");
+    let last = h.sm.last_zxid();
+    // The exists watch was told of the create (exists needs no permission); replay, too,
+    // withholds what bob may not read.
+    let set = WatchSet { recursive: vec!["/".into()], ..WatchSet::default() };
+    let (replayed, _) = h.sm.restore_watches(bob, Zxid(last.0 - 2), &set).unwrap();
+    assert!(replayed.iter().all(|e| e.path != "/secret"), "{replayed:?}");
+    let (replayed, _) = h.sm.restore_watches(alice, Zxid(last.0 - 2), &set).unwrap();
+    assert_eq!(replayed.iter().filter(|e| e.path == "/secret").count(), 2);
 }

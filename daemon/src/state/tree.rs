@@ -1,7 +1,8 @@
 //! The node tree: every node by path, each with its data, stat, kind and child names.
 
+use super::acl::{self, Acl};
 use baton_proto::path;
-use baton_proto::{NodeKind, SessionId, Stat, Zxid};
+use baton_proto::{AclEntry, NodeKind, SessionId, Stat, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,7 @@ pub struct Node {
     pub kind: NodeKind,
     /// Names (not paths) of the children, sorted.
     pub children: BTreeSet<String>,
+    pub acl: Acl,
 }
 
 /// A node as it is stored: everything but the child names, which are rebuilt on load.
@@ -20,6 +22,7 @@ pub struct NodeRecord {
     pub stat: Stat,
     pub kind: NodeKind,
     pub data: Vec<u8>,
+    pub acl: Vec<AclEntry>,
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +30,31 @@ pub struct Tree {
     nodes: BTreeMap<String, Node>,
     /// Paths of TTL nodes, so reaping does not scan the whole tree.
     ttl_paths: BTreeSet<String>,
+    /// Every distinct ACL once: most nodes share a handful.
+    acls: AclTable,
+}
+
+/// Interned ACLs, pruned of ones no node uses once it has grown.
+#[derive(Clone, Debug, Default)]
+struct AclTable {
+    interned: BTreeSet<Acl>,
+    prune_at: usize,
+}
+
+impl AclTable {
+    fn intern(&mut self, entries: &[AclEntry]) -> Acl {
+        if let Some(acl) = self.interned.get(entries) {
+            return acl.clone();
+        }
+        if self.interned.len() >= self.prune_at {
+            // Only this table holds the unused ones.
+            self.interned.retain(|acl| std::sync::Arc::strong_count(acl) > 1);
+            self.prune_at = self.interned.len() * 2 + 64;
+        }
+        let acl: Acl = entries.into();
+        self.interned.insert(acl.clone());
+        acl
+    }
 }
 
 impl Default for Tree {
@@ -38,9 +66,15 @@ impl Default for Tree {
 impl Tree {
     /// A tree holding only the root.
     pub fn new() -> Self {
-        let root =
-            Node { data: Vec::new(), stat: Stat::default(), kind: NodeKind::Persistent, children: BTreeSet::new() };
-        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]), ttl_paths: BTreeSet::new() }
+        let mut acls = AclTable::default();
+        let root = Node {
+            data: Vec::new(),
+            stat: Stat::default(),
+            kind: NodeKind::Persistent,
+            children: BTreeSet::new(),
+            acl: acls.intern(&acl::open()),
+        };
+        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]), ttl_paths: BTreeSet::new(), acls }
     }
 
     /// Rebuilds a tree from stored records (any order). Records whose parent is missing are
@@ -51,7 +85,8 @@ impl Tree {
             if matches!(record.kind, NodeKind::Ttl { .. }) {
                 tree.ttl_paths.insert(p.clone());
             }
-            let node = Node { data: record.data, stat: record.stat, kind: record.kind, children: BTreeSet::new() };
+            let acl = tree.acls.intern(&record.acl);
+            let node = Node { data: record.data, stat: record.stat, kind: record.kind, children: BTreeSet::new(), acl };
             tree.nodes.insert(p, node);
         }
         let paths: Vec<String> = tree.nodes.keys().filter(|p| *p != "/").cloned().collect();
@@ -95,11 +130,21 @@ impl Tree {
 
     /// The stored form of the node at `p`, if any.
     pub fn record(&self, p: &str) -> Option<NodeRecord> {
-        self.nodes.get(p).map(|n| NodeRecord { stat: n.stat, kind: n.kind, data: n.data.clone() })
+        self.nodes.get(p).map(|n| NodeRecord { stat: n.stat, kind: n.kind, data: n.data.clone(), acl: n.acl.to_vec() })
     }
 
     /// Inserts a new node under an existing parent, updating the parent's child bookkeeping.
-    pub fn create(&mut self, p: &str, data: Vec<u8>, kind: NodeKind, owner: SessionId, zxid: Zxid, time_ms: u64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        p: &str,
+        data: Vec<u8>,
+        kind: NodeKind,
+        acl: &[AclEntry],
+        owner: SessionId,
+        zxid: Zxid,
+        time_ms: u64,
+    ) {
         let parent = path::parent(p).expect("create is never applied to the root");
         let parent_node = self.nodes.get_mut(parent).expect("create's parent exists in a prepared txn");
         parent_node.children.insert(path::name(p).to_owned());
@@ -117,7 +162,8 @@ impl Tree {
         if matches!(kind, NodeKind::Ttl { .. }) {
             self.ttl_paths.insert(p.to_owned());
         }
-        let previous = self.nodes.insert(p.to_owned(), Node { data, stat, kind, children: BTreeSet::new() });
+        let acl = self.acls.intern(acl);
+        let previous = self.nodes.insert(p.to_owned(), Node { data, stat, kind, children: BTreeSet::new(), acl });
         assert!(previous.is_none(), "create of an existing node {p} in a prepared txn");
     }
 
@@ -145,6 +191,17 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Replaces a node's ACL, counting the change in its `aversion`.
+    pub fn set_acl(&mut self, p: &str, acl: &[AclEntry]) -> Stat {
+        let acl = self.acls.intern(acl);
+        let node = self.nodes.get_mut(p).expect("set_acl of a missing node in a prepared txn");
+        node.acl = acl;
+        node.stat.aversion = node.stat.aversion.wrapping_add(1);
+        node.stat
+    }
+}
+
 /// A child was created (`delta` 1) or deleted (-1): ZooKeeper counts both in `cversion`.
 fn touch_children(stat: &mut Stat, zxid: Zxid, delta: i32) {
     stat.cversion = stat.cversion.wrapping_add(1);
@@ -159,8 +216,9 @@ mod tests {
     #[test]
     fn create_and_delete_keep_parent_bookkeeping() {
         let mut tree = Tree::new();
-        tree.create("/a", b"x".to_vec(), NodeKind::Persistent, SessionId::NONE, Zxid(1), 10);
-        tree.create("/a/b", vec![], NodeKind::Ephemeral, SessionId(7), Zxid(2), 11);
+        let open = acl::open();
+        tree.create("/a", b"x".to_vec(), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 10);
+        tree.create("/a/b", vec![], NodeKind::Ephemeral, &open, SessionId(7), Zxid(2), 11);
         let a = tree.get("/a").unwrap();
         assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (1, 1, Zxid(2)));
         assert_eq!(a.children.iter().collect::<Vec<_>>(), ["b"]);
@@ -173,8 +231,9 @@ mod tests {
     #[test]
     fn rebuilds_children_from_records_and_reports_orphans() {
         let mut tree = Tree::new();
-        tree.create("/a", vec![], NodeKind::Persistent, SessionId::NONE, Zxid(1), 0);
-        tree.create("/a/b", vec![], NodeKind::Persistent, SessionId::NONE, Zxid(2), 0);
+        let open = acl::open();
+        tree.create("/a", vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 0);
+        tree.create("/a/b", vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(2), 0);
         let mut records: Vec<_> = tree.iter().map(|(p, _)| (p.clone(), tree.record(p).unwrap())).collect();
         records.push(("/x/y".into(), tree.record("/a").unwrap()));
         let (rebuilt, orphans) = Tree::from_records(records);

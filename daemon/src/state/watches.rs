@@ -9,10 +9,18 @@
 //!   stays (no `ChildrenChanged`: the creates and deletes already say it)
 //!
 //! A session gets one event per change however many of its watches match.
+//!
+//! Firing also says whether delivery needs the session to be allowed to read the node: an
+//! exists watch does not (like `exists` itself, it reveals no more than the node's presence),
+//! every other kind does, and the ACL is checked again at delivery (a recursive watch must not
+//! leak the names of nodes its session may not read).
 
 use baton_proto::message::{EventKind, PersistentWatchMode, WatchSet};
 use baton_proto::{SessionId, path};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Whether an event may only be delivered to a session allowed to read the node.
+pub type NeedsRead = bool;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchKind {
@@ -35,6 +43,12 @@ impl From<PersistentWatchMode> for WatchKind {
 impl WatchKind {
     const ALL: [WatchKind; 5] =
         [WatchKind::Data, WatchKind::Exists, WatchKind::Children, WatchKind::Persistent, WatchKind::Recursive];
+
+    /// Whether an event from this kind of watch is delivered only to sessions that may read
+    /// the node.
+    fn needs_read(self) -> bool {
+        self != WatchKind::Exists
+    }
 
     fn is_one_shot(self) -> bool {
         matches!(self, WatchKind::Data | WatchKind::Exists | WatchKind::Children)
@@ -75,10 +89,11 @@ impl SessionWatches {
         watches
     }
 
-    /// Whether any watch here fires for `event` on `changed`; one-shot ones that do are
+    /// Whether any watch here fires for `event` on `changed` (`Some`), and if so whether
+    /// delivery needs read permission (as [`WatchTable::fire`]); one-shot ones that fire are
     /// consumed.
-    pub fn fire(&mut self, changed: &str, event: EventKind) -> bool {
-        let mut fired = false;
+    pub fn fire(&mut self, changed: &str, event: EventKind) -> Option<NeedsRead> {
+        let mut fired: Option<NeedsRead> = None;
         for (kind, paths) in &mut self.by_kind {
             let hit = if *kind == WatchKind::Recursive {
                 kind.fires_on(event) && path::self_and_ancestors(changed).any(|p| paths.contains(p))
@@ -86,7 +101,7 @@ impl SessionWatches {
                 kind.fires_on(event) && paths.contains(changed)
             };
             if hit {
-                fired = true;
+                fired = Some(fired.unwrap_or(true) && kind.needs_read());
                 if kind.is_one_shot() {
                     paths.remove(changed);
                 }
@@ -162,9 +177,15 @@ impl WatchTable {
         doomed.len()
     }
 
-    /// The sessions told about `event` on `changed`, each once; consumes one-shot watches.
-    pub fn fire(&mut self, changed: &str, event: EventKind) -> BTreeSet<SessionId> {
-        let mut told = BTreeSet::new();
+    /// The sessions told about `event` on `changed`, each once, with whether delivery needs
+    /// read permission on the node (false if an exists watch matched); consumes one-shot
+    /// watches.
+    pub fn fire(&mut self, changed: &str, event: EventKind) -> BTreeMap<SessionId, NeedsRead> {
+        let mut told = BTreeMap::new();
+        let mut tell = |session: SessionId, kind: WatchKind| {
+            let needs = told.entry(session).or_insert(true);
+            *needs = *needs && kind.needs_read();
+        };
         for kind in WatchKind::ALL {
             if !kind.fires_on(event) {
                 continue;
@@ -172,7 +193,9 @@ impl WatchTable {
             if kind == WatchKind::Recursive {
                 if let Some(index) = self.by_kind.get(&kind) {
                     for p in path::self_and_ancestors(changed) {
-                        told.extend(index.get(p).into_iter().flatten().copied());
+                        for &session in index.get(p).into_iter().flatten() {
+                            tell(session, kind);
+                        }
                     }
                 }
                 continue;
@@ -188,7 +211,7 @@ impl WatchTable {
                 {
                     mine.remove(&(kind, changed.to_owned()));
                 }
-                told.insert(session);
+                tell(session, kind);
             }
         }
         told
@@ -213,12 +236,26 @@ mod tests {
     const S1: SessionId = SessionId(1);
     const S2: SessionId = SessionId(2);
 
+    fn fired(table: &mut WatchTable, changed: &str, event: EventKind) -> BTreeSet<SessionId> {
+        table.fire(changed, event).into_keys().collect()
+    }
+
+    #[test]
+    fn only_an_exists_watch_spares_the_read_check() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Exists, "/a", 10);
+        table.add(S1, WatchKind::Recursive, "/", 10);
+        table.add(S2, WatchKind::Recursive, "/", 10);
+        assert_eq!(table.fire("/a", EventKind::Created), BTreeMap::from([(S1, false), (S2, true)]));
+        assert_eq!(table.fire("/a", EventKind::Deleted), BTreeMap::from([(S1, true), (S2, true)]));
+    }
+
     #[test]
     fn one_shot_watches_fire_once() {
         let mut table = WatchTable::default();
         assert!(table.add(S1, WatchKind::Data, "/a", 10));
-        assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1]));
-        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
+        assert_eq!(fired(&mut table, "/a", EventKind::DataChanged), BTreeSet::from([S1]));
+        assert!(fired(&mut table, "/a", EventKind::DataChanged).is_empty());
         assert_eq!(table.count(S1), 0);
     }
 
@@ -226,10 +263,10 @@ mod tests {
     fn each_kind_fires_on_its_events_only() {
         let mut table = WatchTable::default();
         table.add(S1, WatchKind::Children, "/a", 10);
-        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
-        assert_eq!(table.fire("/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
+        assert!(fired(&mut table, "/a", EventKind::DataChanged).is_empty());
+        assert_eq!(fired(&mut table, "/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
         table.add(S1, WatchKind::Exists, "/b", 10);
-        assert_eq!(table.fire("/b", EventKind::Created), BTreeSet::from([S1]));
+        assert_eq!(fired(&mut table, "/b", EventKind::Created), BTreeSet::from([S1]));
     }
 
     #[test]
@@ -238,11 +275,11 @@ mod tests {
         table.add(S1, WatchKind::Persistent, "/a", 10);
         table.add(S2, WatchKind::Recursive, "/a", 10);
         for _ in 0..2 {
-            assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1, S2]));
+            assert_eq!(fired(&mut table, "/a", EventKind::DataChanged), BTreeSet::from([S1, S2]));
         }
-        assert_eq!(table.fire("/a/b/c", EventKind::Created), BTreeSet::from([S2]));
-        assert_eq!(table.fire("/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
-        assert!(table.fire("/ab", EventKind::Created).is_empty(), "not beneath /a");
+        assert_eq!(fired(&mut table, "/a/b/c", EventKind::Created), BTreeSet::from([S2]));
+        assert_eq!(fired(&mut table, "/a", EventKind::ChildrenChanged), BTreeSet::from([S1]));
+        assert!(fired(&mut table, "/ab", EventKind::Created).is_empty(), "not beneath /a");
     }
 
     #[test]
@@ -251,7 +288,7 @@ mod tests {
         table.add(S1, WatchKind::Data, "/a", 10);
         table.add(S1, WatchKind::Persistent, "/a", 10);
         table.add(S1, WatchKind::Recursive, "/", 10);
-        assert_eq!(table.fire("/a", EventKind::DataChanged), BTreeSet::from([S1]));
+        assert_eq!(fired(&mut table, "/a", EventKind::DataChanged), BTreeSet::from([S1]));
     }
 
     #[test]
@@ -269,9 +306,9 @@ mod tests {
         table.add(S1, WatchKind::Persistent, "/a", 10);
         table.add(S1, WatchKind::Data, "/b", 10);
         assert_eq!(table.remove_path(S1, "/a"), 2);
-        assert!(table.fire("/a", EventKind::DataChanged).is_empty());
+        assert!(fired(&mut table, "/a", EventKind::DataChanged).is_empty());
         table.remove_session(S1);
-        assert!(table.fire("/b", EventKind::DataChanged).is_empty());
+        assert!(fired(&mut table, "/b", EventKind::DataChanged).is_empty());
         assert_eq!(table.total(), 0);
     }
 
@@ -279,10 +316,10 @@ mod tests {
     fn session_watches_replay_with_the_same_rules() {
         let set = WatchSet { data: vec!["/a".into()], recursive: vec!["/r".into()], ..WatchSet::default() };
         let mut watches = SessionWatches::from_set(&set);
-        assert!(!watches.fire("/a", EventKind::ChildrenChanged));
-        assert!(watches.fire("/a", EventKind::DataChanged));
-        assert!(!watches.fire("/a", EventKind::DataChanged), "one-shot consumed");
-        assert!(watches.fire("/r/x", EventKind::Deleted));
-        assert!(watches.fire("/r/x", EventKind::Deleted), "recursive stays");
+        assert_eq!(watches.fire("/a", EventKind::ChildrenChanged), None);
+        assert_eq!(watches.fire("/a", EventKind::DataChanged), Some(true));
+        assert_eq!(watches.fire("/a", EventKind::DataChanged), None, "one-shot consumed");
+        assert_eq!(watches.fire("/r/x", EventKind::Deleted), Some(true));
+        assert_eq!(watches.fire("/r/x", EventKind::Deleted), Some(true), "recursive stays");
     }
 }

@@ -37,7 +37,7 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout version of this store; bumped when tables change meaning.
-pub(crate) const STORE_FORMAT: u64 = 1;
+pub(crate) const STORE_FORMAT: u64 = 2;
 /// The file inside the data directory.
 pub const DB_FILE_NAME: &str = "baton.redb";
 
@@ -155,9 +155,10 @@ impl Store {
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
             for (zxid, record) in &batch.txns {
-                log.insert(zxid.0, record.as_slice()).map_err(engine)?;
+                let sealed = records::seal(record.clone());
+                log.insert(zxid.0, sealed.as_slice()).map_err(engine)?;
                 window.txns += 1;
-                window.bytes += record.len() as u64;
+                window.bytes += sealed.len() as u64;
             }
             // Compaction rides along with the commit: what is trimmed is about what was added.
             let mut trimmed = false;

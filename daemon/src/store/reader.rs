@@ -98,7 +98,8 @@ impl StoreReader {
         let mut recent_txns = Vec::new();
         for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
             let (key, value) = entry.map_err(engine)?;
-            let txn = decode_record(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            let txn = decode_record(record).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
             recent_txns.push(txn);
         }
         recent_txns.reverse();
@@ -135,7 +136,8 @@ impl StoreReader {
         let mut entries = Vec::new();
         for entry in log.range(zxid.0 + 1..).map_err(engine)?.take(max) {
             let (key, value) = entry.map_err(engine)?;
-            entries.push((Zxid(key.value()), value.value().to_vec()));
+            let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            entries.push((Zxid(key.value()), record.to_vec()));
         }
         Ok(LogRange::Entries(entries))
     }
@@ -163,7 +165,8 @@ impl StoreReader {
         let mut entries = Vec::new();
         for entry in log.range(zxid.0 + 1..).map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
-            entries.push((Zxid(key.value()), value.value().to_vec()));
+            let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            entries.push((Zxid(key.value()), record.to_vec()));
         }
         Ok(entries)
     }

@@ -1,19 +1,25 @@
-//! Stored record encoding: a format version byte, then postcard. Checked when read.
+//! Stored record encoding: every value the store writes carries a CRC-32C of its bytes, so
+//! damage on disk (a flipped bit, a torn page redb did not catch) is reported as corruption
+//! instead of being served as data. Node and session records are a format version byte, then
+//! postcard, then the checksum; log entries are the txn record (`baton_proto::txn`) sealed
+//! the same way.
 
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The format version of node and session records.
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+pub const RECORD_FORMAT_VERSION: u8 = 2;
+/// Bytes of the checksum that ends every stored value.
+const CHECKSUM_LEN: usize = 4;
 
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     match postcard::to_extend(record, vec![RECORD_FORMAT_VERSION]) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => seal(bytes),
         Err(e) => panic!("encoding a stored record cannot fail: {e}"),
     }
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (&version, payload) = bytes.split_first().ok_or("empty record")?;
+    let (&version, payload) = unseal(bytes)?.split_first().ok_or("empty record")?;
     if version != RECORD_FORMAT_VERSION {
         return Err(format!("record format {version}, this build reads {RECORD_FORMAT_VERSION}"));
     }
@@ -22,4 +28,41 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         return Err(format!("{} trailing bytes", rest.len()));
     }
     Ok(record)
+}
+
+/// Appends the checksum of `bytes`.
+pub fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
+    let sum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    bytes
+}
+
+/// The bytes a sealed value holds, once their checksum is verified.
+pub fn unseal(sealed: &[u8]) -> Result<&[u8], String> {
+    let Some((bytes, sum)) = sealed.split_last_chunk::<CHECKSUM_LEN>() else {
+        return Err(format!("{} bytes, too short for a sealed value", sealed.len()));
+    };
+    let (stored, actual) = (u32::from_le_bytes(*sum), crc32c::crc32c(bytes));
+    if stored != actual {
+        return Err(format!("checksum mismatch (stored {stored:#010x}, computed {actual:#010x}): damaged on disk"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_flipped_bit_is_caught() {
+        let sealed = encode(&("a node", 42u64, vec![7u8; 40]));
+        assert_eq!(decode::<(String, u64, Vec<u8>)>(&sealed).unwrap().1, 42);
+        for bit in 0..sealed.len() * 8 {
+            let mut damaged = sealed.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let err = decode::<(String, u64, Vec<u8>)>(&damaged).unwrap_err();
+            assert!(err.contains("checksum mismatch"), "bit {bit}: {err}");
+        }
+        assert!(unseal(&[1, 2]).unwrap_err().contains("too short"));
+    }
 }

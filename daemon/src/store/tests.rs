@@ -14,7 +14,13 @@ fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {
     batch.push(&session_txn, applied.delta, sm.epoch());
     for i in 0..n {
         let kind = if i % 2 == 0 { CreateKind::Persistent } else { CreateKind::Ephemeral };
-        let op = Op::Create(CreateRequest { path: format!("/n{i}"), data: vec![i as u8], kind, sequential: false });
+        let op = Op::Create(CreateRequest {
+            path: format!("/n{i}"),
+            data: vec![i as u8],
+            kind,
+            sequential: false,
+            acl: Vec::new(),
+        });
         let txn = sm.prepare_write(session_txn.session_id, &op, 1).unwrap();
         let applied = sm.apply(&txn);
         batch.push(&txn, applied.delta, sm.epoch());

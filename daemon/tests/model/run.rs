@@ -71,6 +71,7 @@ impl Run {
                 data: data.clone(),
                 kind: *kind,
                 sequential: *sequential,
+                acl: Vec::new(),
             }),
             WriteSel::Set { target, data, version } => {
                 let p = self.resolve(target);
@@ -108,7 +109,13 @@ impl Run {
                 self.write(self.who(*who), &op);
             }
             Step::Burst { who, target, kind, count } => {
-                let req = CreateRequest { path: self.resolve(target), data: Vec::new(), kind: *kind, sequential: true };
+                let req = CreateRequest {
+                    path: self.resolve(target),
+                    data: Vec::new(),
+                    kind: *kind,
+                    sequential: true,
+                    acl: Vec::new(),
+                };
                 self.write(self.who(*who), &Op::Multi(vec![MultiOp::Create(req); *count]));
             }
             Step::Advance { ms } => self.now_ms += ms,

@@ -5,7 +5,7 @@
 
 use super::Rng;
 use super::history::{Op, Record, Recorder, Ret, SeenEvent, Value, WatchLog, value_bytes, value_of};
-use baton::{Client, CreateOptions, Error, PersistentWatcher, Zxid};
+use baton::{Client, ClientBuilder, CreateOptions, Error, PersistentWatcher, Zxid};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,9 @@ pub struct Workload {
     pub op_timeout: Duration,
     /// How long a client keeps trying to (re)connect before it gives up.
     pub connect_patience: Duration,
+    /// What clients start from (a token to prove over TCP, say); the session timeout and
+    /// the connect timeout are set on it.
+    pub builder: ClientBuilder,
 }
 
 /// Everything the clients recorded.
@@ -75,7 +78,9 @@ pub async fn run(workload: &Workload, recorder: &Recorder, progress: &Progress) 
 async fn open(w: &Workload) -> Option<(Client, PersistentWatcher, Zxid)> {
     let deadline = Instant::now() + w.connect_patience;
     while Instant::now() < deadline {
-        let connected = Client::builder()
+        let connected = w
+            .builder
+            .clone()
             .session_timeout(w.session_timeout)
             .connect_timeout(Duration::from_secs(2))
             .connect(&w.addr)

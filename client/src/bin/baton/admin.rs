@@ -133,10 +133,14 @@ pub fn recovery(file: &Path, json: bool) -> Result<ExitCode> {
 
 fn describe(body: &TxnBody) -> Vec<String> {
     let op = |op: &TxnOp| match op {
-        TxnOp::Create { path, data, kind } => format!("create {path} ({kind:?}, {} bytes)", data.len()),
+        TxnOp::Create { path, data, kind, .. } => format!("create {path} ({kind:?}, {} bytes)", data.len()),
         TxnOp::Delete { path } => format!("delete {path}"),
         TxnOp::Set { path, data } => format!("set {path} ({} bytes)", data.len()),
         TxnOp::Check { path, version } => format!("check {path} at version {version}"),
+        TxnOp::SetAcl { path, acl } => {
+            let entries: Vec<String> = acl.iter().map(ToString::to_string).collect();
+            format!("set the ACL of {path} to {}", entries.join(","))
+        }
     };
     match body {
         TxnBody::CreateSession { timeout_ms, .. } => vec![format!("open session ({timeout_ms} ms)")],

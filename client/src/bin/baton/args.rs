@@ -57,6 +57,14 @@ pub struct Cli {
     )]
     pub addr: String,
 
+    /// Authenticate with the token in FILE (NAME:SECRET, from 'baton token new'); TCP
+    /// servers require a token or a TLS client certificate
+    #[arg(long, global = true, env = "BATON_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -89,6 +97,22 @@ impl Cli {
     }
 }
 
+/// Mutual TLS to a TCP address: all three, or none. The field names are the flags'.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_field_names)]
+pub struct TlsArgs {
+    /// Connect to TCP addresses over mutual TLS, trusting server certificates signed by the CA
+    /// in FILE (PEM); needs --tls-cert and --tls-key
+    #[arg(long, global = true, env = "BATON_TLS_CA", value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// This client's certificate (PEM); its name is the client's identity (cert:NAME)
+    #[arg(long, global = true, env = "BATON_TLS_CERT", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, global = true, env = "BATON_TLS_KEY", value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
 /// The socket a local daemon listens on: this user's, else the system service's.
 fn default_addr() -> String {
     baton_proto::defaults::client_socket_path().display().to_string()
@@ -117,6 +141,10 @@ pub enum Command {
         /// 500ms, 1h)
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
+        /// The node's ACL, PRINCIPAL:PERMS entries (comma-separated; see 'baton acl --help');
+        /// default: the server's default ACL (normally only the creator)
+        #[arg(long, value_name = "ACL")]
+        acl: Option<String>,
     },
 
     /// Write a node's data to stdout, as raw bytes with no newline added
@@ -406,6 +434,19 @@ pub enum Command {
         action: AdminCommand,
     },
 
+    /// Show or change who may do what to a node (ACLs)
+    #[command(after_help = ACL_HELP)]
+    Acl {
+        #[command(subcommand)]
+        action: AclCommand,
+    },
+
+    /// Make tokens for TCP clients (no server needed)
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+
     /// Register instance ID of SERVICE (an ephemeral node ROOT/SERVICE/ID holding DATA)
     ///
     /// With CMD, keeps the registration while CMD runs, and exits with CMD's status once CMD
@@ -537,6 +578,54 @@ pub enum AdminCommand {
         /// One JSON object per transaction
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// ACL entries, shown in the help of 'baton acl'.
+const ACL_HELP: &str = "\
+An ACL is a list of PRINCIPAL:PERMS entries. PRINCIPAL is anyone, uid:N, gid:N, token:NAME,
+cert:NAME, or creator (the caller's own identity: its uid, token or certificate name). PERMS
+are letters of rwcda, or all: r read data, children and the ACL; w set data; c create and
+d delete children; a change the ACL (on /, also the admin commands).
+
+Example: baton acl set /app uid:1000:all gid:100:r";
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Print a node's ACL, one entry per line
+    Get {
+        /// The node's path
+        path: String,
+        /// One JSON object: "acl" (the entries) and "aversion" (how often it changed)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a node's ACL (needs the admin permission on it)
+    Set {
+        /// The node's path
+        path: String,
+        /// The new entries (PRINCIPAL:PERMS; several, or comma-separated)
+        #[arg(required = true, value_name = "ENTRY")]
+        entries: Vec<String>,
+        /// Only if the ACL's version (aversion) is N
+        #[arg(long, value_name = "N")]
+        version: Option<i32>,
+    },
+    /// Print who the server takes this client to be
+    Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token named NAME: writes NAME:SECRET to FILE (mode 0600, must not exist) for
+    /// the client, and prints the verifier line to add to the daemon's tokens_file. The
+    /// secret is never stored on the server nor sent over the network
+    New {
+        /// The token's name, as ACLs name it (token:NAME)
+        name: String,
+        /// Where the client's token goes
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }
 

@@ -3,10 +3,10 @@
 //! session before returning.
 
 use crate::args::{AdminCommand, Cli, Command};
-use crate::{admin, output, registrar, transfer, verbs, wrappers};
+use crate::{access, admin, output, registrar, transfer, verbs, wrappers};
 use anyhow::{Context as _, Result};
 use baton::proto::path;
-use baton::{Client, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT};
+use baton::{Client, ClientBuilder, CreateOptions, ErrorCode, SESSION_TIMEOUT_DEFAULT, TlsClient, Token};
 use std::ffi::OsString;
 use std::io::{Read as _, Write};
 use std::os::unix::ffi::OsStringExt as _;
@@ -21,7 +21,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connects, runs the command and closes the session (also when the command failed). The
 /// process wrappers manage their sessions themselves.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let Cli { addr, command } = cli;
+    let Cli { addr, token_file, tls, command } = cli;
+    if let Command::Token { action } = command {
+        access::token(action)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let token = token_file.as_deref().map(access::load_token).transpose()?;
+    let tls = match (tls.tls_ca, tls.tls_cert, tls.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(TlsClient::from_files(&ca, &cert, &key)?),
+        _ => None,
+    };
+    let _ = CREDENTIALS.set((token, tls));
     let command = match command {
         Command::Lock { path, timeout, nonblock, grace, session, command } => {
             let wait = if nonblock { wrappers::Wait::NonBlocking } else { wrappers::Wait::Up(timeout) };
@@ -52,9 +62,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     result
 }
 
+/// The `--token-file` token and the `--tls-*` settings, read once before anything connects.
+static CREDENTIALS: std::sync::OnceLock<(Option<Token>, Option<TlsClient>)> = std::sync::OnceLock::new();
+
+/// A client builder with this tool's name and credentials.
+pub fn builder() -> ClientBuilder {
+    let mut builder = Client::builder().client_name(client_name());
+    if let Some((token, tls)) = CREDENTIALS.get() {
+        if let Some(token) = token {
+            builder = builder.token(token.clone());
+        }
+        if let Some(tls) = tls {
+            builder = builder.tls(tls.clone());
+        }
+    }
+    builder
+}
+
 /// A normal session for one command.
 async fn connect(addr: &str) -> Result<Client> {
-    Ok(Client::builder().client_name(client_name()).session_timeout(SESSION_TIMEOUT_DEFAULT).connect(addr).await?)
+    Ok(builder().session_timeout(SESSION_TIMEOUT_DEFAULT).connect(addr).await?)
 }
 
 /// The name this tool gives the server for its sessions.
@@ -73,10 +100,11 @@ pub async fn close(client: &Client) {
 
 async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Create { path, data, ephemeral, sequential, container, ttl } => {
+        Command::Create { path, data, ephemeral, sequential, container, ttl, acl } => {
             let options = create_options(ephemeral, container, ttl, sequential);
             let data = data.map(read_data).transpose()?.unwrap_or_default();
-            let (created, _) = client.create(&path, &data, options).await.map_err(|e| at(&path, e))?;
+            let acl = acl.map(|acl| access::parse_entries(&[acl])).transpose()?.unwrap_or_default();
+            let (created, _) = client.create_with_acl(&path, &data, options, &acl).await.map_err(|e| at(&path, e))?;
             print_line(&created)?;
         }
         Command::Get { path, stat, json } => get(client, &path, stat, json).await?,
@@ -108,12 +136,17 @@ async fn execute(client: &Client, command: Command) -> Result<ExitCode> {
         Command::Queue { action } => return verbs::queue(client, action).await,
         Command::Counter { action } => verbs::counter(client, action).await?,
         Command::Admin { action } => admin::run(client, action).await?,
+        Command::Acl { action } => access::acl(client, action).await?,
         Command::Discover { service, root, json, watch, count } => {
             let how = if watch { verbs::Discovery::Watch(count) } else { verbs::Discovery::Once };
             return verbs::discover(client, &root, &service, json, how).await;
         }
         Command::Elect { path, json, count, .. } => return wrappers::observe(client, &path, json, count).await,
-        Command::Lock { .. } | Command::Register { .. } | Command::Import { .. } | Command::Guard => {
+        Command::Lock { .. }
+        | Command::Register { .. }
+        | Command::Import { .. }
+        | Command::Guard
+        | Command::Token { .. } => {
             anyhow::bail!("internal error: this subcommand is not run here")
         }
     }

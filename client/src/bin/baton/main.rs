@@ -7,6 +7,7 @@
 //! in [`exit`]. The tracing subscriber is set up here only.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod access;
 mod admin;
 mod args;
 mod commands;
@@ -22,7 +23,8 @@ mod wrappers;
 
 use clap::{CommandFactory as _, Parser as _};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -52,11 +54,15 @@ fn main() -> ExitCode {
 
 /// Logs to stderr, warnings and errors only unless `BATON_LOG` says otherwise.
 fn init_tracing() {
-    let filter = EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A target filter (`debug`, `warn,baton=debug`), not `EnvFilter`: no regex engine needed.
+    let parse = |text: &str| text.parse::<tracing_subscriber::filter::Targets>().ok();
+    let filter = std::env::var("BATON_LOG").ok().and_then(|v| parse(&v)).or_else(|| parse("warn")).unwrap_or_default();
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        .finish()
+        .with(filter)
         .init();
 }

@@ -291,7 +291,7 @@ fn plan(nodes: &[Node], existing: &BTreeSet<String>, overwrite: bool) -> Result<
 }
 
 fn create(path: String, data: Vec<u8>) -> MultiOp {
-    MultiOp::Create(CreateRequest { path, data, kind: CreateKind::Persistent, sequential: false })
+    MultiOp::Create(CreateRequest { path, data, kind: CreateKind::Persistent, sequential: false, acl: Vec::new() })
 }
 
 /// The path a write of [`plan`] is about.

@@ -9,7 +9,7 @@
 //! (or with `--resumable`) a normal session of `--session-timeout`.
 
 use crate::args::SessionArgs;
-use crate::commands::{at, client_name, close, print_line};
+use crate::commands::{at, close, print_line};
 use crate::exit::{Outcome, child_status};
 use crate::group::{ChildExits, ProcessGroup};
 use crate::output::leader_line;
@@ -51,12 +51,8 @@ pub struct Session {
 pub async fn connect(addr: &str, args: &SessionArgs) -> Result<Session> {
     let unix = baton::addr::parse_endpoints(addr)?.iter().all(baton::addr::Endpoint::is_unix);
     let bound = unix && !args.resumable;
-    let client = Client::builder()
-        .client_name(client_name())
-        .session_timeout(args.session_timeout)
-        .connection_bound(bound)
-        .connect(addr)
-        .await?;
+    let client =
+        crate::commands::builder().session_timeout(args.session_timeout).connection_bound(bound).connect(addr).await?;
     Ok(Session { client, bound })
 }
 
