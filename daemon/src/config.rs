@@ -399,6 +399,7 @@ impl Config {
             path_len_max: self.path_len_max,
             path_depth_max: self.path_depth_max,
             // Validated before this is called; were it not, only creators could use their nodes.
+            skip_fencing_check: crate::negative::NegativeControls::from_env().skip_fencing,
             default_acl: self
                 .default_acl()
                 .unwrap_or_else(|_| vec![AclEntry::new(Principal::Creator, baton_proto::Perms::ALL)]),

@@ -27,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod metrics;
+pub mod negative;
 pub mod replication;
 pub mod sd_notify;
 pub mod server;

@@ -1,6 +1,6 @@
 //! A full disk: writes fail with DiskFull, reads go on, no acknowledged write is lost, and
-//! writes resume by themselves once space is freed. On a small tmpfs (needs root to mount;
-//! skips elsewhere with the reason).
+//! writes resume by themselves once space is freed. On a small tmpfs and on a small
+//! loop-mounted ext4 image (T4; both need root to mount, and skip elsewhere with the reason).
 
 use baton::{Client, CreateOptions, ErrorCode};
 use baton_tests::Daemon;
@@ -8,30 +8,41 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A small tmpfs mounted for the test, unmounted on drop.
+/// A small filesystem mounted for the test, unmounted on drop.
 struct SmallDisk {
     _dir: tempfile::TempDir,
     mount: PathBuf,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
+    /// A tmpfs of `size`.
+    fn tmpfs(size: &str) -> Option<SmallDisk> {
+        let (dir, mount) = SmallDisk::mount_point()?;
+        let options = format!("size={size},mode=0700");
+        let mounted = run(Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(&mount));
+        mounted.then_some(SmallDisk { _dir: dir, mount }).or_else(|| skip("cannot mount a tmpfs here"))
+    }
+
+    /// An ext4 filesystem in an image file of `mib` MiB, mounted through a loop device.
+    fn ext4_loop(mib: u64) -> Option<SmallDisk> {
+        let (dir, mount) = SmallDisk::mount_point()?;
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image).unwrap().set_len(mib * 1024 * 1024).unwrap();
+        if !run(Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0"]).arg(&image)) {
+            return skip("mkfs.ext4 failed (is e2fsprogs installed?)");
+        }
+        let mounted = run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
+        mounted.then_some(SmallDisk { _dir: dir, mount }).or_else(|| skip("cannot loop-mount an image here"))
+    }
+
+    fn mount_point() -> Option<(tempfile::TempDir, PathBuf)> {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting a small filesystem needs root (CI runs as root)");
-            return None;
+            return skip("mounting a small filesystem needs root (CI runs as root)");
         }
         let dir = tempfile::tempdir().unwrap();
         let mount = dir.path().join("disk");
         std::fs::create_dir(&mount).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(&mount)
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: cannot mount a tmpfs here");
-            return None;
-        }
-        Some(SmallDisk { _dir: dir, mount })
+        Some((dir, mount))
     }
 
     fn path(&self) -> &Path {
@@ -45,9 +56,28 @@ impl Drop for SmallDisk {
     }
 }
 
+fn run(command: &mut Command) -> bool {
+    command.status().is_ok_and(|s| s.success())
+}
+
+fn skip<T>(why: &str) -> Option<T> {
+    eprintln!("skipped: {why}");
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
-    let Some(disk) = SmallDisk::mount("8m") else { return };
+async fn a_full_tmpfs_refuses_writes_keeps_reads_and_recovers_by_itself() {
+    let Some(disk) = SmallDisk::tmpfs("8m") else { return };
+    full_disk(&disk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_loop_mounted_ext4_refuses_writes_keeps_reads_and_recovers_by_itself() {
+    let Some(disk) = SmallDisk::ext4_loop(16) else { return };
+    full_disk(&disk).await;
+}
+
+async fn full_disk(disk: &SmallDisk) {
     let data = disk.path().join("data");
     let daemon = Daemon::start_on(&data, &[]);
     let client = Client::builder().session_timeout(Duration::from_secs(30)).connect(&daemon.addr()).await.unwrap();

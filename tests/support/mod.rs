@@ -5,6 +5,7 @@
 //! deadline, never on a fixed sleep.
 
 pub mod access;
+pub mod disk;
 pub mod netns;
 pub mod pair;
 pub mod proxy;

@@ -197,6 +197,10 @@ pub struct Engine {
     round: Instant,
     /// When the last tick was handled, to notice time the daemon did not run.
     last_tick: Option<Instant>,
+    /// Deliberate breakage for the tests' negative controls (normally all off).
+    negative: crate::negative::NegativeControls,
+    /// With the `stale-reads` control: each node's value before its last change.
+    stale: HashMap<String, Response>,
 }
 
 impl Engine {
@@ -219,6 +223,8 @@ impl Engine {
             metrics,
             round: Instant::now(),
             last_tick: None,
+            negative: crate::negative::NegativeControls::from_env(),
+            stale: HashMap::new(),
         }
     }
 
@@ -455,14 +461,31 @@ impl Engine {
                 }
                 Ok(Response::WatchesRestored { reset })
             }
+            Op::Get { path, watch: false } if self.negative.stale_reads && self.stale.contains_key(&path) => {
+                Ok(self.stale[&path].clone())
+            }
             op if op.is_write() => match self.sm.prepare_write(session, &op, wall_ms()) {
                 Ok(txn) => {
+                    if self.negative.stale_reads {
+                        self.remember_stale(&txn);
+                    }
                     let applied = self.commit(&txn);
                     Ok(write_response(&op, applied.results))
                 }
                 Err(rejection) => Rejection::into_reply(rejection),
             },
             op => self.sm.read(session, &op),
+        }
+    }
+
+    /// The `stale-reads` negative control: keeps what the nodes a write changes held before.
+    fn remember_stale(&mut self, txn: &Txn) {
+        let baton_proto::TxnBody::Write(ops) = &txn.body else { return };
+        for op in ops {
+            let (baton_proto::TxnOp::Set { path, .. } | baton_proto::TxnOp::Delete { path }) = op else { continue };
+            if let Some(node) = self.sm.tree().get(path) {
+                self.stale.insert(path.clone(), Response::Data { data: node.data.clone(), stat: node.stat });
+            }
         }
     }
 

@@ -57,6 +57,9 @@ pub struct Limits {
     pub path_depth_max: usize,
     /// The ACL of a node created without one (`creator` entries become the creator).
     pub default_acl: Vec<AclEntry>,
+    /// A negative control (see `crate::negative`): fencing checks always pass. Never set
+    /// outside the reliability tests.
+    pub skip_fencing_check: bool,
 }
 
 impl Default for Limits {
@@ -71,6 +74,7 @@ impl Default for Limits {
             path_len_max: baton_proto::path::PATH_LEN_MAX,
             path_depth_max: 128,
             default_acl: acl::open(),
+            skip_fencing_check: false,
         }
     }
 }

@@ -66,9 +66,14 @@ pub(crate) type DbSlot = Arc<std::sync::RwLock<Option<Arc<Database>>>>;
 
 pub struct Store {
     slot: DbSlot,
+    /// The database file; empty for a store on another backend (tests), which cannot be
+    /// reopened.
     path: PathBuf,
     retention: Retention,
     window: LogWindow,
+    /// A negative control only: commit without fsync, acknowledging what a power cut loses.
+    #[cfg(feature = "negative-controls")]
+    skip_fsync: bool,
 }
 
 /// How much of the log is kept: at most `txns` entries and `bytes` of records (always at
@@ -93,13 +98,46 @@ impl Store {
     pub fn open(data_dir: &Path, retention: Retention, history_txns: usize) -> Result<(Store, Restored), StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
         let db = Database::create(&path).map_err(engine)?;
+        Store::from_database(db, path, retention, history_txns)
+    }
+
+    /// As [`Store::open`], on a storage backend of the caller's (a simulated disk that fails
+    /// or loses power, for tests).
+    pub fn open_on(
+        backend: impl redb::StorageBackend,
+        retention: Retention,
+        history_txns: usize,
+    ) -> Result<(Store, Restored), StoreError> {
+        let db = Database::builder().create_with_backend(backend).map_err(engine)?;
+        Store::from_database(db, PathBuf::new(), retention, history_txns)
+    }
+
+    fn from_database(
+        db: Database,
+        path: PathBuf,
+        retention: Retention,
+        history_txns: usize,
+    ) -> Result<(Store, Restored), StoreError> {
         initialize(&db)?;
-        let db = Arc::new(db);
-        let slot: DbSlot = Arc::new(std::sync::RwLock::new(Some(db)));
+        let slot: DbSlot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
         let (restored, window) = StoreReader::new(slot.clone()).restore(history_txns)?;
         let retention = Retention { txns: retention.txns.max(1), bytes: retention.bytes };
-        let store = Store { slot, path, retention, window };
+        let store = Store {
+            slot,
+            path,
+            retention,
+            window,
+            #[cfg(feature = "negative-controls")]
+            skip_fsync: false,
+        };
         Ok((store, restored))
+    }
+
+    /// A negative control: from now on commits are not fsynced, so an acknowledged write
+    /// can be lost to a power cut. Only for proving that the tests catch exactly that.
+    #[cfg(feature = "negative-controls")]
+    pub fn skip_fsync(&mut self) {
+        self.skip_fsync = true;
     }
 
     pub fn path(&self) -> &Path {
@@ -150,7 +188,12 @@ impl Store {
     /// of the disk, and the database must be reopened ([`Store::reopen`]) before it is used
     /// again.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let write = self.db()?.begin_write().map_err(engine)?;
+        #[allow(unused_mut)]
+        let mut write = self.db()?.begin_write().map_err(engine)?;
+        #[cfg(feature = "negative-controls")]
+        if self.skip_fsync {
+            write.set_durability(redb::Durability::None).map_err(engine)?;
+        }
         let mut window = self.window;
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
@@ -207,6 +250,9 @@ impl Store {
     /// # Errors
     /// The database cannot be opened again.
     pub fn reopen(&mut self) -> Result<(), StoreError> {
+        if self.path.as_os_str().is_empty() {
+            return Err(StoreError::Closed);
+        }
         write_slot(&self.slot).take();
         // A reader may still hold the old handle for a moment; its file lock goes with it.
         let mut attempts = 0;
