@@ -17,8 +17,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 extra=()
 if [ "${TORTURE_IGNORED:-0}" = 1 ]; then extra=(--include-ignored); fi
 
-# The harness refuses stale binaries; the lock test runs an example.
-cargo build --quiet --workspace --bins || exit 1
+# The harness refuses stale binaries; the lock test runs an example; the negative controls
+# need the daemon built with them (they stay off unless a test asks).
+cargo build --quiet --workspace --bins --features batond/negative-controls || exit 1
 cargo build --quiet -p baton-tests --examples || exit 1
 
 echo "torture run: $(date -u +%Y-%m-%dT%H:%M:%SZ) scale ${TORTURE_SCALE} seed ${TORTURE_SEED:-default} commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"

@@ -171,3 +171,32 @@ fn judge(name: &str, outcome: &workload::Outcome, total: usize, what: &str) {
         watch.late
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t5_negative_control_a_daemon_serving_stale_reads_is_caught() {
+    let Some(broken) = torture::broken::Broken::start("stale-reads") else { return };
+    let setup = Client::connect(&broken.addr()).await.unwrap();
+    setup.create("/t5", b"", CreateOptions::persistent()).await.unwrap();
+    drop(setup);
+    let load = Workload {
+        addr: broken.addr(),
+        root: "/t5".into(),
+        clients: 4,
+        paths: 3,
+        ops_per_client: 150,
+        seed: torture::seed(5),
+        session_timeout: Duration::from_secs(10),
+        op_timeout: Duration::from_secs(5),
+        connect_patience: Duration::from_secs(10),
+        builder: Client::builder(),
+    };
+    let outcome = workload::run(&load, &Recorder::new(), &Progress::default()).await;
+    let report = linearizability::check(&outcome.records, &BTreeMap::new(), 50_000_000);
+    torture::figure(&format!(
+        "T5 negative control (daemon serving stale reads): non-linearizable paths {} of {}, over {} ops",
+        report.violations.len(),
+        report.paths,
+        report.ops
+    ));
+    assert!(!report.violations.is_empty(), "the checker passed a daemon that serves stale reads");
+}

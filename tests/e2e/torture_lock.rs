@@ -97,14 +97,13 @@ struct Tally {
     handovers: Vec<(u64, u64)>,
 }
 
-#[test]
-fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion() {
-    let scale = torture::scale() as usize;
-    let (lockers, rounds, writes, stops) = (8, 3 * scale, 5, 2 * scale);
-    let daemon = Daemon::start();
+/// Runs `lockers` locker processes for `rounds` rounds against `addr`, SIGSTOPping up to
+/// `stops` holders until another holder has written; returns the tally and the log.
+fn contend(addr: &str, lockers: usize, rounds: usize, stops: usize) -> (Tally, Vec<(String, u64)>) {
+    let writes = 5;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async {
-        let client = Client::connect(&daemon.addr()).await.unwrap();
+        let client = Client::connect(addr).await.unwrap();
         client.create("/t8", b"", CreateOptions::persistent()).await.unwrap();
         client.create("/t8/log", b"", CreateOptions::persistent()).await.unwrap();
         client
@@ -113,7 +112,7 @@ fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion
         .map(|i| {
             Spawned::spawn(
                 example("torture_locker")
-                    .args([&daemon.addr(), &format!("L{i}"), &rounds.to_string(), &writes.to_string()])
+                    .args([addr, &format!("L{i}"), &rounds.to_string(), &writes.to_string()])
                     .stdout(Stdio::piped()),
             )
         })
@@ -133,19 +132,24 @@ fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion
             Some("acquired") => {
                 tally.acquisitions += 1;
                 acquired[i] += 1;
-                let token = number(2);
                 // Someone else must still want the lock, or a frozen holder would wait forever.
                 let others_waiting = (0..lockers).any(|j| j != i && acquired[j] < rounds);
-                if let Some((held_by, old)) = stopped.take_if(|(who, _)| *who != i) {
-                    tally.handovers.push((old, token));
-                    signal(&children[held_by], Signal::SIGCONT);
-                } else if stopped.is_none() && others_waiting && tally.handovers.len() < stops {
+                if stopped.is_none() && others_waiting && tally.handovers.len() < stops {
                     // Freeze this holder until its session expires and another takes over.
                     signal(&children[i], Signal::SIGSTOP);
-                    stopped = Some((i, token));
+                    stopped = Some((i, number(2)));
                 }
             }
-            Some("wrote") => tally.wrote.push((words[1].to_owned(), number(2))),
+            Some("wrote") => {
+                let token = number(2);
+                tally.wrote.push((words[1].to_owned(), token));
+                // Wake the frozen holder once its successor has written: its next write
+                // comes after a newer token's, where only fencing can stop it.
+                if let Some((held_by, old)) = stopped.take_if(|(who, old)| *who != i && token > *old) {
+                    tally.handovers.push((old, token));
+                    signal(&children[held_by], Signal::SIGCONT);
+                }
+            }
             Some("unsure") => tally.unsure += 1,
             Some("fenced") => tally.fenced.push((words[1].to_owned(), number(2))),
             Some("wakeups") => {
@@ -158,7 +162,15 @@ fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion
     for child in &mut children {
         assert!(child.0.wait().unwrap().success(), "a locker failed");
     }
-    let log = rt.block_on(read_log(&client));
+    (tally, rt.block_on(read_log(&client)))
+}
+
+#[test]
+fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion() {
+    let scale = torture::scale() as usize;
+    let (lockers, rounds, stops) = (8, 3 * scale, 2 * scale);
+    let daemon = Daemon::start();
+    let (tally, log) = contend(&daemon.addr(), lockers, rounds, stops);
     let stale = stale_writes(&log);
     // Negative control: the same log with one unfenced write by the first holder appended
     // (what a skipped fencing check would let through) must be caught.
@@ -192,4 +204,19 @@ fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion
         tally.wakeups,
         tally.acquisitions
     );
+}
+
+#[test]
+fn t8_negative_control_a_daemon_that_skips_fencing_checks_is_caught() {
+    let Some(broken) = torture::broken::Broken::start("skip-fencing") else { return };
+    let (tally, log) = contend(&broken.addr(), 4, 2, 1);
+    let stale = stale_writes(&log);
+    torture::figure(&format!(
+        "T8 negative control (daemon skipping fencing checks): stale-token writes {} of {} log entries, fenced {}",
+        stale.len(),
+        log.len(),
+        tally.fenced.len()
+    ));
+    assert_eq!(tally.handovers.len(), 1, "the SIGSTOP fault did not fire");
+    assert!(!stale.is_empty(), "the log check passed a daemon that lets a stale holder write");
 }

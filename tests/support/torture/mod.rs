@@ -14,6 +14,7 @@
 //! Tests read `TORTURE_SCALE` (default 1) to run longer and `TORTURE_SEED` to replay a run;
 //! each prints its figure on one line starting with `FIGURE ` (tests/torture.sh collects them).
 
+pub mod broken;
 pub mod durability;
 pub mod history;
 pub mod linearizability;
