@@ -114,6 +114,8 @@ pub struct Daemon {
     netns: Option<String>,
     /// A data directory elsewhere than in the daemon's temp dir (a small filesystem, say).
     data_dir: Option<PathBuf>,
+    /// Extra environment for the daemon (e.g. a clock library preloaded).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -124,6 +126,11 @@ impl Daemon {
 
     /// Starts a daemon with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Daemon {
+        Daemon::start_with_env(args, &[])
+    }
+
+    /// Starts a daemon with extra command-line arguments and environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut daemon = Daemon {
             child: None,
@@ -131,6 +138,7 @@ impl Daemon {
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
             netns: None,
             data_dir: None,
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };
         daemon.spawn();
         daemon
@@ -141,7 +149,8 @@ impl Daemon {
     pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()), data_dir: None };
+        let mut daemon =
+            Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()), data_dir: None, env: Vec::new() };
         daemon.spawn();
         daemon
     }
@@ -152,7 +161,7 @@ impl Daemon {
         let config = dir.path().join("batond.toml");
         std::fs::write(&config, text).expect("write config");
         let extra_args = vec!["--config".to_owned(), config.display().to_string()];
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: None };
+        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: None, env: Vec::new() };
         daemon.spawn();
         daemon
     }
@@ -179,6 +188,7 @@ impl Daemon {
             .arg(&socket)
             .args(&self.extra_args)
             .env("BATON_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -206,7 +216,8 @@ impl Daemon {
     pub fn start_on(data_dir: &Path, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: Some(data_dir.to_owned()) };
+        let mut daemon =
+            Daemon { child: None, dir, extra_args, netns: None, data_dir: Some(data_dir.to_owned()), env: Vec::new() };
         daemon.spawn();
         daemon
     }

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of one side-by-side run (baton-bench --json) into docs/BENCHMARKS.md
+(the issue's targets as ratios measured in that run, with pass/fail, and every figure side by
+side) and a PNG chart. Called by tests/bench/side-by-side.sh; standard library + matplotlib."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+
+SESSION_MS = 2000
+# This section and everything after it in an existing BENCHMARKS.md are kept as written.
+KEPT_HEADING = "## Where the time goes"
+
+
+def load(path):
+    figs = {}
+    for line in open(path, encoding="utf-8"):
+        line = line.strip()
+        if line.startswith("{"):
+            f = json.loads(line)
+            figs[(f["target"], f["workload"], f["metric"])] = f
+    return figs
+
+
+def val(figs, target, workload, metric):
+    f = figs.get((target, workload, metric))
+    return None if f is None else f["value"]
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "n/a"
+    if abs(x) >= 100:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.2f}"
+    return f"{s} {unit}".strip()
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def targets(figs):
+    """Rows: (target text, measured text, ratio or value, goal text, passed or None)."""
+    v = lambda t, w, m: val(figs, t, w, m)  # noqa: E731
+    fsync = v("host", "limits", "fdatasync.p50")
+    rows = []
+
+    def row(what, measured, r, goal, ok):
+        rows.append((what, measured, r, goal, None if r is None else ok(r)))
+
+    w = v("baton", "latency", "set.p50")
+    r = ratio(w, fsync)
+    row("1-client durable write (set) p50 vs fdatasync p50",
+        f"{fmt(w, 'µs')} vs {fmt(fsync, 'µs')}", r, "≤ 1.5×", lambda x: x <= 1.5)
+    b, z = v("baton", "write", "c64"), v("zk", "write", "c64")
+    row("write throughput, 64 clients, vs ZooKeeper", f"{fmt(b, '/s')} vs {fmt(z, '/s')}",
+        ratio(b, z), "≥ 4×", lambda x: x >= 4)
+    b, e = v("baton", "read", "c64"), v("host", "limits", "echo.unix.c64")
+    row("read throughput, 64 clients, vs Unix-socket echo (64 clients)",
+        f"{fmt(b, '/s')} vs {fmt(e, '/s')}", ratio(b, e), "≥ 0.5×", lambda x: x >= 0.5)
+    b, e = v("baton", "latency", "get.p50"), v("host", "limits", "echo.unix.c1.p50")
+    row("1-client read (get) p50 vs Unix-socket echo p50", f"{fmt(b, 'µs')} vs {fmt(e, 'µs')}",
+        ratio(b, e), "≤ 3×", lambda x: x <= 3)
+    b = v("baton", "watch", "set_to_event.p50")
+    limit = None if fsync is None else fsync + 150
+    row("watch set→event p50 vs fdatasync p50 + 150 µs", f"{fmt(b, 'µs')} vs {fmt(limit, 'µs')}",
+        ratio(b, limit), "≤ 1×", lambda x: x <= 1)
+    b, z = v("baton", "lock", "handoffs"), v("zk", "lock", "handoffs")
+    row("lock handoffs/s, 8 contenders, vs ZooKeeper", f"{fmt(b, '/s')} vs {fmt(z, '/s')}",
+        ratio(b, z), "≥ 4×", lambda x: x >= 4)
+    b = v("baton", "expiry", "kill_to_gone")
+    row("expiry: kill → gone vs session timeout (2 s) + 150 ms", f"{fmt(b, 'ms')} vs 2,150 ms",
+        ratio(b, SESSION_MS + 150), "≤ 1×", lambda x: x <= 1)
+    b = v("baton", "footprint", "rss.idle")
+    row("RSS idle", fmt(b, "MiB"), b, "≤ 5 MiB", lambda x: x <= 5)
+    b, e = v("baton", "footprint", "rss.loaded"), v("etcd", "footprint", "rss.loaded")
+    row("RSS with 100k nodes vs etcd's", f"{fmt(b, 'MiB')} vs {fmt(e, 'MiB')}", ratio(b, e),
+        "≤ 0.25×", lambda x: x <= 0.25)
+    b = v("baton", "startup", "startup.empty")
+    row("start → first answered request, empty", fmt(b, "ms"), b, "≤ 20 ms", lambda x: x <= 20)
+    b = v("baton", "startup", "startup.loaded")
+    row("start → first answered request, 100k nodes", fmt(b, "ms"), b, "≤ 1,000 ms",
+        lambda x: x <= 1000)
+    return rows
+
+
+def side_by_side(figs):
+    keys = []
+    for (t, w, m) in figs:
+        if t in ("baton", "zk", "etcd") and (w, m) not in keys:
+            keys.append((w, m))
+    lines = ["| workload | figure | Baton | ZooKeeper | etcd | Baton / ZooKeeper | Baton / etcd |",
+             "|---|---|---|---|---|---|---|"]
+    for (w, m) in keys:
+        unit = next(f["unit"] for (t, ww, mm), f in figs.items() if (ww, mm) == (w, m))
+        cells = []
+        for t in ("baton", "zk", "etcd"):
+            f = figs.get((t, w, m))
+            if f is None:
+                cells.append("—")
+            elif f["reps"] > 1:
+                cells.append(f"{fmt(f['value'])} ({fmt(f['min'])}–{fmt(f['max'])})")
+            else:
+                cells.append(fmt(f["value"]))
+        b, z, e = (val(figs, t, w, m) for t in ("baton", "zk", "etcd"))
+        rz, re_ = ratio(b, z), ratio(b, e)
+        lines.append(f"| {w} | {m} ({unit}) | {cells[0]} | {cells[1]} | {cells[2]} | "
+                     f"{fmt(rz) + '×' if rz is not None else '—'} | {fmt(re_) + '×' if re_ is not None else '—'} |")
+    return "\n".join(lines)
+
+
+def limits_table(figs):
+    lines = ["| figure | median (min–max) |", "|---|---|"]
+    for (t, w, m), f in figs.items():
+        if t == "host":
+            lines.append(f"| {m} ({f['unit']}) | {fmt(f['value'])} ({fmt(f['min'])}–{fmt(f['max'])}) |")
+    return "\n".join(lines)
+
+
+def markdown(figs, args):
+    rows = targets(figs)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    passed = sum(1 for r in rows if r[4])
+    out = [
+        "# Benchmarks: Baton side by side with ZooKeeper and etcd",
+        "",
+        f"Measured {now} on {os.cpu_count()} cores, Linux {platform.release()}; {args.versions}. "
+        f"One run of `tests/bench/side-by-side.sh`: each figure is the median of {args.reps} "
+        "repetitions (min–max in brackets), and every ratio compares figures of that same run. "
+        "Baton is driven over its Unix socket, ZooKeeper and etcd over loopback TCP, all three "
+        "from the same Rust load generator (`baton-bench`), all with their default durability "
+        "(Baton: redb commit with immediate durability before the reply; ZooKeeper "
+        "`forceSync=yes`; etcd fsyncs its WAL). The machine is small and shared, so absolute "
+        "numbers vary from run to run; the ratios are what to compare.",
+        "",
+        "## The issue's targets",
+        "",
+        f"{passed} of {len(rows)} met in this run.",
+        "",
+        "| target | measured | ratio / value | goal | result |",
+        "|---|---|---|---|---|",
+    ]
+    for what, measured, r, goal, ok in rows:
+        res = "n/a" if ok is None else ("**pass**" if ok else "**miss**")
+        out.append(f"| {what} | {measured} | {fmt(r)} | {goal} | {res} |")
+    out += [
+        "",
+        "## Every figure",
+        "",
+        "Latencies in µs (p50/p99/p999 per operation, one client); throughput in operations "
+        "per second with N clients (`cN`), each on its own session and node; `watch` is the "
+        "time from sending a set to the event arriving on another connection; `lock` is 8 "
+        "contenders looping acquire → release (Baton's `Lock` recipe, ZooKeeper's standard "
+        "recipe, etcd's lock API with a lease); `expiry` is a SIGKILLed holder of an ephemeral "
+        "node with a 2 s session (etcd: a 2 s lease) until another client sees the node gone "
+        "(`connection_bound`: Baton's session that ends with its connection); `footprint` is "
+        f"VmRSS and the data directory's allocated size, idle and after {args.fill:,} "
+        "nodes of 100 bytes (`fill_rate`: creates/s with 64 clients); `startup` runs from the "
+        "process launch to the first answered request, empty and with those nodes.",
+        "",
+        side_by_side(figs),
+        "",
+        "The machine's limits, measured in the same run (fdatasync: 4 KiB appends + "
+        "`fdatasync` on the filesystem holding the data dirs; echo: an in-process tokio echo "
+        "server with 16-byte messages, N clients):",
+        "",
+        limits_table(figs),
+        "",
+        "![Baton, ZooKeeper and etcd side by side](bench.png)",
+        "",
+        "## How to reproduce",
+        "",
+        "```sh",
+        "sudo tests/bench/side-by-side.sh         # as root: installs zookeeper, etcd-server,",
+        "                                         # protobuf-compiler, matplotlib if missing",
+        "REPS=5 FILL=100000 sudo -E tests/bench/side-by-side.sh",
+        "```",
+        "",
+        "It expects the peer scripts in `../shared/peers` beside the repository (or `PEERS_DIR`). "
+        "One workload against one server: "
+        "`cargo run --release -p baton-bench -- --target baton --addr /path/baton.sock latency` "
+        "(`--target zk --addr 127.0.0.1:PORT`, `--target etcd --addr http://127.0.0.1:PORT`; "
+        "`--json` for JSON lines; `baton-bench --help` lists the workloads).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def chart(figs, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"baton": "Baton", "zk": "ZooKeeper", "etcd": "etcd"}
+    colors = {"baton": "#2a7ab9", "zk": "#d9822b", "etcd": "#5a9e4b"}
+    panels = [
+        ("Write throughput (ops/s)", [("write", "c1"), ("write", "c16"), ("write", "c64")], True),
+        ("Read throughput (ops/s)", [("read", "c1"), ("read", "c16"), ("read", "c64")], True),
+        ("1-client latency p50 (µs)", [("latency", "create.p50"), ("latency", "set.p50"),
+                                       ("latency", "get.p50"), ("watch", "set_to_event.p50")], True),
+        ("Lock handoffs/s (8 contenders)", [("lock", "handoffs")], False),
+        ("Kill → ephemeral gone (ms)", [("expiry", "kill_to_gone")], False),
+        ("RSS (MiB)", [("footprint", "rss.idle"), ("footprint", "rss.loaded")], True),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for ax, (title, metrics, log) in zip(axes.flat, panels):
+        width = 0.8 / 3
+        for i, t in enumerate(("baton", "zk", "etcd")):
+            ys = [val(figs, t, w, m) or 0 for (w, m) in metrics]
+            xs = [j + (i - 1) * width for j in range(len(metrics))]
+            ax.bar(xs, ys, width, label=names[t], color=colors[t])
+        ax.set_xticks(range(len(metrics)))
+        ax.set_xticklabels([m for (_, m) in metrics], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        refs = {"Write throughput (ops/s)": ("host", "limits", "fdatasync.rate", "fdatasync/s"),
+                "Read throughput (ops/s)": ("host", "limits", "echo.unix.c64", "Unix echo, 64 clients"),
+                "1-client latency p50 (µs)": ("host", "limits", "fdatasync.p50", "fdatasync p50")}
+        if title in refs:
+            t, w, m, label = refs[title]
+            y = val(figs, t, w, m)
+            if y:
+                ax.axhline(y, color="grey", linestyle="--", linewidth=1, label=label)
+        ax.legend(fontsize=7)
+    fig.suptitle("Baton, ZooKeeper and etcd on one machine, one run (higher is better for "
+                 "throughput, lower for latency, time and memory)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--figures", required=True)
+    p.add_argument("--markdown", required=True)
+    p.add_argument("--chart", required=True)
+    p.add_argument("--versions", default="")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--fill", type=int, default=100000)
+    args = p.parse_args()
+    figs = load(args.figures)
+    text = markdown(figs, args)
+    # Hand-written analysis below the generated part survives a new run.
+    if os.path.exists(args.markdown):
+        old = open(args.markdown, encoding="utf-8").read()
+        at = old.find(KEPT_HEADING)
+        if at >= 0:
+            text += "\n" + old[at:]
+    with open(args.markdown, "w", encoding="utf-8") as f:
+        f.write(text)
+    chart(figs, args.chart)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Baton side by side with ZooKeeper and etcd, and with the machine's own limits, in one run.
+#
+#   sudo tests/bench/side-by-side.sh          # from the repository, as root
+#
+# Installs what is missing (Debian's zookeeper, etcd-server and protobuf-compiler; matplotlib
+# from PyPI), builds release batond and baton-bench, starts ZooKeeper and etcd with
+# ../shared/peers/start-*.sh and a batond on a fresh temporary data dir, runs every workload
+# of baton-bench against all three, then writes docs/BENCHMARKS.md (the table of ratios against
+# the targets) and docs/bench.png. Everything started here is stopped by PID and every
+# temporary dir removed, also on failure or Ctrl-C.
+#
+# Env: REPS (repetitions per workload, default 3), FILL (nodes for the footprint and the loaded
+# start-up, default 100000), PEERS_DIR (default ../shared/peers beside the repository),
+# BENCH_OUT (default: the repository's docs/), KEEP_FIGURES (a file to copy the raw JSON to).
+set -euo pipefail
+export LC_ALL=C
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+peers="${PEERS_DIR:-$(cd "$repo/.." && pwd)/shared/peers}"
+reps="${REPS:-3}"
+fill="${FILL:-100000}"
+out_dir="${BENCH_OUT:-$repo/docs}"
+export BENCH_RUN_DIR="${BENCH_RUN_DIR:-/var/tmp/baton-peers}"
+
+[ "$(id -u)" = 0 ] || { echo "side-by-side.sh: run as root (it installs packages and starts servers)" >&2; exit 2; }
+[ -x "$peers/start-zk.sh" ] || { echo "side-by-side.sh: no peer scripts in $peers (set PEERS_DIR)" >&2; exit 2; }
+
+echo "== packages" >&2
+need=""
+[ -f /usr/share/java/zookeeper.jar ] || need="$need zookeeper"
+[ -x /usr/bin/etcd ] || need="$need etcd-server"
+command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+if [ -n "$need" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
+
+echo "== build" >&2
+(cd "$repo" && cargo build --release -q -p batond -p baton-bench)
+target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+bench="$target_dir/release/baton-bench"
+batond="$target_dir/release/batond"
+
+work="$(mktemp -d /var/tmp/baton-bench.XXXXXX)"
+figures="$work/figures.jsonl"
+batond_pid=""
+zk_pidfile=""
+etcd_pidfile=""
+
+stop_batond() {
+  if [ -n "$batond_pid" ] && [ -d "/proc/$batond_pid" ]; then
+    kill -TERM "$batond_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do [ -d "/proc/$batond_pid" ] || break; sleep 0.1; done
+    [ -d "/proc/$batond_pid" ] && kill -KILL "$batond_pid" 2>/dev/null || true
+    wait "$batond_pid" 2>/dev/null || true
+  fi
+  batond_pid=""
+}
+
+cleanup() {
+  set +e
+  stop_batond
+  [ -n "$zk_pidfile" ] && [ -f "$zk_pidfile" ] && "$peers/stop-zk.sh" "$zk_pidfile"
+  [ -n "$etcd_pidfile" ] && [ -f "$etcd_pidfile" ] && "$peers/stop-etcd.sh" "$etcd_pidfile"
+  [ -n "${KEEP_FIGURES:-}" ] && [ -f "$figures" ] && cp "$figures" "$KEEP_FIGURES"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# bench ARGS...: one baton-bench run, its JSON lines appended to the figures.
+bench() {
+  echo "-- baton-bench $*" >&2
+  "$bench" --json --reps "$reps" "$@" | tee -a "$figures" >&2
+}
+
+# start_batond: launch batond on $work/baton (empty or not); sets batond_pid and launched_at.
+start_batond() {
+  mkdir -p -m 700 "$work/baton/data"
+  launched_at=$EPOCHREALTIME
+  "$batond" --data-dir "$work/baton/data" --socket "$work/baton/baton.sock" \
+    >> "$work/baton/batond.log" 2>&1 < /dev/null &
+  batond_pid=$!
+}
+
+# relaunch PIDFILE STOP_SCRIPT: stop the peer in PIDFILE keeping its data dir, then start the
+# very same command line again (same data dir and ports); sets launched_at.
+relaunch() {
+  local pidfile="$1" stop="$2" pid argv
+  pid="$(cat "$pidfile")"
+  mapfile -d '' argv < "/proc/$pid/cmdline"
+  KEEP_DATA=1 "$stop" "$pidfile"
+  launched_at=$EPOCHREALTIME
+  # In a subshell, so that the server is not this shell's child (the stop scripts wait for
+  # /proc/PID to go, which a zombie child would delay).
+  (setsid "${argv[@]}" >> "$(dirname "$pidfile")/relaunch.log" 2>&1 < /dev/null & echo $! > "$pidfile")
+}
+
+echo "== the machine's limits (data filesystem: $(df --output=fstype "$work" | tail -1))" >&2
+bench limits --dir "$work"
+
+echo "== baton" >&2
+start_batond
+bench --target baton --addr "$work/baton/baton.sock" startup --launched-at "$launched_at" --label empty
+sleep 1
+bench --target baton --addr "$work/baton/baton.sock" footprint --pid "$batond_pid" --data-dir "$work/baton/data"
+bench --target baton --addr "$work/baton/baton.sock" all
+bench --target baton --addr "$work/baton/baton.sock" --reps 1 footprint --pid "$batond_pid" \
+  --data-dir "$work/baton/data" --fill "$fill" --label loaded
+stop_batond
+start_batond
+bench --target baton --addr "$work/baton/baton.sock" startup --launched-at "$launched_at" --label loaded
+stop_batond
+
+echo "== zookeeper" >&2
+eval "$(NO_WAIT=1 "$peers/start-zk.sh")"
+zk_pidfile="$PIDFILE"
+bench --target zk --addr "$ADDR" startup --launched-at "$LAUNCHED_AT" --label empty
+sleep 1
+bench --target zk --addr "$ADDR" footprint --pid "$(cat "$zk_pidfile")" --data-dir "$DIR/data"
+bench --target zk --addr "$ADDR" all
+bench --target zk --addr "$ADDR" --reps 1 footprint --pid "$(cat "$zk_pidfile")" --data-dir "$DIR/data" \
+  --fill "$fill" --label loaded
+relaunch "$zk_pidfile" "$peers/stop-zk.sh"
+bench --target zk --addr "$ADDR" startup --launched-at "$launched_at" --label loaded
+"$peers/stop-zk.sh" "$zk_pidfile"
+zk_pidfile=""
+
+echo "== etcd" >&2
+eval "$(NO_WAIT=1 "$peers/start-etcd.sh")"
+etcd_pidfile="$PIDFILE"
+bench --target etcd --addr "http://$ADDR" startup --launched-at "$LAUNCHED_AT" --label empty
+sleep 1
+bench --target etcd --addr "http://$ADDR" footprint --pid "$(cat "$etcd_pidfile")" --data-dir "$DIR/data"
+bench --target etcd --addr "http://$ADDR" all
+bench --target etcd --addr "http://$ADDR" --reps 1 footprint --pid "$(cat "$etcd_pidfile")" \
+  --data-dir "$DIR/data" --fill "$fill" --label loaded
+relaunch "$etcd_pidfile" "$peers/stop-etcd.sh"
+bench --target etcd --addr "http://$ADDR" startup --launched-at "$launched_at" --label loaded
+"$peers/stop-etcd.sh" "$etcd_pidfile"
+etcd_pidfile=""
+
+echo "== report" >&2
+versions="zookeeper $(dpkg-query -W -f '${Version}' zookeeper), etcd $(dpkg-query -W -f '${Version}' etcd-server)"
+versions="$versions, batond $(cd "$repo" && git rev-parse --short HEAD)"
+mkdir -p "$out_dir"
+python3 "$repo/tests/bench/report.py" --figures "$figures" --markdown "$out_dir/BENCHMARKS.md" \
+  --chart "$out_dir/bench.png" --versions "$versions" --reps "$reps" --fill "$fill"
+echo "wrote $out_dir/BENCHMARKS.md and $out_dir/bench.png" >&2
