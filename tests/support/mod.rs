@@ -10,6 +10,7 @@ pub mod netns;
 pub mod pair;
 pub mod proxy;
 pub mod raw;
+pub mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

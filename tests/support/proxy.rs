@@ -2,7 +2,7 @@
 //! without touching either end (the kernel offers no netem here).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -11,6 +11,7 @@ pub struct Proxy {
     addr: SocketAddr,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     blocked: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     acceptor: JoinHandle<()>,
 }
 
@@ -21,13 +22,15 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy addr");
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let blocked = Arc::new(AtomicBool::new(false));
-        let (links2, blocked2) = (links.clone(), blocked.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (links2, blocked2, accepted2) = (links.clone(), blocked.clone(), accepted.clone());
         let acceptor = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if blocked2.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 let link = tokio::spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -36,7 +39,12 @@ impl Proxy {
                 links2.lock().expect("links").push(link);
             }
         });
-        Proxy { addr, links, blocked, acceptor }
+        Proxy { addr, links, blocked, accepted, acceptor }
+    }
+
+    /// How many connections it has forwarded so far (reconnections show up here).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The address clients connect to.
