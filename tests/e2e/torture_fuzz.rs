@@ -72,6 +72,15 @@ proptest! {
         let _ = frame::decode::<HelloReply>(&bytes);
         let _ = frame::decode::<ServerMessage>(&bytes);
         let _ = frame::decode::<Txn>(&bytes);
+        let _ = baton::proto::txn::decode_record(&bytes);
+        // The replication link's messages and the token exchange.
+        let _ = frame::decode::<baton::proto::replication::ToPrimary>(&bytes);
+        let _ = frame::decode::<baton::proto::replication::ToStandby>(&bytes);
+        let _ = frame::decode::<baton::proto::token::TokenProof>(&bytes);
+        let _ = frame::decode::<baton::proto::token::TokenChallenge>(&bytes);
+        // The daemon's stored records (sealed with their checksum).
+        let _ = batond::store::decode_stored::<batond::state::NodeRecord>(&bytes);
+        let _ = batond::store::decode_stored::<batond::state::SessionRecord>(&bytes);
         if let Some(header) = bytes.first_chunk::<4>() {
             let _ = frame::payload_len(*header, FRAME_LEN_MAX_DEFAULT);
         }

@@ -174,7 +174,7 @@ fn judge(name: &str, outcome: &workload::Outcome, total: usize, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t5_negative_control_a_daemon_serving_stale_reads_is_caught() {
-    let Some(broken) = torture::broken::Broken::start("stale-reads") else { return };
+    let broken = torture::broken::Broken::start("stale-reads");
     let setup = Client::connect(&broken.addr()).await.unwrap();
     setup.create("/t5", b"", CreateOptions::persistent()).await.unwrap();
     drop(setup);

@@ -208,7 +208,7 @@ fn t8_lock_contention_with_sigstopped_holders_keeps_fencing_and_mutual_exclusion
 
 #[test]
 fn t8_negative_control_a_daemon_that_skips_fencing_checks_is_caught() {
-    let Some(broken) = torture::broken::Broken::start("skip-fencing") else { return };
+    let broken = torture::broken::Broken::start("skip-fencing");
     let (tally, log) = contend(&broken.addr(), 4, 2, 1);
     let stale = stale_writes(&log);
     torture::figure(&format!(

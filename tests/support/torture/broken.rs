@@ -1,8 +1,8 @@
 //! A `batond` deliberately broken by the daemon's negative controls
 //! (`BATON_NEGATIVE_CONTROLS`: `stale-reads`, `skip-fencing`), so that a torture test can
 //! prove its checker catches what it exists to catch. The controls are compiled in only with
-//! the daemon's `negative-controls` feature, which the test build turns on; where the binary
-//! lacks them, [`Broken::start`] says so and returns `None`.
+//! the daemon's `negative-controls` feature, which the test build turns on; a binary without
+//! them fails the test rather than letting a negative control pass without running.
 
 use crate::{Spawned, binary};
 use std::path::PathBuf;
@@ -15,8 +15,11 @@ pub struct Broken {
 }
 
 impl Broken {
-    /// Starts a daemon with `controls` (comma-separated) on, or `None` if they are not there.
-    pub fn start(controls: &str) -> Option<Broken> {
+    /// Starts a daemon with `controls` (comma-separated) on.
+    ///
+    /// # Panics
+    /// If the binary lacks the negative controls.
+    pub fn start(controls: &str) -> Broken {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("batond.log")).expect("log file");
         let child = Spawned::spawn(
@@ -36,14 +39,12 @@ impl Broken {
             assert!(Instant::now() < deadline, "the broken batond did not listen; log:\n{}", broken.log());
             std::thread::sleep(Duration::from_millis(10));
         }
-        if broken.log().contains("NEGATIVE CONTROLS ON") {
-            Some(broken)
-        } else {
-            eprintln!(
-                "skipped: this batond has no negative controls (build with the daemon's negative-controls feature)"
-            );
-            None
-        }
+        assert!(
+            broken.log().contains("NEGATIVE CONTROLS ON"),
+            "this batond has no negative controls: `cargo test --workspace` builds it with them (or \
+             `cargo build -p batond --features negative-controls`)"
+        );
+        broken
     }
 
     pub fn socket(&self) -> PathBuf {
