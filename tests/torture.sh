@@ -25,7 +25,7 @@ cargo build --quiet -p baton-tests --examples || exit 1
 echo "torture run: $(date -u +%Y-%m-%dT%H:%M:%SZ) scale ${TORTURE_SCALE} seed ${TORTURE_SEED:-default} commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 status=0
 out=$(mktemp -d)
-for test in torture_checkers torture_linearizable torture_watches torture_crash torture_lock torture_load torture_partition torture_fuzz; do
+for test in torture_checkers torture_linearizable torture_watches torture_crash torture_lock torture_load torture_partition torture_fuzz storage_faults disk_full clock; do
     started=$(date +%s)
     if cargo test --quiet -p baton-tests --test "$test" -- --nocapture --test-threads=1 "${extra[@]}" >"$out/$test.log" 2>&1; then
         result=ok

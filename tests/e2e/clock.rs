@@ -55,7 +55,7 @@ async fn wall_clock_jumps_expire_no_session_and_zxids_keep_increasing() {
     assert!(client.exists("/mine").await.unwrap().is_some(), "the ephemeral outlived a backward jump");
     assert_eq!(*client.session_state().borrow(), SessionState::Connected);
     println!(
-        "T10 wall-clock jumps (+2 d, then -2 d, 2.5 s each, 2 s session): 0 sessions expired; mtime went {} -> {} -> {} \
+        "FIGURE T10 wall-clock jumps (+2 d, then -2 d, 2.5 s each, 2 s session): 0 sessions expired; mtime went {} -> {} -> {} \
          (ms since the epoch); mzxid {} -> {} -> {}",
         before.mtime_ms, ahead.mtime_ms, behind.mtime_ms, before.mzxid, ahead.mzxid, behind.mzxid
     );

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 struct SmallDisk {
     _dir: tempfile::TempDir,
     mount: PathBuf,
+    kind: &'static str,
 }
 
 impl SmallDisk {
@@ -20,7 +21,7 @@ impl SmallDisk {
         let (dir, mount) = SmallDisk::mount_point()?;
         let options = format!("size={size},mode=0700");
         let mounted = run(Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(&mount));
-        mounted.then_some(SmallDisk { _dir: dir, mount }).or_else(|| skip("cannot mount a tmpfs here"))
+        mounted.then_some(SmallDisk { _dir: dir, mount, kind: "tmpfs" }).or_else(|| skip("cannot mount a tmpfs here"))
     }
 
     /// An ext4 filesystem in an image file of `mib` MiB, mounted through a loop device.
@@ -32,7 +33,9 @@ impl SmallDisk {
             return skip("mkfs.ext4 failed (is e2fsprogs installed?)");
         }
         let mounted = run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
-        mounted.then_some(SmallDisk { _dir: dir, mount }).or_else(|| skip("cannot loop-mount an image here"))
+        mounted
+            .then_some(SmallDisk { _dir: dir, mount, kind: "loop-mounted ext4" })
+            .or_else(|| skip("cannot loop-mount an image here"))
     }
 
     fn mount_point() -> Option<(tempfile::TempDir, PathBuf)> {
@@ -102,7 +105,7 @@ async fn full_disk(disk: &SmallDisk) {
         }
     }
     let refused = refused.expect("the disk filled up");
-    eprintln!("disk full after {} acknowledged 64 KiB nodes: {refused}", acked.len());
+    println!("FIGURE T4 disk full ({}) after {} acknowledged 64 KiB nodes: {refused}", disk.kind, acked.len());
     assert!(!acked.is_empty());
 
     // Reads go on, and nothing acknowledged was lost.

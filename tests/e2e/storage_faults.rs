@@ -183,7 +183,7 @@ fn t2_power_cuts_and_torn_writes_lose_no_acknowledged_write() {
     }
     let (writes, syncs, faults) = world.disk.counts();
     println!(
-        "T2 acked lost: 0 of {} acknowledged creates; {cuts} power cuts ({mid_commit} in the middle of a commit, \
+        "FIGURE T2 acked lost: 0 of {} acknowledged creates; {cuts} power cuts ({mid_commit} in the middle of a commit, \
          {in_doubt_recovered} of those recovered whole, the rest not at all); {torn_kept} unsynced writes torn \
          at random; disk: {writes} writes, {syncs} syncs, {faults} refused while off",
         world.acknowledged.len()
@@ -231,7 +231,7 @@ fn t3_write_and_fsync_errors_acknowledge_nothing_and_lose_nothing() {
     }
     let (_, _, faults) = world.disk.counts();
     println!(
-        "T3 acked lost: 0 of {} acknowledged creates; {write_errors} injected write errors and {sync_errors} \
+        "FIGURE T3 acked lost: 0 of {} acknowledged creates; {write_errors} injected write errors and {sync_errors} \
          fsync errors (ENOSPC and EIO): {refused} commits refused, none acknowledged; {faults} I/O calls failed",
         world.acknowledged.len()
     );
@@ -251,6 +251,6 @@ fn negative_control_acknowledging_before_fsync_is_caught() {
     world.crash();
     world.disk.power_cut(|_| false, || false);
     let caught = world.recover("no fsync").expect_err("commits acknowledged without fsync are lost to a power cut");
-    println!("negative control (ack before fsync) caught: {caught}");
+    println!("FIGURE T2 negative control (ack before fsync) caught: {caught}");
     assert!(caught.contains("acknowledged writes lost"), "{caught}");
 }
