@@ -184,6 +184,7 @@ impl WatchSet {
 /// One operation inside a `multi`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MultiOp {
+    /// The node exists at `version` (-1: at any version, as in ZooKeeper).
     Check {
         path: String,
         version: i32,
