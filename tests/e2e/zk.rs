@@ -232,6 +232,35 @@ async fn detached_session_resumes_with_its_password_and_keeps_its_ephemerals() {
     assert_eq!(second.list_ephemerals("/").await.unwrap(), ["/mine"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_survive_a_dropped_connection_through_set_watches() {
+    let f = start();
+    let proxy = baton_tests::proxy::Proxy::start(f.zk_addr).await;
+    let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(20));
+    let watching = tokio::time::timeout(WAIT, connector.connect(&proxy.addr())).await.unwrap().unwrap();
+    let writer = f.zk().await;
+    writer.create("/r", b"before", &open()).await.unwrap();
+    let (_, _, data_watch) = watching.get_and_watch_data("/r").await.unwrap();
+    let (_, _, child_watch) = watching.get_and_watch_children("/r").await.unwrap();
+    let mut state = watching.state_watcher();
+    let id = watching.session_id();
+
+    proxy.cut(true);
+    let lost = tokio::time::timeout(WAIT, state.changed()).await.unwrap();
+    assert_eq!(lost, zk::SessionState::Disconnected);
+    // Changes while the client is away: replayed when it re-sends its watches.
+    writer.set_data("/r", b"meanwhile", None).await.unwrap();
+    writer.create("/r/kid", b"", &open()).await.unwrap();
+    proxy.unblock();
+
+    let e = event(data_watch).await;
+    assert_eq!((e.event_type, e.path.as_str()), (zk::EventType::NodeDataChanged, "/r"));
+    let e = event(child_watch).await;
+    assert_eq!((e.event_type, e.path.as_str()), (zk::EventType::NodeChildrenChanged, "/r"));
+    assert_eq!(watching.session_id(), id, "the same session, resumed with its password");
+    assert_eq!(watching.get_data("/r").await.unwrap().0, b"meanwhile");
+}
+
 // ---- Raw frames: what a well-behaved client never sends -----------------------------------
 
 fn send_frame(stream: &mut std::net::TcpStream, payload: &[u8]) {
