@@ -350,11 +350,16 @@ fn raw_unknown_opcode_is_unimplemented_and_the_connection_stays() {
 }
 
 #[test]
-fn ruok_is_answered_imok() {
+fn four_letter_words_ruok_and_envi_are_answered() {
     let f = start();
     let mut s = raw(f.zk_addr);
     s.write_all(b"ruok").unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "imok");
+    let mut s = raw(f.zk_addr);
+    s.write_all(b"envi").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("\nzookeeper.version=3.8.0-batond-"), "{answer}");
 }

@@ -420,8 +420,13 @@ enum Frame {
     FourLetterWord(i64),
 }
 
-/// The four-letter words answered on the client port: health checks.
-const FOUR_LETTER_WORDS: [(&[u8; 4], &str); 2] = [(b"ruok", "imok"), (b"isro", "rw")];
+/// The four-letter words answered on the client port: health checks, and `envi`, whose
+/// `zookeeper.version` kazoo's `server_version()` reads (the protocol level served, 3.8).
+const FOUR_LETTER_WORDS: [(&[u8; 4], &str); 3] = [
+    (b"ruok", "imok"),
+    (b"isro", "rw"),
+    (b"envi", concat!("Environment:\nzookeeper.version=3.8.0-batond-", env!("CARGO_PKG_VERSION"), "\n")),
+];
 
 /// Reads one frame: a big-endian `int32` length checked against the limit before anything
 /// is allocated, then the payload. Cancellation safe only between frames.
