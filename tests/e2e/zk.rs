@@ -261,6 +261,50 @@ async fn watches_survive_a_dropped_connection_through_set_watches() {
     assert_eq!(watching.get_data("/r").await.unwrap().0, b"meanwhile");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_away_longer_than_its_timeout_is_told_its_session_expired() {
+    let f = start();
+    let proxy = baton_tests::proxy::Proxy::start(f.zk_addr).await;
+    let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(2));
+    let c = tokio::time::timeout(WAIT, connector.connect(&proxy.addr())).await.unwrap().unwrap();
+    let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    c.create("/short-lived", b"", &ephemeral).await.unwrap();
+    let observer = f.zk().await;
+    let (_, gone) = observer.check_and_watch_stat("/short-lived").await.unwrap();
+    let mut state = c.state_watcher();
+    proxy.cut(true);
+    assert_eq!(tokio::time::timeout(WAIT, state.changed()).await.unwrap(), zk::SessionState::Disconnected);
+    // The daemon expires the session: its ephemeral goes, and the client hears so on return.
+    let e = event(gone).await;
+    assert_eq!((e.event_type, e.path.as_str()), (zk::EventType::NodeDeleted, "/short-lived"));
+    proxy.unblock();
+    assert_eq!(tokio::time::timeout(WAIT, state.changed()).await.unwrap(), zk::SessionState::Expired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let f = start();
+    let c = f.zk().await;
+    c.create("/p", b"", &open()).await.unwrap();
+    // The client checks every reply's xid against the order it sent them in, and drops the
+    // connection on a mismatch: hundreds in flight at once, writes and reads mixed.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let c = c.clone();
+        tasks.spawn(async move {
+            let path = format!("/p/n{i}");
+            c.create(&path, b"x", &open()).await.unwrap();
+            let (data, _) = c.get_data(&path).await.unwrap();
+            assert_eq!(data, b"x");
+            c.check_stat("/p/absent").await.unwrap()
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert_eq!(result.unwrap(), None);
+    }
+    assert_eq!(c.get_children("/p").await.unwrap().1.num_children, 300);
+}
+
 // ---- Raw frames: what a well-behaved client never sends -----------------------------------
 
 fn send_frame(stream: &mut std::net::TcpStream, payload: &[u8]) {

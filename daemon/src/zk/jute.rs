@@ -729,4 +729,28 @@ mod tests {
         assert_eq!(Request::decode(999, &mut r).unwrap(), Request::Unknown(999));
         r.finish().unwrap();
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, decoding answers a record or an error: never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(op in proptest::prelude::any::<i32>(), bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = ConnectRequest::decode(&bytes);
+            for op in [op, op::MULTI, op::CREATE_TTL, op::SET_WATCHES2, op::SET_ACL] {
+                let mut r = Reader::new(&bytes);
+                let _ = Request::decode(op, &mut r);
+            }
+        }
+
+        /// Every request a client could build reads back as itself.
+        #[test]
+        fn set_data_round_trips(path in "/[a-z]{1,8}", data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), version in -1i32..100) {
+            let mut w = Writer::new();
+            w.string(&path).bytes(&data).int(version);
+            let bytes = w.into_bytes();
+            let mut r = Reader::new(&bytes);
+            let request = Request::decode(op::SET_DATA, &mut r).unwrap();
+            r.finish().unwrap();
+            proptest::prop_assert_eq!(request, Request::SetData { path, data, version });
+        }
+    }
 }
