@@ -95,7 +95,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve ZooKeeper clients (protocol 3.5–3.9) on this TCP address as well; off when
     /// unset. They share the tree, sessions and watches with native clients, and are
-    /// `anyone` in ACLs (they cannot authenticate yet).
+    /// `anyone` in ACLs plus the `digest` ids they authenticate as.
     pub zk_listen: Option<SocketAddr>,
     /// The ACL of a node created without one, as `PRINCIPAL:PERMS` entries; `creator`
     /// stands for the creating client's own identity (its uid, token or certificate name).

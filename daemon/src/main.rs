@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
     /// Also serve ZooKeeper clients (its client protocol, 3.5–3.9) on HOST:PORT; they are
-    /// `anyone` in ACLs.
+    /// `anyone` in ACLs, plus the `digest` ids they authenticate as.
     #[arg(long, value_name = "HOST:PORT")]
     zk_listen: Option<SocketAddr>,
     /// Token verifiers clients may authenticate with (lines from `baton token new`); TCP

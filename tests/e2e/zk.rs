@@ -205,11 +205,41 @@ async fn acls_map_world_anyone_and_who_am_i_names_the_address() {
     let stat = c.set_acl("/acl", &read_only, Some(0)).await.unwrap();
     assert_eq!(stat.aversion, 1);
     assert_eq!(c.set_data("/acl", b"x", None).await.unwrap_err(), zk::Error::NoAuth);
-    let digest = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("digest", "u:x"))];
-    let digest_options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&digest));
-    assert_eq!(c.create("/d", b"", &digest_options).await.unwrap_err(), zk::Error::InvalidAcl);
+    let by_ip = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("ip", "127.0.0.1"))];
+    let ip_options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&by_ip));
+    assert_eq!(c.create("/d", b"", &ip_options).await.unwrap_err(), zk::Error::InvalidAcl, "no ip scheme yet");
     let users = c.list_auth_users().await.unwrap();
     assert_eq!(users, [zk::AuthUser::new("ip", "127.0.0.1")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_auth_opens_nodes_whose_acl_names_it() {
+    let f = start();
+    let alice = f.zk().await;
+    alice.auth("digest", b"alice:secret").await.unwrap();
+    let authed = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::authed())];
+    let private = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&authed));
+    alice.create("/private", b"p", &private).await.unwrap();
+    let (acl, _) = alice.get_acl("/private").await.unwrap();
+    // The `auth` scheme became the creator's digest id: user:base64(SHA-1("user:password")).
+    assert_eq!(
+        acl,
+        [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="))]
+    );
+    assert!(alice.list_auth_users().await.unwrap().contains(&zk::AuthUser::new("digest", "alice")));
+
+    let stranger = f.zk().await;
+    assert_eq!(stranger.get_data("/private").await.unwrap_err(), zk::Error::NoAuth);
+    assert_eq!(stranger.create("/mine", b"", &private).await.unwrap_err(), zk::Error::InvalidAcl, "auth with no ids");
+    // Auth sent with the handshake (pipelined before the ConnectResponse) counts too.
+    let connector = zk::Client::connector().with_auth("digest", b"alice:secret");
+    let again = tokio::time::timeout(WAIT, connector.connect(&f.zk_addr.to_string())).await.unwrap().unwrap();
+    assert_eq!(again.get_data("/private").await.unwrap().0, b"p");
+    let wrong = zk::Client::connector().with_auth("digest", b"alice:guess");
+    let guessing = tokio::time::timeout(WAIT, wrong.connect(&f.zk_addr.to_string())).await.unwrap().unwrap();
+    assert_eq!(guessing.get_data("/private").await.unwrap_err(), zk::Error::NoAuth);
+    // An unknown scheme fails, as in ZooKeeper.
+    assert_eq!(stranger.auth("kerberos", b"x").await.unwrap_err(), zk::Error::AuthFailed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,11 +147,12 @@ fn acl_entries_with_each_principal() {
         (Principal::Token("t".into()), "030174"),
         (Principal::Cert("c".into()), "040163"),
         (Principal::Creator, "05"),
+        (Principal::Digest("d".into()), "060164"),
     ];
     for (principal, expected) in principals {
         golden(&principal, expected);
     }
-    has_n_variants::<Principal>(6);
+    has_n_variants::<Principal>(7);
     golden(&AclEntry::new(Principal::Uid(1000), Perms::READ), "01e80701");
 }
 

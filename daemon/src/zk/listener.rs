@@ -10,10 +10,10 @@
 //! queue) and notifications (xid -1). Requests answered here (an unknown opcode, say) still
 //! go through the engine, so that they keep their place among the replies.
 //!
-//! A ZooKeeper client proves nothing, so it is `anyone` in ACLs.
+//! A ZooKeeper client is `anyone` in ACLs, plus the `digest` ids its `auth` packets prove.
 
 use super::jute::{ConnectRequest, ConnectResponse, Reader, ReplyHeader, RequestHeader, Writer, xid};
-use super::translate::{self, Shape};
+use super::translate::{self, Action, Shape};
 use crate::engine::{ConnId, EngineInput, Peer};
 use crate::server::ConnLimits;
 use crate::server::admission::Admission;
@@ -333,6 +333,7 @@ fn encode(
             }
             let zxid = match request.shape {
                 Shape::Local { zxid: Some(zxid), .. } => zxid,
+                Shape::Authenticated => 0,
                 _ => zxid.0 as i64,
             };
             ReplyHeader { xid: request.xid, zxid, err }.write(&mut w);
@@ -362,6 +363,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
     pending: mpsc::Sender<Pending>,
 ) -> Option<String> {
     let mut next_id: u64 = 1;
+    // Whether an `auth` packet was accepted: ACLs may name `auth` from then on.
+    let mut authenticated = false;
     loop {
         let payload = match read_frame(reader, limits.frame_len_max).await {
             Ok(payload) => payload,
@@ -378,16 +381,17 @@ async fn read_requests<R: AsyncRead + Unpin>(
             Ok(header) => header,
             Err(e) => return Some(format!("bad request header: {e}")),
         };
-        let (op, shape) = match super::jute::Request::decode(header.op, &mut r) {
+        let (action, shape) = match super::jute::Request::decode(header.op, &mut r) {
             Ok(request) => {
                 debug!(conn, xid = header.xid, op = header.op, "request");
-                translate::request(request, ip)
+                translate::request(request, ip, authenticated)
             }
             Err(e) => {
                 warn!(conn, xid = header.xid, op = header.op, error = %e, "undecodable request");
-                (None, translate::undecodable())
+                (Action::Local, translate::undecodable())
             }
         };
+        authenticated |= matches!(action, Action::Authenticate(_));
         if in_flight.fetch_add(1, Ordering::AcqRel) >= limits.requests_in_flight_max {
             return Some(format!("more than {} requests in flight", limits.requests_in_flight_max));
         }
@@ -396,10 +400,11 @@ async fn read_requests<R: AsyncRead + Unpin>(
         if pending.try_send(Pending { id, xid: header.xid, shape }).is_err() {
             return Some("too many requests in flight".to_owned());
         }
-        let input = match op {
-            Some(op) => EngineInput::Request { conn, request: Request { id, op } },
+        let input = match action {
+            Action::Engine(op) => EngineInput::Request { conn, request: Request { id, op } },
+            Action::Authenticate(principal) => EngineInput::Authenticate { conn, id, principal },
             // Answered here, in its turn: the engine only keeps its place in the order.
-            None => EngineInput::Undecodable {
+            Action::Local => EngineInput::Undecodable {
                 conn,
                 id,
                 error: ErrorReply::new(ErrorCode::Unimplemented, "answered by the ZooKeeper listener"),

@@ -73,6 +73,8 @@ pub enum Shape {
     WhoAmI { ip: String },
     /// closeSession: a header, then the server hangs up.
     Close,
+    /// An accepted `auth` packet: a header alone, zxid 0 (observed).
+    Authenticated,
     /// Answered here: `err` and `body`, the header's zxid if not the current one, and
     /// whether to hang up after it.
     Local { err: i32, body: Vec<u8>, zxid: Option<i64>, close: bool },
@@ -89,23 +91,78 @@ impl Shape {
     }
 }
 
-/// The native op for a request (`None`: answered locally, see [`Shape::Local`]) and how to
-/// write its reply.
-pub fn request(request: Request, peer_ip: &str) -> (Option<Op>, Shape) {
-    match translate(request, peer_ip) {
-        Ok((op, shape)) => (Some(op), shape),
-        Err(shape) => (None, shape),
+/// What the engine is asked to do for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run this native op.
+    Engine(Op),
+    /// Add this principal to the session's identity (an `auth` packet).
+    Authenticate(Principal),
+    /// Nothing: the reply is a [`Shape::Local`] (the engine only keeps its place in order).
+    Local,
+}
+
+/// What to ask of the engine for a request, and how to write its reply. `authenticated`:
+/// the connection has proved an identity (so ACLs may name `auth`).
+pub fn request(request: Request, peer_ip: &str, authenticated: bool) -> (Action, Shape) {
+    if let Request::Auth { scheme, auth } = &request {
+        return match digest(scheme, auth) {
+            Some(principal) => (Action::Authenticate(principal), Shape::Authenticated),
+            // No other scheme is served: what ZooKeeper does with an unknown one.
+            None => {
+                (Action::Local, Shape::Local { err: code::AUTH_FAILED, body: Vec::new(), zxid: Some(0), close: true })
+            }
+        };
+    }
+    match translate(request, peer_ip, authenticated) {
+        Ok((op, shape)) => (Action::Engine(op), shape),
+        Err(shape) => (Action::Local, shape),
     }
 }
 
-fn translate(request: Request, peer_ip: &str) -> Result<(Op, Shape), Shape> {
+/// The principal a `digest` auth packet proves: `user:password` makes the id
+/// `user:base64(SHA-1("user:password"))`, as ZooKeeper computes it (any password is accepted;
+/// the ACLs decide what it opens).
+fn digest(scheme: &str, auth: &[u8]) -> Option<Principal> {
+    use sha1::Digest as _;
+    if scheme != "digest" {
+        return None;
+    }
+    let text = std::str::from_utf8(auth).ok()?;
+    let (user, _password) = text.split_once(':')?;
+    if user.is_empty() {
+        return None;
+    }
+    let hash = sha1::Sha1::digest(auth);
+    Some(Principal::Digest(format!("{user}:{}", base64(&hash))))
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn translate(request: Request, peer_ip: &str, authenticated: bool) -> Result<(Op, Shape), Shape> {
     let version = |v: i32| (v != -1).then_some(v);
     Ok(match request {
         Request::Ping => (Op::Ping, Shape::Empty),
         Request::CloseSession => (Op::CloseSession, Shape::Close),
         Request::Create { op, create } => {
             let two = op != jute::op::CREATE;
-            (Op::Create(create_request(op, create)?), Shape::Created { two })
+            (Op::Create(create_request(op, create, authenticated)?), Shape::Created { two })
         }
         Request::Delete { path, version: v } => (Op::Delete { path, version: version(v) }, Shape::Empty),
         Request::Exists { path, watch } => (Op::Exists { path, watch }, Shape::Stat),
@@ -113,13 +170,13 @@ fn translate(request: Request, peer_ip: &str) -> Result<(Op, Shape), Shape> {
         Request::SetData { path, data, version: v } => (Op::Set { path, data, version: version(v) }, Shape::Stat),
         Request::GetAcl { path } => (Op::GetAcl { path }, Shape::Acl),
         Request::SetAcl { path, acl, version: v } => {
-            (Op::SetAcl { path, acl: acl_entries(&acl)?, version: version(v) }, Shape::Stat)
+            (Op::SetAcl { path, acl: acl_entries(&acl, authenticated)?, version: version(v) }, Shape::Stat)
         }
         Request::GetChildren { path, watch, two } => {
             (Op::Children { path, watch, with_stats: false }, Shape::Children { two })
         }
         Request::Sync { path } => (Op::Sync { path: path.clone() }, Shape::Sync { path }),
-        Request::Multi(ops) => multi(ops)?,
+        Request::Multi(ops) => multi(ops, authenticated)?,
         // Outside a multi, a check is not a client operation.
         Request::Check { .. } => return Err(Shape::local(code::UNIMPLEMENTED)),
         Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
@@ -137,10 +194,7 @@ fn translate(request: Request, peer_ip: &str) -> Result<(Op, Shape), Shape> {
         }
         Request::GetEphemerals { prefix } => (Op::Ephemerals { session_id: None }, Shape::Ephemerals { prefix }),
         Request::WhoAmI => (Op::WhoAmI, Shape::WhoAmI { ip: peer_ip.to_owned() }),
-        // No authentication scheme is served yet: what ZooKeeper does with an unknown one.
-        Request::Auth { .. } => {
-            return Err(Shape::Local { err: code::AUTH_FAILED, body: Vec::new(), zxid: Some(0), close: true });
-        }
+        Request::Auth { .. } => return Err(Shape::local(code::AUTH_FAILED)),
         Request::Unknown(op::RECONFIG) => return Err(Shape::local(code::RECONFIG_DISABLED)),
         Request::Unknown(_) => {
             return Err(Shape::Local { err: code::UNIMPLEMENTED, body: Vec::new(), zxid: Some(-1), close: false });
@@ -153,7 +207,7 @@ pub fn undecodable() -> Shape {
     Shape::local(code::MARSHALLING_ERROR)
 }
 
-fn multi(ops: Vec<Request>) -> Result<(Op, Shape), Shape> {
+fn multi(ops: Vec<Request>, authenticated: bool) -> Result<(Op, Shape), Shape> {
     if ops.is_empty() {
         // Nothing to commit: just the terminator.
         let mut w = Writer::new();
@@ -166,7 +220,7 @@ fn multi(ops: Vec<Request>) -> Result<(Op, Shape), Shape> {
         let one = match request {
             Request::Create { op, create } => {
                 kinds.push(op);
-                MultiOp::Create(create_request(op, create)?)
+                MultiOp::Create(create_request(op, create, authenticated)?)
             }
             Request::Delete { path, version } => {
                 kinds.push(op::DELETE);
@@ -187,7 +241,7 @@ fn multi(ops: Vec<Request>) -> Result<(Op, Shape), Shape> {
     Ok((Op::Multi(native), Shape::Multi(kinds)))
 }
 
-fn create_request(op: i32, create: Create) -> Result<CreateRequest, Shape> {
+fn create_request(op: i32, create: Create, authenticated: bool) -> Result<CreateRequest, Shape> {
     let bad = || Shape::local(code::BAD_ARGUMENTS);
     let flags = create.flags;
     let kind = match (op, flags) {
@@ -203,13 +257,20 @@ fn create_request(op: i32, create: Create) -> Result<CreateRequest, Shape> {
         _ => return Err(bad()),
     };
     let sequential = matches!(flags, PERSISTENT_SEQUENTIAL | EPHEMERAL_SEQUENTIAL | PERSISTENT_SEQUENTIAL_WITH_TTL);
-    Ok(CreateRequest { path: create.path, data: create.data, kind, sequential, acl: acl_entries(&create.acl)? })
+    Ok(CreateRequest {
+        path: create.path,
+        data: create.data,
+        kind,
+        sequential,
+        acl: acl_entries(&create.acl, authenticated)?,
+    })
 }
 
-/// ZooKeeper ACL entries as native ones: `world:anyone` is `anyone`; the native schemes
-/// (`uid`, `gid`, `token`, `cert`) are themselves. Anything else, an empty list, or `auth`
-/// (this listener authenticates nobody yet) is `InvalidACL`, as ZooKeeper answers.
-fn acl_entries(acl: &[Acl]) -> Result<Vec<AclEntry>, Shape> {
+/// ZooKeeper ACL entries as native ones: `world:anyone` is `anyone`, `digest:user:HASH` is
+/// that digest, `auth` is `creator` (every id the connection proved: its digests); the
+/// native schemes (`uid`, `gid`, `token`, `cert`) are themselves. Anything else, an empty
+/// list, or `auth` on a connection that proved nothing is `InvalidACL`, as ZooKeeper answers.
+fn acl_entries(acl: &[Acl], authenticated: bool) -> Result<Vec<AclEntry>, Shape> {
     let invalid = || Shape::local(code::INVALID_ACL);
     if acl.is_empty() {
         return Err(invalid());
@@ -218,6 +279,12 @@ fn acl_entries(acl: &[Acl]) -> Result<Vec<AclEntry>, Shape> {
         .map(|entry| {
             let principal = match (entry.scheme.as_str(), entry.id.as_str()) {
                 ("world", "anyone") => Principal::Anyone,
+                ("auth", _) if authenticated => Principal::Creator,
+                ("digest", id)
+                    if id.split_once(':').is_some_and(|(user, hash)| !user.is_empty() && !hash.is_empty()) =>
+                {
+                    Principal::Digest(id.to_owned())
+                }
                 ("uid" | "gid" | "token" | "cert", _) => {
                     format!("{}:{}", entry.scheme, entry.id).parse().map_err(|_| invalid())?
                 }
@@ -341,13 +408,19 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
         }
         (Shape::WhoAmI { ip }, Response::Identity { principals, .. }) => {
             let mut infos = vec![("ip".to_owned(), ip.clone())];
-            infos.extend(principals.iter().map(zk_id));
+            // ZooKeeper names a digest user by its name alone.
+            infos.extend(principals.iter().map(|p| match p {
+                Principal::Digest(id) => {
+                    ("digest".to_owned(), id.split_once(':').map_or(id.as_str(), |(u, _)| u).to_owned())
+                }
+                other => zk_id(other),
+            }));
             w.int(i32::try_from(infos.len()).unwrap_or(i32::MAX));
             for (scheme, user) in infos {
                 w.string(&scheme).string(&user);
             }
         }
-        (Shape::Empty | Shape::Close | Shape::Local { .. }, _) => {}
+        (Shape::Empty | Shape::Close | Shape::Local { .. }, _) | (Shape::Authenticated, Response::Identity { .. }) => {}
         (shape, response) => {
             tracing::warn!(?shape, ?response, "a reply of an unexpected kind");
             return (code::SYSTEM_ERROR, Vec::new());
@@ -422,15 +495,15 @@ mod tests {
     }
 
     fn request_ok(request: Request) -> (Op, Shape) {
-        match self::request(request, "127.0.0.1") {
-            (Some(op), shape) => (op, shape),
-            (None, shape) => panic!("answered locally: {shape:?}"),
+        match self::request(request, "127.0.0.1", false) {
+            (Action::Engine(op), shape) => (op, shape),
+            other => panic!("not an engine op: {other:?}"),
         }
     }
 
     fn local_err(request: Request) -> i32 {
-        match self::request(request, "127.0.0.1") {
-            (None, Shape::Local { err, .. }) => err,
+        match self::request(request, "127.0.0.1", false) {
+            (Action::Local, Shape::Local { err, .. }) => err,
             other => panic!("not answered locally: {other:?}"),
         }
     }
@@ -458,19 +531,27 @@ mod tests {
             matches!(native(set(acl("uid", "1000"))), Op::SetAcl { ref acl, version: None, .. } if acl[0].principal == Principal::Uid(1000))
         );
         assert_eq!(local_err(set(vec![])), code::INVALID_ACL);
-        assert_eq!(local_err(set(acl("digest", "u:x"))), code::INVALID_ACL);
-        assert_eq!(local_err(set(acl("auth", ""))), code::INVALID_ACL);
+        assert_eq!(local_err(set(acl("ip", "127.0.0.1"))), code::INVALID_ACL);
+        assert_eq!(local_err(set(acl("digest", "no-hash"))), code::INVALID_ACL);
+        assert_eq!(local_err(set(acl("auth", ""))), code::INVALID_ACL, "auth with no ids");
+        let Op::SetAcl { acl: digest, .. } = native(set(acl("digest", "u:x"))) else { panic!() };
+        assert_eq!(digest[0].principal, Principal::Digest("u:x".into()));
+        let (Action::Engine(Op::SetAcl { acl: auth, .. }), _) = request(set(acl("auth", "")), "", true) else {
+            panic!()
+        };
+        assert_eq!(auth[0].principal, Principal::Creator);
         assert_eq!(local_err(set(acl("uid", "nobody"))), code::INVALID_ACL);
     }
 
     #[test]
     fn unknown_ops_are_unimplemented_with_zxid_minus_one_and_keep_the_connection() {
-        let (op, shape) = request(Request::Unknown(999), "127.0.0.1");
-        assert!(op.is_none());
+        let (action, shape) = request(Request::Unknown(999), "127.0.0.1", false);
+        assert_eq!(action, Action::Local);
         assert_eq!(shape, Shape::Local { err: code::UNIMPLEMENTED, body: vec![], zxid: Some(-1), close: false });
         assert!(!shape.closes());
         assert_eq!(local_err(Request::Unknown(op::RECONFIG)), code::RECONFIG_DISABLED);
-        assert!(request(Request::Auth { scheme: "digest".into(), auth: vec![] }, "").1.closes());
+        assert!(request(Request::Auth { scheme: "sasl".into(), auth: vec![] }, "", false).1.closes());
+        assert!(request(Request::Auth { scheme: "digest".into(), auth: b"no-colon".to_vec() }, "", false).1.closes());
     }
 
     #[test]
@@ -533,8 +614,8 @@ mod tests {
 
     #[test]
     fn empty_multi_is_just_the_terminator() {
-        let (op, shape) = request(Request::Multi(vec![]), "");
-        assert!(op.is_none());
+        let (action, shape) = request(Request::Multi(vec![]), "", false);
+        assert_eq!(action, Action::Local);
         let placeholder = Err(ErrorReply::new(ErrorCode::Unimplemented, "answered by the ZooKeeper listener"));
         assert_eq!(reply(&shape, placeholder).0, code::OK, "the engine's placeholder is not the answer");
         let Shape::Local { err, body, .. } = shape else { panic!() };
@@ -581,5 +662,18 @@ mod tests {
         let shape = Shape::Ephemerals { prefix: "/a".into() };
         let (_, body) = reply(&shape, Ok(Response::Ephemerals(vec!["/a/1".into(), "/b/1".into()])));
         assert_eq!(body, [1i32.to_be_bytes().as_slice(), &4i32.to_be_bytes(), b"/a/1"].concat());
+    }
+
+    #[test]
+    fn digest_auth_proves_user_and_base64_sha1_of_user_colon_password() {
+        // base64(SHA-1("super:secret")), computed independently (Python hashlib).
+        let (action, shape) =
+            request(Request::Auth { scheme: "digest".into(), auth: b"super:secret".to_vec() }, "", false);
+        assert_eq!(action, Action::Authenticate(Principal::Digest("super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into())));
+        assert_eq!(shape, Shape::Authenticated);
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
     }
 }
