@@ -393,7 +393,9 @@ pub struct Acl {
 
 impl Acl {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Acl { perms: r.int("acl perms")?, scheme: r.string("acl scheme")?, id: r.string("acl id")? })
+        // kazoo sends `auth` entries with a null id.
+        let (perms, scheme) = (r.int("acl perms")?, r.string("acl scheme")?);
+        Ok(Acl { perms, scheme, id: r.opt_string("acl id")?.unwrap_or_default() })
     }
 
     fn write(&self, w: &mut Writer) {
@@ -688,6 +690,12 @@ mod tests {
         let null = (-1i32).to_be_bytes();
         assert_eq!(Reader::new(&null).string("path"), Err(JuteError::Null("path")));
         assert_eq!(Reader::new(&null).buffer("data"), Ok(Vec::new()));
+        // kazoo's `auth` ACL entries carry a null id (captured from make_acl("auth", "")).
+        let auth_acl = hex("00000001 0000001f 00000004 61757468 ffffffff");
+        assert_eq!(
+            Reader::new(&auth_acl).acls().unwrap(),
+            [Acl { perms: 31, scheme: "auth".into(), id: String::new() }]
+        );
     }
 
     #[test]

@@ -387,7 +387,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 translate::request(request, ip, authenticated)
             }
             Err(e) => {
-                warn!(conn, xid = header.xid, op = header.op, error = %e, "undecodable request");
+                let head: String = payload.iter().take(128).map(|b| format!("{b:02x}")).collect::<Vec<_>>().concat();
+                warn!(conn, xid = header.xid, op = header.op, error = %e, head, "undecodable request");
                 (Action::Local, translate::undecodable())
             }
         };
