@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, trace, warn};
 
 /// ZooKeeper connections are numbered from here, apart from the native listener's.
 const CONN_BASE: ConnId = 1 << 62;
@@ -387,8 +387,10 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 translate::request(request, ip, authenticated)
             }
             Err(e) => {
+                warn!(conn, xid = header.xid, op = header.op, error = %e, "undecodable request");
+                // The bytes may hold node data: trace only.
                 let head: String = payload.iter().take(128).map(|b| format!("{b:02x}")).collect::<Vec<_>>().concat();
-                warn!(conn, xid = header.xid, op = header.op, error = %e, head, "undecodable request");
+                trace!(conn, head, "undecodable request's first bytes");
                 (Action::Local, translate::undecodable())
             }
         };
