@@ -437,3 +437,29 @@ fn four_letter_words_ruok_and_envi_are_answered() {
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.contains("\nzookeeper.version=3.8.0-batond-"), "{answer}");
 }
+
+/// kazoo, the Python client, through its basic operations, transactions, recipes, a dropped
+/// connection and digest auth (`zk_kazoo.py`). Needs `pip install kazoo`; says so and passes
+/// without it.
+#[test]
+fn kazoo_works_against_the_listener() {
+    let has_kazoo = std::process::Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_kazoo {
+        eprintln!("skipping: python3 with kazoo is not installed (pip install kazoo)");
+        return;
+    }
+    let f = start();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/zk_kazoo.py");
+    let output = std::process::Command::new("python3").arg(script).arg(f.zk_addr.to_string()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "kazoo checks failed:\n{}\n{}\ndaemon log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        f.daemon.log()
+    );
+}
