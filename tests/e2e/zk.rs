@@ -394,6 +394,41 @@ fn raw_handshakes_new_expired_and_ahead_of_the_server() {
     assert!(ConnectRequest::decode(&connect_frame(0, 0, &[0; 16], true)).is_ok());
 }
 
+/// Sends `request` (its header's xid and op first) and reads the reply header's err.
+fn call(s: &mut std::net::TcpStream, xid: i32, op: i32, body: &[u8]) -> i32 {
+    let mut w = Writer::new();
+    w.int(xid).int(op);
+    send_frame(s, &[w.into_bytes(), body.to_vec()].concat());
+    let reply = recv_frame(s).unwrap();
+    let mut r = Reader::new(&reply);
+    assert_eq!(r.int("xid").unwrap(), xid, "replies in request order");
+    let _zxid = r.long("zxid").unwrap();
+    r.int("err").unwrap()
+}
+
+#[test]
+fn raw_check_and_remove_watches_answer_no_watcher_when_none_matches() {
+    let f = start();
+    let mut s = raw(f.zk_addr);
+    send_frame(&mut s, &connect_frame(0, 0, &[0; 16], true));
+    recv_frame(&mut s).unwrap();
+    let with_type = |watcher_type: i32| {
+        let mut w = Writer::new();
+        w.string("/rw").int(watcher_type);
+        w.into_bytes()
+    };
+    let (children, data, any) = (with_type(1), with_type(2), with_type(3));
+    let mut exists = Writer::new();
+    exists.string("/rw").boolean(true);
+    // exists with a watch on a missing node: NoNode, and the watch is left.
+    assert_eq!(call(&mut s, 1, 3, &exists.into_bytes()), -101);
+    assert_eq!(call(&mut s, 2, 17, &data), 0, "checkWatches finds the data watch");
+    assert_eq!(call(&mut s, 3, 17, &children), -121, "no child watch: NoWatcher");
+    assert_eq!(call(&mut s, 4, 18, &any), 0, "removeWatches Any");
+    assert_eq!(call(&mut s, 5, 17, &data), -121, "gone");
+    assert_eq!(call(&mut s, 6, 18, &any), -121);
+}
+
 #[test]
 fn raw_unknown_opcode_is_unimplemented_and_the_connection_stays() {
     let f = start();

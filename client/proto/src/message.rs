@@ -287,11 +287,32 @@ pub enum Op {
     },
     /// Who the server takes this connection to be ([`Response::Identity`]).
     WhoAmI,
+    /// This session's watches of the given kinds on `path` (ZooKeeper's checkWatches), and
+    /// with `remove` drops them (removeWatches): [`Response::WatchesRemoved`], or `NoWatcher`
+    /// if there is none.
+    MatchWatches {
+        path: String,
+        kinds: Vec<WatchType>,
+        remove: bool,
+    },
+}
+
+/// A kind of watch, for [`Op::MatchWatches`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WatchType {
+    /// One-shot, left by `get`.
+    Data,
+    /// One-shot, left by `exists`.
+    Exists,
+    /// One-shot, left by `children`.
+    Children,
+    Persistent,
+    Recursive,
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 20;
+    pub const VARIANTS: u32 = 21;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {

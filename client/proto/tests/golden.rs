@@ -14,6 +14,7 @@ use baton_proto::frame;
 use baton_proto::message::{
     CreateKind, CreateRequest, EventKind, Hello, HelloReply, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION,
     PersistentWatchMode, Request, Response, Role, ServerHello, ServerMessage, SessionRequest, WatchEvent, WatchSet,
+    WatchType,
 };
 use baton_proto::message::{PeerStatus, StatusReport};
 use baton_proto::replication::ReplicationMode;
@@ -230,7 +231,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 26] = [
+    let ops: [(Op, &str); 27] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -275,6 +276,10 @@ fn request_with_each_op() {
             "c40212022f620100010104",
         ),
         (Op::WhoAmI, "c50213"),
+        (
+            Op::MatchWatches { path: "/a".into(), kinds: vec![WatchType::Data, WatchType::Exists], remove: true },
+            "c60214022f6102000101",
+        ),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -282,8 +287,18 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(20);
-    assert_eq!(Op::VARIANTS, 20);
+    has_n_variants::<Op>(21);
+    assert_eq!(Op::VARIANTS, 21);
+    for (kind, expected) in [
+        (WatchType::Data, "00"),
+        (WatchType::Exists, "01"),
+        (WatchType::Children, "02"),
+        (WatchType::Persistent, "03"),
+        (WatchType::Recursive, "04"),
+    ] {
+        golden(&kind, expected);
+    }
+    has_n_variants::<WatchType>(5);
 }
 
 #[test]
@@ -460,11 +475,12 @@ fn error_reply_and_every_error_code() {
         (ErrorCode::LockLost, "18"),
         (ErrorCode::DiskFull, "19"),
         (ErrorCode::AuthFailed, "1a"),
+        (ErrorCode::NoWatcher, "1b"),
     ];
     for (code, expected) in codes {
         golden(&code, expected);
     }
-    has_n_variants::<ErrorCode>(27);
+    has_n_variants::<ErrorCode>(28);
 }
 
 /// A log record is `TXN_FORMAT_VERSION` then the postcard txn.

@@ -703,7 +703,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 22] = [
+pub const OP_NAMES: [&str; 23] = [
     "ping",
     "create",
     "delete",
@@ -726,6 +726,7 @@ pub const OP_NAMES: [&str; 22] = [
     "who_am_i",
     "undecodable",
     "authenticate",
+    "match_watches",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
@@ -755,6 +756,7 @@ fn op_index(op: &Op) -> u8 {
         Op::GetAcl { .. } => 17,
         Op::SetAcl { .. } => 18,
         Op::WhoAmI => 19,
+        Op::MatchWatches { .. } => 22,
     }
 }
 

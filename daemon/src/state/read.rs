@@ -15,7 +15,7 @@ fn no_node(p: &str) -> ErrorReply {
 
 impl StateMachine {
     /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
-    /// `RemoveWatches`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
+    /// `RemoveWatches`, `MatchWatches`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
     /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
@@ -84,6 +84,19 @@ impl StateMachine {
             Op::RemoveWatches { path: p } => {
                 valid_path(p)?;
                 self.watches.remove_path(session, p);
+                Ok(Response::WatchesRemoved)
+            }
+            Op::MatchWatches { path: p, kinds, remove } => {
+                valid_path(p)?;
+                let kinds: Vec<WatchKind> = kinds.iter().map(|k| WatchKind::from(*k)).collect();
+                let found = if *remove {
+                    self.watches.remove_kinds(session, p, &kinds)
+                } else {
+                    self.watches.count_kinds(session, p, &kinds)
+                };
+                if found == 0 {
+                    return Err(ErrorReply::new(ErrorCode::NoWatcher, p.clone()));
+                }
                 Ok(Response::WatchesRemoved)
             }
             Op::GetAcl { path: p } => {

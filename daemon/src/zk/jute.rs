@@ -26,6 +26,8 @@ pub mod op {
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
     pub const RECONFIG: i32 = 16;
+    pub const CHECK_WATCHES: i32 = 17;
+    pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
     pub const CREATE_TTL: i32 = 21;
     pub const AUTH: i32 = 100;
@@ -490,6 +492,12 @@ pub enum Request {
         path: String,
         mode: i32,
     },
+    /// Ops 17 (checkWatches) and 18 (removeWatches, `remove`): `kind` is a `WatcherType`.
+    MatchWatches {
+        path: String,
+        kind: i32,
+        remove: bool,
+    },
     GetEphemerals {
         prefix: String,
     },
@@ -573,6 +581,11 @@ impl Request {
                 Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive }
             }
             op::ADD_WATCH => Request::AddWatch { path: r.string("path")?, mode: r.int("mode")? },
+            op::CHECK_WATCHES | op::REMOVE_WATCHES => Request::MatchWatches {
+                path: r.string("path")?,
+                kind: r.int("type")?,
+                remove: kind == op::REMOVE_WATCHES,
+            },
             op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.string("prefixPath")? },
             op::WHO_AM_I => Request::WhoAmI,
             op::AUTH => {

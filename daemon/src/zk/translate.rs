@@ -7,7 +7,9 @@
 //! through the engine so that it keeps its place among the connection's replies.
 
 use super::jute::{self, Acl, Create, Request, Writer, op};
-use baton_proto::message::{CreateKind, CreateRequest, EventKind, MultiOp, OpResult, PersistentWatchMode, WatchSet};
+use baton_proto::message::{
+    CreateKind, CreateRequest, EventKind, MultiOp, OpResult, PersistentWatchMode, WatchSet, WatchType,
+};
 use baton_proto::{AclEntry, ErrorCode, ErrorReply, Op, Perms, Principal, Response, Stat, WatchEvent, Zxid};
 
 /// `KeeperException.Code` values.
@@ -30,6 +32,7 @@ pub mod code {
     pub const AUTH_FAILED: i32 = -115;
     pub const SESSION_MOVED: i32 = -118;
     pub const NOT_READ_ONLY: i32 = -119;
+    pub const NO_WATCHER: i32 = -121;
     pub const RECONFIG_DISABLED: i32 = -123;
     pub const QUOTA_EXCEEDED: i32 = -125;
 }
@@ -192,6 +195,24 @@ fn translate(request: Request, peer_ip: &str, authenticated: bool) -> Result<(Op
             };
             (Op::AddWatch { path, mode }, Shape::AddWatch)
         }
+        Request::MatchWatches { path, kind, remove } => {
+            // `WatcherType`: Children 1, Data 2, Any 3, Persistent 4, PersistentRecursive 5.
+            let kinds = match kind {
+                1 => vec![WatchType::Children],
+                2 => vec![WatchType::Data, WatchType::Exists],
+                3 => vec![
+                    WatchType::Data,
+                    WatchType::Exists,
+                    WatchType::Children,
+                    WatchType::Persistent,
+                    WatchType::Recursive,
+                ],
+                4 => vec![WatchType::Persistent],
+                5 => vec![WatchType::Recursive],
+                _ => return Err(Shape::local(code::BAD_ARGUMENTS)),
+            };
+            (Op::MatchWatches { path, kinds, remove }, Shape::Empty)
+        }
         Request::GetEphemerals { prefix } => (Op::Ephemerals { session_id: None }, Shape::Ephemerals { prefix }),
         Request::WhoAmI => (Op::WhoAmI, Shape::WhoAmI { ip: peer_ip.to_owned() }),
         Request::Auth { .. } => return Err(Shape::local(code::AUTH_FAILED)),
@@ -350,6 +371,7 @@ pub fn error_code(code: ErrorCode) -> i32 {
         ErrorCode::NoAuth => code::NO_AUTH,
         ErrorCode::SessionMoved => code::SESSION_MOVED,
         ErrorCode::AuthFailed => code::AUTH_FAILED,
+        ErrorCode::NoWatcher => code::NO_WATCHER,
         _ => code::SYSTEM_ERROR,
     }
 }
@@ -675,5 +697,16 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn check_and_remove_watches_select_kinds_by_watcher_type() {
+        let request = |kind, remove| Request::MatchWatches { path: "/w".into(), kind, remove };
+        let Op::MatchWatches { kinds, remove, .. } = native(request(2, true)) else { panic!() };
+        assert_eq!((kinds, remove), (vec![WatchType::Data, WatchType::Exists], true));
+        let Op::MatchWatches { kinds, remove, .. } = native(request(3, false)) else { panic!() };
+        assert_eq!((kinds.len(), remove), (5, false));
+        assert_eq!(local_err(request(9, true)), code::BAD_ARGUMENTS);
+        assert_eq!(reply(&Shape::Empty, Err(ErrorReply::new(ErrorCode::NoWatcher, "/w"))), (code::NO_WATCHER, vec![]));
     }
 }
