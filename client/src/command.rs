@@ -90,6 +90,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Acl { .. } => "Acl",
         Response::AclSet(_) => "AclSet",
         Response::Identity { .. } => "Identity",
+        Response::Descendants(_) => "Descendants",
     }
 }
 

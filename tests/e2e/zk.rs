@@ -333,6 +333,10 @@ async fn pipelined_requests_are_answered_in_order() {
         assert_eq!(result.unwrap(), None);
     }
     assert_eq!(c.get_children("/p").await.unwrap().1.num_children, 300);
+    c.create("/p/n0/deeper", b"", &open()).await.unwrap();
+    assert_eq!(c.count_descendants_number("/p").await.unwrap(), 301, "getAllChildrenNumber counts every depth");
+    assert_eq!(c.count_descendants_number("/p/n0").await.unwrap(), 1);
+    assert_eq!(c.count_descendants_number("/p/absent").await.unwrap_err(), zk::Error::NoNode);
 }
 
 // ---- Raw frames: what a well-behaved client never sends -----------------------------------

@@ -295,6 +295,11 @@ pub enum Op {
         kinds: Vec<WatchType>,
         remove: bool,
     },
+    /// How many nodes lie under `path`, at any depth ([`Response::Descendants`]); needs read
+    /// permission on `path`.
+    CountDescendants {
+        path: String,
+    },
 }
 
 /// A kind of watch, for [`Op::MatchWatches`].
@@ -312,7 +317,7 @@ pub enum WatchType {
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 21;
+    pub const VARIANTS: u32 = 22;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -398,6 +403,8 @@ pub enum Response {
         principals: Vec<Principal>,
         superuser: bool,
     },
+    /// The number of nodes under a node ([`Op::CountDescendants`]).
+    Descendants(u64),
 }
 
 /// A server's view of itself, for `baton admin status`.

@@ -231,7 +231,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 27] = [
+    let ops: [(Op, &str); 28] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -280,6 +280,7 @@ fn request_with_each_op() {
             Op::MatchWatches { path: "/a".into(), kinds: vec![WatchType::Data, WatchType::Exists], remove: true },
             "c60214022f6102000101",
         ),
+        (Op::CountDescendants { path: "/a".into() }, "c70215022f61"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -287,8 +288,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(21);
-    assert_eq!(Op::VARIANTS, 21);
+    has_n_variants::<Op>(22);
+    assert_eq!(Op::VARIANTS, 22);
     for (kind, expected) in [
         (WatchType::Data, "00"),
         (WatchType::Exists, "01"),
@@ -316,7 +317,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 24] = [
+    let responses: [(Response, &str); 25] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -405,11 +406,12 @@ fn response_each() {
             Response::Identity { principals: vec![Principal::Uid(0), Principal::Gid(0)], superuser: true },
             "14020100020001",
         ),
+        (Response::Descendants(300), "15ac02"),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(21);
+    has_n_variants::<Response>(22);
 }
 
 #[test]

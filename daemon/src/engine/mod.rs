@@ -703,7 +703,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 23] = [
+pub const OP_NAMES: [&str; 24] = [
     "ping",
     "create",
     "delete",
@@ -727,6 +727,7 @@ pub const OP_NAMES: [&str; 23] = [
     "undecodable",
     "authenticate",
     "match_watches",
+    "count_descendants",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
@@ -757,6 +758,7 @@ fn op_index(op: &Op) -> u8 {
         Op::SetAcl { .. } => 18,
         Op::WhoAmI => 19,
         Op::MatchWatches { .. } => 22,
+        Op::CountDescendants { .. } => 23,
     }
 }
 

@@ -15,7 +15,7 @@ fn no_node(p: &str) -> ErrorReply {
 
 impl StateMachine {
     /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
-    /// `RemoveWatches`, `MatchWatches`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
+    /// `RemoveWatches`, `MatchWatches`, `CountDescendants`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
     /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
@@ -85,6 +85,12 @@ impl StateMachine {
                 valid_path(p)?;
                 self.watches.remove_path(session, p);
                 Ok(Response::WatchesRemoved)
+            }
+            Op::CountDescendants { path: p } => {
+                valid_path(p)?;
+                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                who.check(&node.acl, Perms::READ, p)?;
+                Ok(Response::Descendants(self.tree.descendants(p) as u64))
             }
             Op::MatchWatches { path: p, kinds, remove } => {
                 valid_path(p)?;

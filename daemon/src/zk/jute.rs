@@ -33,6 +33,7 @@ pub mod op {
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
     pub const GET_EPHEMERALS: i32 = 103;
+    pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
     pub const SET_WATCHES2: i32 = 105;
     pub const ADD_WATCH: i32 = 106;
     pub const WHO_AM_I: i32 = 107;
@@ -498,6 +499,9 @@ pub enum Request {
         kind: i32,
         remove: bool,
     },
+    GetAllChildrenNumber {
+        path: String,
+    },
     GetEphemerals {
         prefix: String,
     },
@@ -586,6 +590,7 @@ impl Request {
                 kind: r.int("type")?,
                 remove: kind == op::REMOVE_WATCHES,
             },
+            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.string("path")? },
             op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.string("prefixPath")? },
             op::WHO_AM_I => Request::WhoAmI,
             op::AUTH => {

@@ -72,6 +72,8 @@ pub enum Shape {
     Ephemerals { prefix: String },
     /// `ErrorResponse{0}`: a 4-byte body (observed).
     AddWatch,
+    /// `GetAllChildrenNumberResponse{int totalNumber}`.
+    Count,
     /// `WhoAmIResponse`: the client's address and what it authenticated as.
     WhoAmI { ip: String },
     /// closeSession: a header, then the server hangs up.
@@ -213,6 +215,7 @@ fn translate(request: Request, peer_ip: &str, authenticated: bool) -> Result<(Op
             };
             (Op::MatchWatches { path, kinds, remove }, Shape::Empty)
         }
+        Request::GetAllChildrenNumber { path } => (Op::CountDescendants { path }, Shape::Count),
         Request::GetEphemerals { prefix } => (Op::Ephemerals { session_id: None }, Shape::Ephemerals { prefix }),
         Request::WhoAmI => (Op::WhoAmI, Shape::WhoAmI { ip: peer_ip.to_owned() }),
         Request::Auth { .. } => return Err(Shape::local(code::AUTH_FAILED)),
@@ -424,6 +427,9 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
         (Shape::Ephemerals { prefix }, Response::Ephemerals(paths)) => {
             let mine: Vec<&String> = paths.iter().filter(|p| p.starts_with(prefix.as_str())).collect();
             w.strings(&mine);
+        }
+        (Shape::Count, Response::Descendants(n)) => {
+            w.int(i32::try_from(n).unwrap_or(i32::MAX));
         }
         (Shape::AddWatch, Response::WatchAdded) => {
             w.int(code::OK);
