@@ -91,6 +91,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::AclSet(_) => "AclSet",
         Response::Identity { .. } => "Identity",
         Response::Descendants(_) => "Descendants",
+        Response::MultiRead(_) => "MultiRead",
     }
 }
 

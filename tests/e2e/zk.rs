@@ -4,7 +4,7 @@
 //! Nodes and watches cross between ZooKeeper clients and the native `baton` client.
 
 use baton::{AclEntry, CreateOptions, Perms, Principal};
-use baton_tests::{Daemon, free_tcp_addr};
+use baton_tests::Daemon;
 use batond::zk::jute::{ConnectRequest, Reader, Writer};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -18,10 +18,24 @@ struct Fixture {
     zk_addr: SocketAddr,
 }
 
+/// A daemon with the ZooKeeper listener on a port the kernel picks (read back from its log,
+/// so no other process can take the port in between).
 fn start() -> Fixture {
-    let zk_addr = free_tcp_addr();
-    let daemon = Daemon::start_with(&["--zk-listen", &zk_addr.to_string()]);
-    Fixture { daemon, zk_addr }
+    let daemon = Daemon::start_with(&["--zk-listen", "127.0.0.1:0"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let log = daemon.log();
+        let addr = log
+            .lines()
+            .filter(|line| line.contains("listening for ZooKeeper clients"))
+            .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("addr=")))
+            .and_then(|addr| addr.parse().ok());
+        if let Some(zk_addr) = addr {
+            return Fixture { daemon, zk_addr };
+        }
+        assert!(std::time::Instant::now() < deadline, "no ZooKeeper listener in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 impl Fixture {
@@ -133,6 +147,18 @@ async fn multi_is_all_or_nothing_with_a_result_per_op() {
     assert_eq!(c.check_stat("/m/b").await.unwrap(), None, "nothing of a failed multi is applied");
     assert_eq!(c.get_data("/m").await.unwrap().0, b"1");
     assert!(c.new_multi_writer().commit().await.unwrap().is_empty());
+    // multiRead: each read's result, or its error, in one reply.
+    let mut reader = c.new_multi_reader();
+    reader.add_get_data("/m").unwrap();
+    reader.add_get_children("/m").unwrap();
+    reader.add_get_data("/m/absent").unwrap();
+    let reads = reader.commit().await.unwrap();
+    assert!(
+        matches!(&reads[0], zk::MultiReadResult::Data { data, stat } if data == b"1" && stat.version == 1),
+        "{reads:?}"
+    );
+    assert!(matches!(&reads[1], zk::MultiReadResult::Children { children } if children.is_empty()), "{reads:?}");
+    assert!(matches!(&reads[2], zk::MultiReadResult::Error { err: zk::Error::NoNode }), "{reads:?}");
     let mut any_version = c.new_multi_writer();
     any_version.add_check_version("/m", -1).unwrap();
     assert!(matches!(any_version.commit().await.unwrap()[..], [zk::MultiWriteResult::Check]), "-1 checks existence");

@@ -300,6 +300,9 @@ pub enum Op {
     CountDescendants {
         path: String,
     },
+    /// Reads answered together, at one point in the history ([`Response::MultiRead`], one
+    /// result per op): only `Get` and `Children`, without watches.
+    MultiRead(Vec<Op>),
 }
 
 /// A kind of watch, for [`Op::MatchWatches`].
@@ -317,7 +320,7 @@ pub enum WatchType {
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 22;
+    pub const VARIANTS: u32 = 23;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -405,6 +408,8 @@ pub enum Response {
     },
     /// The number of nodes under a node ([`Op::CountDescendants`]).
     Descendants(u64),
+    /// One result per read of an [`Op::MultiRead`].
+    MultiRead(Vec<Result<Response, ErrorReply>>),
 }
 
 /// A server's view of itself, for `baton admin status`.

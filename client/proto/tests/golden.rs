@@ -231,7 +231,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 28] = [
+    let ops: [(Op, &str); 29] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -281,6 +281,7 @@ fn request_with_each_op() {
             "c60214022f6102000101",
         ),
         (Op::CountDescendants { path: "/a".into() }, "c70215022f61"),
+        (Op::MultiRead(vec![Op::Get { path: "/a".into(), watch: false }]), "c802160104022f6100"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -288,8 +289,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(22);
-    assert_eq!(Op::VARIANTS, 22);
+    has_n_variants::<Op>(23);
+    assert_eq!(Op::VARIANTS, 23);
     for (kind, expected) in [
         (WatchType::Data, "00"),
         (WatchType::Exists, "01"),
@@ -317,7 +318,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 25] = [
+    let responses: [(Response, &str); 26] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -407,11 +408,15 @@ fn response_each() {
             "14020100020001",
         ),
         (Response::Descendants(300), "15ac02"),
+        (
+            Response::MultiRead(vec![Ok(Response::Pong), Err(ErrorReply::new(ErrorCode::NoNode, "/a"))]),
+            "160200000100022f61",
+        ),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(22);
+    has_n_variants::<Response>(23);
 }
 
 #[test]

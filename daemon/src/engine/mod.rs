@@ -703,7 +703,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 24] = [
+pub const OP_NAMES: [&str; 25] = [
     "ping",
     "create",
     "delete",
@@ -728,6 +728,7 @@ pub const OP_NAMES: [&str; 24] = [
     "authenticate",
     "match_watches",
     "count_descendants",
+    "multi_read",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
@@ -759,6 +760,7 @@ fn op_index(op: &Op) -> u8 {
         Op::WhoAmI => 19,
         Op::MatchWatches { .. } => 22,
         Op::CountDescendants { .. } => 23,
+        Op::MultiRead(_) => 24,
     }
 }
 

@@ -30,6 +30,7 @@ pub mod op {
     pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
     pub const CREATE_TTL: i32 = 21;
+    pub const MULTI_READ: i32 = 22;
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
     pub const GET_EPHEMERALS: i32 = 103;
@@ -480,6 +481,8 @@ pub enum Request {
         version: i32,
     },
     Multi(Vec<Request>),
+    /// Op 22: getData and getChildren ops only.
+    MultiRead(Vec<Request>),
     /// Ops 101 and 105 (the latter with the persistent lists).
     SetWatches {
         relative_zxid: i64,
@@ -519,7 +522,8 @@ impl Request {
     /// as [`Request::Unknown`] whatever follows.
     pub fn decode(op: i32, r: &mut Reader<'_>) -> Result<Request> {
         let request = match op {
-            op::MULTI => {
+            op::MULTI | op::MULTI_READ => {
+                let writes = op == op::MULTI;
                 let mut ops = Vec::new();
                 loop {
                     let (kind, done, _err) = (r.int("multi type")?, r.boolean("multi done")?, r.int("multi err")?);
@@ -533,11 +537,16 @@ impl Request {
                         | op::CREATE_TTL
                         | op::DELETE
                         | op::SET_DATA
-                        | op::CHECK => ops.push(Request::decode_one(kind, r)?),
+                        | op::CHECK
+                            if writes =>
+                        {
+                            ops.push(Request::decode_one(kind, r)?);
+                        }
+                        op::GET_DATA | op::GET_CHILDREN if !writes => ops.push(Request::decode_one(kind, r)?),
                         other => return Err(JuteError::BadValue { what: "multi op type", value: i64::from(other) }),
                     }
                 }
-                Request::Multi(ops)
+                if writes { Request::Multi(ops) } else { Request::MultiRead(ops) }
             }
             op => Request::decode_one(op, r)?,
         };

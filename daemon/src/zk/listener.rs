@@ -51,7 +51,8 @@ pub async fn serve(
     let admission = Admission::new(connections_max, limits.connections_per_peer_max);
     let next_id = AtomicU64::new(CONN_BASE);
     let mut tasks = JoinSet::new();
-    info!(addr = ?listener.local_addr().ok(), "listening for ZooKeeper clients");
+    let addr = listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+    info!(%addr, "listening for ZooKeeper clients");
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,

@@ -68,6 +68,8 @@ pub enum Shape {
     Sync { path: String },
     /// `MultiResponse`; the opcodes of the request's ops, for the result types.
     Multi(Vec<i32>),
+    /// multiRead's `MultiResponse`: each read's response, or an error result.
+    MultiRead,
     /// `GetEphemeralsResponse{paths}` of the caller's ephemerals under `prefix`.
     Ephemerals { prefix: String },
     /// `ErrorResponse{0}`: a 4-byte body (observed).
@@ -182,6 +184,17 @@ fn translate(request: Request, peer_ip: &str, authenticated: bool) -> Result<(Op
         }
         Request::Sync { path } => (Op::Sync { path: path.clone() }, Shape::Sync { path }),
         Request::Multi(ops) => multi(ops, authenticated)?,
+        Request::MultiRead(ops) => {
+            let reads = ops
+                .into_iter()
+                .map(|op| match op {
+                    Request::GetData { path, .. } => Ok(Op::Get { path, watch: false }),
+                    Request::GetChildren { path, .. } => Ok(Op::Children { path, watch: false, with_stats: false }),
+                    _ => Err(Shape::local(code::UNIMPLEMENTED)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (Op::MultiRead(reads), Shape::MultiRead)
+        }
         // Outside a multi, a check is not a client operation.
         Request::Check { .. } => return Err(Shape::local(code::UNIMPLEMENTED)),
         Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
@@ -424,6 +437,27 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
             w.string(path);
         }
         (Shape::Multi(kinds), Response::Multi(results)) => multi_results(kinds, &results, &mut w),
+        (Shape::MultiRead, Response::MultiRead(results)) => {
+            for result in results {
+                match result {
+                    Ok(Response::Data { data, stat: s }) => {
+                        w.int(op::GET_DATA).boolean(false).int(code::OK).bytes(&data);
+                        stat(&s).write(&mut w);
+                    }
+                    Ok(Response::Children { children, .. }) => {
+                        w.int(op::GET_CHILDREN).boolean(false).int(code::OK).strings(&children);
+                    }
+                    Ok(_) => {
+                        w.int(op::ERROR).boolean(false).int(code::SYSTEM_ERROR).int(code::SYSTEM_ERROR);
+                    }
+                    Err(e) => {
+                        let e = error_code(e.code);
+                        w.int(op::ERROR).boolean(false).int(e).int(e);
+                    }
+                }
+            }
+            w.int(op::ERROR).boolean(true).int(-1);
+        }
         (Shape::Ephemerals { prefix }, Response::Ephemerals(paths)) => {
             let mine: Vec<&String> = paths.iter().filter(|p| p.starts_with(prefix.as_str())).collect();
             w.strings(&mine);
@@ -714,5 +748,30 @@ mod tests {
         assert_eq!((kinds.len(), remove), (5, false));
         assert_eq!(local_err(request(9, true)), code::BAD_ARGUMENTS);
         assert_eq!(reply(&Shape::Empty, Err(ErrorReply::new(ErrorCode::NoWatcher, "/w"))), (code::NO_WATCHER, vec![]));
+    }
+
+    #[test]
+    fn multi_read_answers_each_read_or_its_error() {
+        let request = Request::MultiRead(vec![
+            Request::GetData { path: "/a".into(), watch: true },
+            Request::GetChildren { path: "/b".into(), watch: false, two: false },
+        ]);
+        let (op, shape) = request_ok(request);
+        let expected = Op::MultiRead(vec![
+            Op::Get { path: "/a".into(), watch: false },
+            Op::Children { path: "/b".into(), watch: false, with_stats: false },
+        ]);
+        assert_eq!((op, &shape), (expected, &Shape::MultiRead));
+        let results = vec![
+            Ok(Response::Data { data: b"x".to_vec(), stat: Stat::default() }),
+            Err(ErrorReply::new(ErrorCode::NoNode, "/b")),
+        ];
+        let (err, body) = reply(&shape, Ok(Response::MultiRead(results)));
+        assert_eq!(err, 0);
+        let mut expected = Writer::new();
+        expected.int(op::GET_DATA).boolean(false).int(0).bytes(b"x");
+        jute::Stat::default().write(&mut expected);
+        expected.int(-1).boolean(false).int(-101).int(-101).int(-1).boolean(true).int(-1);
+        assert_eq!(body, expected.into_bytes());
     }
 }
