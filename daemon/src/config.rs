@@ -418,6 +418,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn superusers_may_name_a_zookeeper_digest() {
+        let config =
+            Config { superusers: vec!["digest:super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into()], ..Config::default() };
+        let superusers = config.superusers().unwrap();
+        assert_eq!(superusers[0], Principal::Digest("super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into()));
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
     }
