@@ -480,6 +480,9 @@ fn raw_unknown_opcode_is_unimplemented_and_the_connection_stays() {
     assert!(r.long("zxid").unwrap() > 0);
     assert_eq!(r.int("err").unwrap(), 0);
 
+    // A request whose record cannot be read: MarshallingError in its turn, the connection stays.
+    assert_eq!(call(&mut s, 2, 4, &[0xff, 0xff, 0xff, 0x00, 1]), -5);
+    assert_eq!(call(&mut s, 3, 3, &[0, 0, 0, 1, b'/', 0]), 0, "exists / still answers");
     // A frame past the limit closes the connection; the daemon carries on.
     s.write_all(&0x7fff_0000u32.to_be_bytes()).unwrap();
     assert!(recv_frame(&mut s).is_none());
