@@ -90,6 +90,8 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Acl { .. } => "Acl",
         Response::AclSet(_) => "AclSet",
         Response::Identity { .. } => "Identity",
+        Response::Descendants(_) => "Descendants",
+        Response::MultiRead(_) => "MultiRead",
     }
 }
 

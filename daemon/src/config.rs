@@ -93,6 +93,10 @@ pub struct Config {
     /// Serve Prometheus metrics (`GET /metrics`) and a health check (`GET /health`) over
     /// HTTP on this TCP address; off when unset.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve ZooKeeper clients (protocol 3.5–3.9) on this TCP address as well; off when
+    /// unset. They share the tree, sessions and watches with native clients, and are
+    /// `anyone` in ACLs plus the `digest` ids they authenticate as.
+    pub zk_listen: Option<SocketAddr>,
     /// The ACL of a node created without one, as `PRINCIPAL:PERMS` entries; `creator`
     /// stands for the creating client's own identity (its uid, token or certificate name).
     pub default_acl: Vec<String>,
@@ -218,6 +222,7 @@ impl Default for Config {
             sync_standby_gone: SyncStandbyGone::Wait,
             sync_standby_timeout_ms: SYNC_STANDBY_TIMEOUT_MS,
             metrics_listen: None,
+            zk_listen: None,
             default_acl: vec!["creator:all".to_owned()],
             root_acl: vec!["anyone:rwcd".to_owned()],
             superusers: vec!["uid:0".to_owned()],
@@ -411,6 +416,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn superusers_may_name_a_zookeeper_digest() {
+        let config =
+            Config { superusers: vec!["digest:super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into()], ..Config::default() };
+        let superusers = config.superusers().unwrap();
+        assert_eq!(superusers[0], Principal::Digest("super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into()));
+    }
 
     #[test]
     fn defaults_are_valid() {

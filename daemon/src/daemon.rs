@@ -36,6 +36,14 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     info!(data_dir = %config.data_dir.display(), nodes = sm.tree().len(), sessions = sm.sessions().len(), last_zxid = %sm.last_zxid(), "store recovered");
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let zk_listener = match config.zk_listen {
+        Some(addr) => Some(
+            runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("cannot listen for ZooKeeper clients on {addr}"))?,
+        ),
+        None => None,
+    };
     let listeners = runtime
         .block_on(Listeners::bind(&config.socket, config.listen))
         .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
@@ -103,6 +111,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
         if let Some(listener) = metrics_listener {
             tokio::spawn(metrics::http::serve(listener, engine_metrics, engine_tx.clone(), shutdown_rx.clone()));
+        }
+        if let Some(listener) = zk_listener {
+            let (engine, shutdown) = (engine_tx.clone(), shutdown_rx.clone());
+            tokio::spawn(crate::zk::serve(listener, engine, limits, config.connections_max, shutdown));
         }
         if let Err(e) = replication::start(config, handles, shutdown_rx.clone()).await {
             error!("{e:#}");

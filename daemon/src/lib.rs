@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  clients ──► server (Unix / TCP listeners, one task per connection)
+//!  ZooKeeper clients ──► zk (jute ⇄ native ops, one task per connection; optional)
 //!                 │  EngineInput (bounded channel)            ▲ ServerMessage (bounded, per
 //!                 ▼                                           │ connection; slow ones are cut)
 //!              engine (one thread: the single writer)
@@ -16,7 +17,7 @@
 //!
 //! Dependency direction: `state` imports only `baton_proto` and std; `store` adds redb;
 //! `engine` joins them; `server` and `replication` feed the engine; `daemon` wires config,
-//! listeners, replication, ticks and signals; `main.rs` parses flags and sets up logs.
+//! listeners, replication, ticks and signals; `zk` translates ZooKeeper's protocol at the edge; `main.rs` parses flags and sets up logs.
 //! A standby applies the primary's txns with the same `StateMachine::apply` and store commit
 //! as the primary itself and as recovery.
 //! Invariant violations (a prepared txn that does not fit the state) panic with a message:
@@ -35,3 +36,4 @@ pub mod signals;
 pub mod state;
 pub mod store;
 pub mod wire;
+pub mod zk;

@@ -57,6 +57,10 @@ struct Args {
     /// HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Also serve ZooKeeper clients (its client protocol, 3.5–3.9) on HOST:PORT; they are
+    /// `anyone` in ACLs, plus the `digest` ids they authenticate as.
+    #[arg(long, value_name = "HOST:PORT")]
+    zk_listen: Option<SocketAddr>,
     /// Token verifiers clients may authenticate with (lines from `baton token new`); TCP
     /// clients need a token or a TLS client certificate.
     #[arg(long, value_name = "FILE")]
@@ -135,6 +139,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(addr) = args.zk_listen {
+        config.zk_listen = Some(addr);
     }
     if let Some(file) = args.tokens_file {
         config.tokens_file = Some(file);

@@ -73,6 +73,16 @@ pub fn weight(message: &baton_proto::ServerMessage) -> usize {
                     Response::ChildrenWithStats { children, .. } => children.iter().map(|(c, _)| c.len() + FIXED).sum(),
                     Response::Created { path, .. } => path.len(),
                     Response::Multi(results) => results.len() * FIXED,
+                    Response::MultiRead(results) => results
+                        .iter()
+                        .map(|result| match result {
+                            Ok(Response::Data { data, .. }) => FIXED + data.len(),
+                            Ok(Response::Children { children, .. }) => {
+                                FIXED + children.iter().map(|c| c.len() + 2).sum::<usize>()
+                            }
+                            _ => FIXED,
+                        })
+                        .sum(),
                     _ => 0,
                 }
         }

@@ -104,6 +104,9 @@ pub enum Principal {
     /// Whoever creates the node (or sets the ACL): replaced by that caller's own identity
     /// before it is stored. Never part of a stored ACL.
     Creator,
+    /// A ZooKeeper client that authenticated with the `digest` scheme: `user:HASH`, HASH
+    /// being base64(SHA-1("user:password")), as ZooKeeper writes digest ids.
+    Digest(String),
 }
 
 impl fmt::Display for Principal {
@@ -115,6 +118,7 @@ impl fmt::Display for Principal {
             Principal::Token(name) => write!(f, "token:{name}"),
             Principal::Cert(name) => write!(f, "cert:{name}"),
             Principal::Creator => f.write_str("creator"),
+            Principal::Digest(id) => write!(f, "digest:{id}"),
         }
     }
 }
@@ -135,7 +139,10 @@ impl FromStr for Principal {
             Some(("gid", n)) => number(n, "gid").map(Principal::Gid),
             Some(("token", n)) => named(n, "token").map(Principal::Token),
             Some(("cert", n)) => named(n, "cert").map(Principal::Cert),
-            _ => Err(format!("unknown principal {s:?} (anyone, creator, uid:N, gid:N, token:NAME, cert:NAME)")),
+            Some(("digest", n)) => named(n, "digest").map(Principal::Digest),
+            _ => Err(format!(
+                "unknown principal {s:?} (anyone, creator, uid:N, gid:N, token:NAME, cert:NAME, digest:USER:HASH)"
+            )),
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum ErrorCode {
     /// The connection did not authenticate: a TCP client without a token or certificate, or
     /// a token that did not prove itself.
     AuthFailed,
+    /// The session has no watch of the kind asked for on the path.
+    NoWatcher,
 }
 
 impl ErrorCode {
@@ -111,6 +113,7 @@ impl ErrorCode {
             ErrorCode::LockLost => "the fencing token no longer holds the lock",
             ErrorCode::DiskFull => "the server's storage is full or failing",
             ErrorCode::AuthFailed => "authentication failed",
+            ErrorCode::NoWatcher => "no such watch",
         }
     }
 }

@@ -184,6 +184,7 @@ impl WatchSet {
 /// One operation inside a `multi`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MultiOp {
+    /// The node exists at `version` (-1: at any version, as in ZooKeeper).
     Check {
         path: String,
         version: i32,
@@ -286,11 +287,40 @@ pub enum Op {
     },
     /// Who the server takes this connection to be ([`Response::Identity`]).
     WhoAmI,
+    /// This session's watches of the given kinds on `path` (ZooKeeper's checkWatches), and
+    /// with `remove` drops them (removeWatches): [`Response::WatchesRemoved`], or `NoWatcher`
+    /// if there is none.
+    MatchWatches {
+        path: String,
+        kinds: Vec<WatchType>,
+        remove: bool,
+    },
+    /// How many nodes lie under `path`, at any depth ([`Response::Descendants`]); needs read
+    /// permission on `path`.
+    CountDescendants {
+        path: String,
+    },
+    /// Reads answered together, at one point in the history ([`Response::MultiRead`], one
+    /// result per op): only `Get` and `Children`, without watches.
+    MultiRead(Vec<Op>),
+}
+
+/// A kind of watch, for [`Op::MatchWatches`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WatchType {
+    /// One-shot, left by `get`.
+    Data,
+    /// One-shot, left by `exists`.
+    Exists,
+    /// One-shot, left by `children`.
+    Children,
+    Persistent,
+    Recursive,
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 20;
+    pub const VARIANTS: u32 = 23;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -376,6 +406,10 @@ pub enum Response {
         principals: Vec<Principal>,
         superuser: bool,
     },
+    /// The number of nodes under a node ([`Op::CountDescendants`]).
+    Descendants(u64),
+    /// One result per read of an [`Op::MultiRead`].
+    MultiRead(Vec<Result<Response, ErrorReply>>),
 }
 
 /// A server's view of itself, for `baton admin status`.

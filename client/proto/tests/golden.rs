@@ -14,6 +14,7 @@ use baton_proto::frame;
 use baton_proto::message::{
     CreateKind, CreateRequest, EventKind, Hello, HelloReply, MAGIC, MultiOp, Op, OpResult, PROTOCOL_VERSION,
     PersistentWatchMode, Request, Response, Role, ServerHello, ServerMessage, SessionRequest, WatchEvent, WatchSet,
+    WatchType,
 };
 use baton_proto::message::{PeerStatus, StatusReport};
 use baton_proto::replication::ReplicationMode;
@@ -147,11 +148,12 @@ fn acl_entries_with_each_principal() {
         (Principal::Token("t".into()), "030174"),
         (Principal::Cert("c".into()), "040163"),
         (Principal::Creator, "05"),
+        (Principal::Digest("d".into()), "060164"),
     ];
     for (principal, expected) in principals {
         golden(&principal, expected);
     }
-    has_n_variants::<Principal>(6);
+    has_n_variants::<Principal>(7);
     golden(&AclEntry::new(Principal::Uid(1000), Perms::READ), "01e80701");
 }
 
@@ -229,7 +231,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 26] = [
+    let ops: [(Op, &str); 29] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -274,6 +276,12 @@ fn request_with_each_op() {
             "c40212022f620100010104",
         ),
         (Op::WhoAmI, "c50213"),
+        (
+            Op::MatchWatches { path: "/a".into(), kinds: vec![WatchType::Data, WatchType::Exists], remove: true },
+            "c60214022f6102000101",
+        ),
+        (Op::CountDescendants { path: "/a".into() }, "c70215022f61"),
+        (Op::MultiRead(vec![Op::Get { path: "/a".into(), watch: false }]), "c802160104022f6100"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -281,8 +289,18 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(20);
-    assert_eq!(Op::VARIANTS, 20);
+    has_n_variants::<Op>(23);
+    assert_eq!(Op::VARIANTS, 23);
+    for (kind, expected) in [
+        (WatchType::Data, "00"),
+        (WatchType::Exists, "01"),
+        (WatchType::Children, "02"),
+        (WatchType::Persistent, "03"),
+        (WatchType::Recursive, "04"),
+    ] {
+        golden(&kind, expected);
+    }
+    has_n_variants::<WatchType>(5);
 }
 
 #[test]
@@ -300,7 +318,7 @@ fn op_result_each() {
 
 #[test]
 fn response_each() {
-    let responses: [(Response, &str); 24] = [
+    let responses: [(Response, &str); 26] = [
         (Response::Pong, "00"),
         (
             Response::Created { path: "/a".into(), stat: stat() },
@@ -389,11 +407,16 @@ fn response_each() {
             Response::Identity { principals: vec![Principal::Uid(0), Principal::Gid(0)], superuser: true },
             "14020100020001",
         ),
+        (Response::Descendants(300), "15ac02"),
+        (
+            Response::MultiRead(vec![Ok(Response::Pong), Err(ErrorReply::new(ErrorCode::NoNode, "/a"))]),
+            "160200000100022f61",
+        ),
     ];
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(21);
+    has_n_variants::<Response>(23);
 }
 
 #[test]
@@ -459,11 +482,12 @@ fn error_reply_and_every_error_code() {
         (ErrorCode::LockLost, "18"),
         (ErrorCode::DiskFull, "19"),
         (ErrorCode::AuthFailed, "1a"),
+        (ErrorCode::NoWatcher, "1b"),
     ];
     for (code, expected) in codes {
         golden(&code, expected);
     }
-    has_n_variants::<ErrorCode>(27);
+    has_n_variants::<ErrorCode>(28);
 }
 
 /// A log record is `TXN_FORMAT_VERSION` then the postcard txn.

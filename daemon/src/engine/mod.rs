@@ -76,6 +76,14 @@ pub enum EngineInput {
     Disconnected {
         conn: ConnId,
     },
+    /// The connection proved `principal` after its hello (a ZooKeeper `auth` packet): its
+    /// session is that too from now on. Answered in order, as request `id`, with the
+    /// connection's identity.
+    Authenticate {
+        conn: ConnId,
+        id: u64,
+        principal: Principal,
+    },
     /// Time passed: expire sessions, reap TTL nodes.
     Tick,
     /// A standby's replication stream delivered these txns; `done` gets the durable zxid.
@@ -309,6 +317,7 @@ impl Engine {
                 self.outputs.push(Output::Reply { conn, message, op: UNDECODABLE, round: self.round });
             }
             EngineInput::Disconnected { conn } => self.disconnected(conn),
+            EngineInput::Authenticate { conn, id, principal } => self.authenticate(conn, id, principal),
             EngineInput::Tick => self.tick(),
             EngineInput::Replicate { txns, done } => self.replicate(txns, done),
             EngineInput::InstallSnapshot { snapshot, done } => self.install_snapshot(&snapshot, done)?,
@@ -501,6 +510,27 @@ impl Engine {
         applied
     }
 
+    /// Adds a principal proved after the hello to the identity of the connection's session.
+    fn authenticate(&mut self, conn: ConnId, id: u64, principal: Principal) {
+        let Some(link) = self.conns.get(&conn) else { return };
+        let session = link.session;
+        let result = if self.attached.get(&session) == Some(&conn) {
+            let mut identity = self.sm.identity(session).clone();
+            if !identity.principals.contains(&principal) {
+                info!(conn, session = %session, principal = %principal, "authenticated");
+                identity.principals.push(principal);
+            }
+            identity.superuser |= identity.principals.iter().any(|p| self.config.superusers.contains(p));
+            let (principals, superuser) = (identity.principals.clone(), identity.superuser);
+            self.sm.attach_identity(session, identity);
+            Ok(Response::Identity { principals, superuser })
+        } else {
+            Err(ErrorReply::new(ErrorCode::SessionMoved, format!("session {session}")))
+        };
+        let message = ServerMessage::Reply { id, zxid: self.sm.last_zxid(), result };
+        self.outputs.push(Output::Reply { conn, message, op: AUTHENTICATE, round: self.round });
+    }
+
     fn disconnected(&mut self, conn: ConnId) {
         let Some(gone) = self.conns.remove(&conn) else { return };
         self.replica.forget_local(gone.session);
@@ -673,7 +703,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 21] = [
+pub const OP_NAMES: [&str; 25] = [
     "ping",
     "create",
     "delete",
@@ -695,10 +725,16 @@ pub const OP_NAMES: [&str; 21] = [
     "set_acl",
     "who_am_i",
     "undecodable",
+    "authenticate",
+    "match_watches",
+    "count_descendants",
+    "multi_read",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
 const UNDECODABLE: u8 = 20;
+/// A principal proved after the hello, in `OP_NAMES`.
+const AUTHENTICATE: u8 = 21;
 
 fn op_index(op: &Op) -> u8 {
     match op {
@@ -722,6 +758,9 @@ fn op_index(op: &Op) -> u8 {
         Op::GetAcl { .. } => 17,
         Op::SetAcl { .. } => 18,
         Op::WhoAmI => 19,
+        Op::MatchWatches { .. } => 22,
+        Op::CountDescendants { .. } => 23,
+        Op::MultiRead(_) => 24,
     }
 }
 

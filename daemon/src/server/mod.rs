@@ -1,7 +1,7 @@
 //! The listeners: the Unix socket (always) and TCP (when configured), one task per
 //! connection, a cap on connections, and no accept spin when file descriptors run out.
 
-mod admission;
+pub(crate) mod admission;
 mod auth;
 mod connection;
 mod peer;

@@ -201,7 +201,8 @@ impl StateMachine {
                 valid_path(&p)?;
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
                 check_node(overlay, who, &p, Perms::READ)?;
-                check_version(&p, Some(version), node.version)?;
+                // -1 matches any version, as in ZooKeeper.
+                check_version(&p, (version != -1).then_some(version), node.version)?;
                 Ok(TxnOp::Check { path: p, version })
             }
             MultiOp::HoldsLock { .. } if self.limits.skip_fencing_check => {

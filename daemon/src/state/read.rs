@@ -15,7 +15,7 @@ fn no_node(p: &str) -> ErrorReply {
 
 impl StateMachine {
     /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
-    /// `RemoveWatches`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
+    /// `RemoveWatches`, `MatchWatches`, `CountDescendants`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
     /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
@@ -86,6 +86,14 @@ impl StateMachine {
                 self.watches.remove_path(session, p);
                 Ok(Response::WatchesRemoved)
             }
+            Op::MultiRead(ops) => self.multi_read(session, ops),
+            Op::CountDescendants { path: p } => {
+                valid_path(p)?;
+                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                who.check(&node.acl, Perms::READ, p)?;
+                Ok(Response::Descendants(self.tree.descendants(p) as u64))
+            }
+            Op::MatchWatches { path: p, kinds, remove } => self.match_watches(session, p, kinds, *remove),
             Op::GetAcl { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
@@ -149,6 +157,39 @@ impl StateMachine {
     /// decides whether a replayed change may be told.
     fn nearest_acl(&self, p: &str) -> &[baton_proto::AclEntry] {
         path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| &n.acl)
+    }
+
+    /// Reads answered together: each `Get` or `Children` (without a watch) in turn.
+    fn multi_read(&mut self, session: SessionId, ops: &[Op]) -> Result<Response, ErrorReply> {
+        let reads_only =
+            ops.iter().all(|op| matches!(op, Op::Get { watch: false, .. } | Op::Children { watch: false, .. }));
+        if !reads_only {
+            let message = "a multi-read holds only get and children, without watches";
+            return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
+        }
+        Ok(Response::MultiRead(ops.iter().map(|op| self.read(session, op)).collect()))
+    }
+
+    /// Finds (and with `remove` drops) the session's watches of `kinds` on `p`; `NoWatcher`
+    /// if there is none.
+    fn match_watches(
+        &mut self,
+        session: SessionId,
+        p: &str,
+        kinds: &[baton_proto::message::WatchType],
+        remove: bool,
+    ) -> Result<Response, ErrorReply> {
+        valid_path(p)?;
+        let kinds: Vec<WatchKind> = kinds.iter().map(|k| WatchKind::from(*k)).collect();
+        let found = if remove {
+            self.watches.remove_kinds(session, p, &kinds)
+        } else {
+            self.watches.count_kinds(session, p, &kinds)
+        };
+        if found == 0 {
+            return Err(ErrorReply::new(ErrorCode::NoWatcher, p));
+        }
+        Ok(Response::WatchesRemoved)
     }
 
     fn add_watch(&mut self, session: SessionId, kind: WatchKind, p: &str) -> Result<(), ErrorReply> {

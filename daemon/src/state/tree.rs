@@ -111,6 +111,13 @@ impl Tree {
         self.nodes.contains_key(p)
     }
 
+    /// How many nodes lie under `p` (not counting `p`): one range scan, no recursion.
+    pub fn descendants(&self, p: &str) -> usize {
+        let prefix = if p == "/" { "/".to_owned() } else { format!("{p}/") };
+        let after = (std::ops::Bound::Excluded(prefix.as_str()), std::ops::Bound::Unbounded);
+        self.nodes.range::<str, _>(after).take_while(|(k, _)| k.starts_with(prefix.as_str())).count()
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -226,6 +233,18 @@ mod tests {
         let a = tree.get("/a").unwrap();
         assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (2, 0, Zxid(3)));
         assert_eq!(a.stat.mzxid, Zxid(1), "child changes leave the data zxid alone");
+    }
+
+    #[test]
+    fn descendants_count_every_depth_and_not_siblings_sharing_a_prefix() {
+        let mut tree = Tree::new();
+        let open = acl::open();
+        for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/a-"].into_iter().enumerate() {
+            tree.create(p, vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(i as u64 + 1), 0);
+        }
+        assert_eq!(tree.descendants("/a"), 2, "/ab and /a- are not under /a");
+        assert_eq!(tree.descendants("/a/b/c"), 0);
+        assert_eq!(tree.descendants("/"), 5);
     }
 
     #[test]

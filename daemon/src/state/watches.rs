@@ -31,6 +31,19 @@ pub enum WatchKind {
     Recursive,
 }
 
+impl From<baton_proto::message::WatchType> for WatchKind {
+    fn from(kind: baton_proto::message::WatchType) -> Self {
+        use baton_proto::message::WatchType;
+        match kind {
+            WatchType::Data => WatchKind::Data,
+            WatchType::Exists => WatchKind::Exists,
+            WatchType::Children => WatchKind::Children,
+            WatchType::Persistent => WatchKind::Persistent,
+            WatchType::Recursive => WatchKind::Recursive,
+        }
+    }
+}
+
 impl From<PersistentWatchMode> for WatchKind {
     fn from(mode: PersistentWatchMode) -> Self {
         match mode {
@@ -166,8 +179,24 @@ impl WatchTable {
 
     /// Drops every watch of `session` on `p`; returns how many there were.
     pub fn remove_path(&mut self, session: SessionId, p: &str) -> usize {
+        self.remove_kinds(
+            session,
+            p,
+            &[WatchKind::Data, WatchKind::Exists, WatchKind::Children, WatchKind::Persistent, WatchKind::Recursive],
+        )
+    }
+
+    /// How many watches of `kinds` `session` has on `p`.
+    pub fn count_kinds(&self, session: SessionId, p: &str, kinds: &[WatchKind]) -> usize {
+        self.by_session
+            .get(&session)
+            .map_or(0, |mine| mine.iter().filter(|(k, wp)| wp == p && kinds.contains(k)).count())
+    }
+
+    /// Drops the watches of `kinds` `session` has on `p`; returns how many there were.
+    pub fn remove_kinds(&mut self, session: SessionId, p: &str, kinds: &[WatchKind]) -> usize {
         let Some(mine) = self.by_session.get_mut(&session) else { return 0 };
-        let doomed: Vec<_> = mine.iter().filter(|(_, wp)| wp == p).cloned().collect();
+        let doomed: Vec<_> = mine.iter().filter(|(k, wp)| wp == p && kinds.contains(k)).cloned().collect();
         for entry in &doomed {
             mine.remove(entry);
         }

@@ -205,7 +205,8 @@ fn ref_op(nodes: &mut Nodes, cx: Cx<'_>, op: &MultiOp, deleted: &mut Vec<String>
         }
         MultiOp::Check { path: p, version } => {
             ref_valid(p)?;
-            ref_version(Some(*version), ref_get(nodes, p)?)?;
+            // -1 matches any version (ZooKeeper's rule): the check is that the node exists.
+            ref_version((*version != -1).then_some(*version), ref_get(nodes, p)?)?;
             Ok(OpResult::Checked)
         }
         MultiOp::HoldsLock { lock, token } => {
