@@ -86,7 +86,7 @@ impl World {
         for _ in 0..n {
             let key = format!("/k{}", self.next_key);
             self.next_key += 1;
-            let data = vec![b'x'; rng.below(3000) as usize];
+            let data = vec![b'x'; rng.below(300) as usize];
             let op = Op::Create(CreateRequest {
                 path: key.clone(),
                 data,

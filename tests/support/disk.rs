@@ -16,8 +16,9 @@ struct State {
     current: Vec<u8>,
     /// What survives a power cut for sure: the image at the last sync.
     durable: Vec<u8>,
-    /// Writes since the last sync, in order (offset, bytes).
-    unsynced: Vec<(u64, Vec<u8>)>,
+    /// Writes (offset, bytes) and length changes (offset = the new length, no bytes) since
+    /// the last sync, in order.
+    unsynced: Vec<(u64, Option<Vec<u8>>)>,
     /// Fail the next write (and every one after, until healed) with this error.
     fail_writes: Option<std::io::ErrorKind>,
     /// Fail the next sync (and every one after, until healed) with this error.
@@ -80,6 +81,13 @@ impl SimDisk {
         let mut state = self.lock();
         let mut image = state.durable.clone();
         for (i, (offset, bytes)) in std::mem::take(&mut state.unsynced).into_iter().enumerate() {
+            let Some(bytes) = bytes else {
+                // A length change is file metadata: kept or not, like the writes.
+                if keep(i) {
+                    image.resize(offset as usize, 0);
+                }
+                continue;
+            };
             if !keep(i) {
                 continue;
             }
@@ -139,6 +147,7 @@ impl StorageBackend for SimBackend {
             return Err(io_error(std::io::ErrorKind::Other, "the power is off"));
         }
         state.current.resize(len as usize, 0);
+        state.unsynced.push((len, None));
         Ok(())
     }
 
@@ -152,9 +161,21 @@ impl StorageBackend for SimBackend {
             state.faults += 1;
             return Err(io_error(std::io::ErrorKind::Other, "the power is off"));
         }
+        // What was written is now durable: apply it to the durable image (cheaper than copying
+        // the whole image at every sync).
         let state = &mut *state;
-        state.durable.clone_from(&state.current);
-        state.unsynced.clear();
+        for (offset, bytes) in state.unsynced.drain(..) {
+            match bytes {
+                None => state.durable.resize(offset as usize, 0),
+                Some(bytes) => {
+                    let (at, end) = (offset as usize, offset as usize + bytes.len());
+                    if state.durable.len() < end {
+                        state.durable.resize(end, 0);
+                    }
+                    state.durable[at..end].copy_from_slice(&bytes);
+                }
+            }
+        }
         state.syncs += 1;
         Ok(())
     }
@@ -178,7 +199,7 @@ impl StorageBackend for SimBackend {
             state.current.resize(end, 0);
         }
         state.current[offset as usize..end].copy_from_slice(data);
-        state.unsynced.push((offset, data.to_vec()));
+        state.unsynced.push((offset, Some(data.to_vec())));
         state.writes += 1;
         Ok(())
     }
