@@ -38,6 +38,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout version of this store; bumped when tables change meaning.
 pub(crate) const STORE_FORMAT: u64 = 2;
+/// The log is trimmed in chunks of this fraction of its retention (see `Store::trim`).
+const TRIM_CHUNK_DIVISOR: u64 = 32;
 /// The file inside the data directory.
 pub const DB_FILE_NAME: &str = "baton.redb";
 
@@ -71,6 +73,8 @@ pub struct Store {
     path: PathBuf,
     retention: Retention,
     window: LogWindow,
+    /// The epoch in `meta` as of the last commit (`None`: not known, write it).
+    epoch: Option<u32>,
     /// A negative control only: commit without fsync, acknowledging what a power cut loses.
     #[cfg(feature = "negative-controls")]
     skip_fsync: bool,
@@ -127,6 +131,7 @@ impl Store {
             path,
             retention,
             window,
+            epoch: Some(restored.epoch),
             #[cfg(feature = "negative-controls")]
             skip_fsync: false,
         };
@@ -173,6 +178,7 @@ impl Store {
         }
         write.commit().map_err(engine)?;
         self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
+        self.epoch = Some(snapshot.epoch);
         Ok(())
     }
 
@@ -197,47 +203,68 @@ impl Store {
         let mut window = self.window;
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
+            let mut sealed = Vec::new();
             for (zxid, record) in &batch.txns {
-                let sealed = records::seal(record.clone());
+                records::seal_into(&mut sealed, record);
                 log.insert(zxid.0, sealed.as_slice()).map_err(engine)?;
                 window.txns += 1;
                 window.bytes += sealed.len() as u64;
             }
-            // Compaction rides along with the commit: what is trimmed is about what was added.
-            let mut trimmed = false;
-            while window.txns > self.retention.txns || (window.bytes > self.retention.bytes && window.txns > 1) {
-                let Some((zxid, record)) = log.pop_first().map_err(engine)? else { break };
-                window.floor = Zxid(zxid.value());
-                window.txns -= 1;
-                window.bytes = window.bytes.saturating_sub(record.value().len() as u64);
-                trimmed = true;
-            }
+            let trimmed = self.trim(&mut log, &mut window)?;
+            // Each table a transaction touches costs a root update and a copied page: write
+            // only what changed (`epoch` only at a promotion, `log_floor` only on a trim).
             let mut meta = write.open_table(META).map_err(engine)?;
             if trimmed {
                 meta.insert("log_floor", window.floor.0).map_err(engine)?;
             }
             meta.insert("log_bytes", window.bytes).map_err(engine)?;
             meta.insert("last_zxid", batch.last_zxid.0).map_err(engine)?;
-            meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
-
-            let mut nodes = write.open_table(NODES).map_err(engine)?;
-            for (p, record) in &batch.nodes {
-                match record {
-                    Some(record) => nodes.insert(p.as_str(), records::encode(record).as_slice()).map_err(engine)?,
-                    None => nodes.remove(p.as_str()).map_err(engine)?,
-                };
+            if self.epoch != Some(batch.epoch) {
+                meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
             }
-            let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
-            for (id, record) in &batch.sessions {
-                match record {
-                    Some(record) => sessions.insert(id.0, records::encode(record).as_slice()).map_err(engine)?,
-                    None => sessions.remove(id.0).map_err(engine)?,
-                };
+            if !batch.nodes.is_empty() {
+                let mut nodes = write.open_table(NODES).map_err(engine)?;
+                for (p, record) in &batch.nodes {
+                    match record {
+                        Some(record) => nodes.insert(p.as_str(), records::encode(record).as_slice()).map_err(engine)?,
+                        None => nodes.remove(p.as_str()).map_err(engine)?,
+                    };
+                }
+            }
+            if !batch.sessions.is_empty() {
+                let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
+                for (id, record) in &batch.sessions {
+                    match record {
+                        Some(record) => sessions.insert(id.0, records::encode(record).as_slice()).map_err(engine)?,
+                        None => sessions.remove(id.0).map_err(engine)?,
+                    };
+                }
             }
         }
         write.commit().map_err(engine)?;
         self.window = window;
+        self.epoch = Some(batch.epoch);
         Ok(())
+    }
+
+    /// Trims the log to its retention, in chunks: once it is over, down to a 32nd below, so
+    /// the far end of the log is touched once per chunk rather than on every commit. Returns
+    /// whether anything was trimmed (`window.floor` moved).
+    fn trim(&self, log: &mut redb::Table<u64, &[u8]>, window: &mut LogWindow) -> Result<bool, StoreError> {
+        let Retention { txns, bytes } = self.retention;
+        if window.txns <= txns && (window.bytes <= bytes || window.txns <= 1) {
+            return Ok(false);
+        }
+        let (txns_goal, bytes_goal) = (txns - txns / TRIM_CHUNK_DIVISOR, bytes - bytes / TRIM_CHUNK_DIVISOR);
+        let mut trimmed = false;
+        while window.txns > txns_goal || (window.bytes > bytes_goal && window.txns > 1) {
+            let Some((zxid, record)) = log.pop_first().map_err(engine)? else { break };
+            window.floor = Zxid(zxid.value());
+            window.txns -= 1;
+            window.bytes = window.bytes.saturating_sub(record.value().len() as u64);
+            trimmed = true;
+        }
+        Ok(trimmed)
     }
 
     fn db(&self) -> Result<Arc<Database>, StoreError> {
@@ -267,7 +294,9 @@ impl Store {
             }
         };
         *write_slot(&self.slot) = Some(Arc::new(db));
-        self.window = self.reader().restore(0)?.1;
+        let (restored, window) = self.reader().restore(0)?;
+        self.window = window;
+        self.epoch = Some(restored.epoch);
         Ok(())
     }
 
@@ -308,8 +337,12 @@ pub(crate) fn corrupt(table: &'static str, key: impl ToString, reason: impl ToSt
     StoreError::Corrupt { table, key: key.to_string(), reason: reason.to_string() }
 }
 
-/// Creates the tables and the format marker of a new store.
+/// Creates the tables and the format marker of a new store. A store that has them already
+/// is left alone: no write transaction, so no fsync on every start.
 fn initialize(db: &Database) -> Result<(), StoreError> {
+    if initialized(db)? {
+        return Ok(());
+    }
     let write = db.begin_write().map_err(engine)?;
     {
         let mut meta = write.open_table(META).map_err(engine)?;
@@ -324,6 +357,30 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
     }
     write.commit().map_err(engine)?;
     Ok(())
+}
+
+/// Whether the format marker and every table exist.
+fn initialized(db: &Database) -> Result<bool, StoreError> {
+    use redb::{ReadableDatabase, TableError};
+    let read = db.begin_read().map_err(engine)?;
+    let meta = match read.open_table(META) {
+        Ok(meta) => meta,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(engine(e)),
+    };
+    if meta.get("format").map_err(engine)?.is_none() {
+        return Ok(false);
+    }
+    for exists in
+        [read.open_table(NODES).map(|_| ()), read.open_table(SESSIONS).map(|_| ()), read.open_table(LOG).map(|_| ())]
+    {
+        match exists {
+            Ok(()) => {}
+            Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(engine(e)),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
