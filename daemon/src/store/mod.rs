@@ -7,12 +7,15 @@
 //! - `log`: zxid → txn record ([`baton_proto::txn::encode_record`]); the newest
 //!   transactions within the retention (by count and by bytes) are kept, for watch replay and
 //!   for a standby to catch up
-//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_bytes` (the log's record bytes),
-//!   `log_floor` (every txn after it is
-//!   in `log`)
+//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_floor` (every txn after it is
+//!   in `log`). A commit writes `meta` only when the epoch changes or the log is trimmed: the
+//!   newest zxid is the larger of `last_zxid` (the zxid of an installed snapshot) and the last
+//!   key of `log`, and the log's bytes are counted when the store is opened. (Stores written
+//!   before 2026-11-25 also keep `last_zxid` and `log_bytes` up to date; both are still read
+//!   correctly.)
 //!
-//! A group commit writes a batch of txns, the node and session records they changed and the
-//! new `last_zxid` in one redb write transaction with immediate durability: when
+//! A group commit writes a batch of txns and the node and session records they changed in one
+//! redb write transaction with immediate durability: when
 //! [`Store::commit`] returns, all of it is on disk, or none of it is.
 
 mod batch;
@@ -174,7 +177,6 @@ impl Store {
             meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
             meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
             meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
-            meta.insert("log_bytes", 0).map_err(engine)?;
         }
         write.commit().map_err(engine)?;
         self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
@@ -211,16 +213,17 @@ impl Store {
                 window.bytes += sealed.len() as u64;
             }
             let trimmed = self.trim(&mut log, &mut window)?;
-            // Each table a transaction touches costs a root update and a copied page: write
-            // only what changed (`epoch` only at a promotion, `log_floor` only on a trim).
-            let mut meta = write.open_table(META).map_err(engine)?;
-            if trimmed {
-                meta.insert("log_floor", window.floor.0).map_err(engine)?;
-            }
-            meta.insert("log_bytes", window.bytes).map_err(engine)?;
-            meta.insert("last_zxid", batch.last_zxid.0).map_err(engine)?;
-            if self.epoch != Some(batch.epoch) {
-                meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
+            // Each table a transaction touches costs a root update and a copied page: `meta`
+            // is written only when something in it changes (a trim, a new epoch); the newest
+            // zxid is the log's last key.
+            if trimmed || self.epoch != Some(batch.epoch) {
+                let mut meta = write.open_table(META).map_err(engine)?;
+                if trimmed {
+                    meta.insert("log_floor", window.floor.0).map_err(engine)?;
+                }
+                if self.epoch != Some(batch.epoch) {
+                    meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
+                }
             }
             if !batch.nodes.is_empty() {
                 let mut nodes = write.open_table(NODES).map_err(engine)?;
