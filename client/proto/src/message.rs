@@ -139,6 +139,7 @@ pub enum CreateKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRequest {
     pub path: String,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     pub kind: CreateKind,
     /// Append the parent's `cversion` as a 10-digit suffix to the name.
@@ -192,6 +193,7 @@ pub enum MultiOp {
     Create(CreateRequest),
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: Option<i32>,
     },
@@ -221,6 +223,7 @@ pub enum Op {
     /// `version: None` sets unconditionally.
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: Option<i32>,
     },
@@ -355,6 +358,7 @@ pub enum Response {
     Deleted,
     Set(Stat),
     Data {
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         stat: Stat,
     },

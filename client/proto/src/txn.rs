@@ -55,6 +55,7 @@ pub enum TxnOp {
     /// txn's session.
     Create {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         kind: NodeKind,
         /// Final: `creator` entries already replaced by the creator's identity.
@@ -65,6 +66,7 @@ pub enum TxnOp {
     },
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// A `multi`'s version check: changes nothing, recorded so the op's result is kept.

@@ -318,18 +318,32 @@ pub(crate) async fn queue_and_wait(ticket: &mut Ticket, blocker: Blocker, wakeup
 }
 
 /// One look at the queue: `true` if the waiter `own` holds; otherwise sleeps until the waiter
-/// it must outlast changes, and returns `false`.
+/// it must outlast changes, and returns `false` (look again) or `true` (see
+/// [`holds_once_first_is_gone`]).
 async fn wait_step(client: &Client, dir: &str, own: &str, blocker: Blocker, wakeups: &AtomicU64) -> Result<bool> {
     let waiters = sorted_waiters(client.children(dir).await?);
     let index = waiters.iter().position(|w| w.name == own).ok_or_else(|| waiter_gone(own))?;
     let Some(blocking) = blocker(&waiters, index) else { return Ok(true) };
     let (stat, watcher) = client.exists_and_watch(&path::join(dir, &waiters[blocking].name)).await?;
     if stat.is_some() {
-        // Deleted, data changed or watch reset: in every case, look again.
-        watcher.changed().await?;
+        // Data changed or watch reset: look again. Deleted: look again, unless the listing
+        // already tells.
+        let event = watcher.changed().await?;
         wakeups.fetch_add(1, Ordering::Relaxed);
+        if event.kind == EventKind::Deleted && holds_once_first_is_gone(&waiters, index, blocking, blocker) {
+            return Ok(true);
+        }
     }
     Ok(false)
+}
+
+/// Whether the waiter at `own` holds as soon as `blocking`, the *first* waiter of the listing,
+/// is deleted — so the hand-off needs no second listing. Sound because nobody can queue ahead
+/// of `own` later (suffixes only grow), so the queue ahead of it is now a subset of the
+/// listing's `1..own`; and with the recipes' rules (the immediate predecessor; the last writer
+/// before a reader) a subset of waiters that did not block does not block either.
+fn holds_once_first_is_gone(waiters: &[Waiter], own: usize, blocking: usize, blocker: Blocker) -> bool {
+    blocking == 0 && own > 0 && blocker(&waiters[1..], own - 1).is_none()
 }
 
 /// [`queue_and_wait`] within `timeout`: `None` (and the node withdrawn) if it ran out.
@@ -598,6 +612,13 @@ mod tests {
         assert_eq!(immediate_predecessor(&queue, 0), None, "the first waiter holds");
         assert_eq!(immediate_predecessor(&queue, 1), Some(0));
         assert_eq!(immediate_predecessor(&queue, 2), Some(1));
+    }
+
+    #[test]
+    fn only_the_second_in_line_holds_without_looking_again() {
+        let queue = waiters(&["a-0-lock-0000000001", "b-0-lock-0000000002", "c-0-lock-0000000003"]);
+        assert!(holds_once_first_is_gone(&queue, 1, 0, immediate_predecessor), "the first is gone: b is first");
+        assert!(!holds_once_first_is_gone(&queue, 2, 1, immediate_predecessor), "b may have withdrawn, a not");
     }
 
     #[test]

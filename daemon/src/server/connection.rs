@@ -33,6 +33,8 @@ pub struct ConnLimits {
 
 /// Output is written once this much is buffered, or when the outbox is momentarily empty.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The read buffer of a connection's requests (larger frames are read past it).
+const READ_BUFFER: usize = 4 * 1024;
 /// How long a goodbye may take to write before the connection is simply dropped.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -99,6 +101,9 @@ pub async fn serve<S>(
     }
 
     let ended = {
+        // Buffered from here on (the handshake reads exact frames, so nothing is lost): a
+        // request's header and payload, and pipelined requests, come in one read.
+        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, reader);
         let reading = read_requests(&mut reader, conn, &engine, &limits, &in_flight);
         tokio::pin!(reading);
         let mut kill_rx = kill_rx;

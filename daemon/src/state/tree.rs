@@ -21,6 +21,7 @@ pub struct Node {
 pub struct NodeRecord {
     pub stat: Stat,
     pub kind: NodeKind,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     pub acl: Vec<AclEntry>,
 }

@@ -7,12 +7,15 @@
 //! - `log`: zxid → txn record ([`baton_proto::txn::encode_record`]); the newest
 //!   transactions within the retention (by count and by bytes) are kept, for watch replay and
 //!   for a standby to catch up
-//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_bytes` (the log's record bytes),
-//!   `log_floor` (every txn after it is
-//!   in `log`)
+//! - `meta`: name → u64: `format`, `epoch`, `last_zxid`, `log_floor` (every txn after it is
+//!   in `log`). A commit writes `meta` only when the epoch changes or the log is trimmed: the
+//!   newest zxid is the larger of `last_zxid` (the zxid of an installed snapshot) and the last
+//!   key of `log`, and the log's bytes are counted when the store is opened. (Stores written
+//!   before 2026-11-25 also keep `last_zxid` and `log_bytes` up to date; both are still read
+//!   correctly.)
 //!
-//! A group commit writes a batch of txns, the node and session records they changed and the
-//! new `last_zxid` in one redb write transaction with immediate durability: when
+//! A group commit writes a batch of txns and the node and session records they changed in one
+//! redb write transaction with immediate durability: when
 //! [`Store::commit`] returns, all of it is on disk, or none of it is.
 
 mod batch;
@@ -37,7 +40,11 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout version of this store; bumped when tables change meaning.
-pub(crate) const STORE_FORMAT: u64 = 2;
+/// The layout of the tables. 3: every value sealed with a CRC-32C, ACLs in node records, and
+/// the newest zxid read from the log rather than written to `meta` at every commit.
+pub(crate) const STORE_FORMAT: u64 = 3;
+/// The log is trimmed in chunks of this fraction of its retention (see `Store::trim`).
+const TRIM_CHUNK_DIVISOR: u64 = 32;
 /// The file inside the data directory.
 pub const DB_FILE_NAME: &str = "baton.redb";
 
@@ -71,6 +78,8 @@ pub struct Store {
     path: PathBuf,
     retention: Retention,
     window: LogWindow,
+    /// The epoch in `meta` as of the last commit (`None`: not known, write it).
+    epoch: Option<u32>,
     /// A negative control only: commit without fsync, acknowledging what a power cut loses.
     #[cfg(feature = "negative-controls")]
     skip_fsync: bool,
@@ -127,6 +136,7 @@ impl Store {
             path,
             retention,
             window,
+            epoch: Some(restored.epoch),
             #[cfg(feature = "negative-controls")]
             skip_fsync: false,
         };
@@ -169,10 +179,10 @@ impl Store {
             meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
             meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
             meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
-            meta.insert("log_bytes", 0).map_err(engine)?;
         }
         write.commit().map_err(engine)?;
         self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
+        self.epoch = Some(snapshot.epoch);
         Ok(())
     }
 
@@ -197,47 +207,69 @@ impl Store {
         let mut window = self.window;
         {
             let mut log = write.open_table(LOG).map_err(engine)?;
+            let mut sealed = Vec::new();
             for (zxid, record) in &batch.txns {
-                let sealed = records::seal(record.clone());
+                records::seal_into(&mut sealed, record);
                 log.insert(zxid.0, sealed.as_slice()).map_err(engine)?;
                 window.txns += 1;
                 window.bytes += sealed.len() as u64;
             }
-            // Compaction rides along with the commit: what is trimmed is about what was added.
-            let mut trimmed = false;
-            while window.txns > self.retention.txns || (window.bytes > self.retention.bytes && window.txns > 1) {
-                let Some((zxid, record)) = log.pop_first().map_err(engine)? else { break };
-                window.floor = Zxid(zxid.value());
-                window.txns -= 1;
-                window.bytes = window.bytes.saturating_sub(record.value().len() as u64);
-                trimmed = true;
+            let trimmed = self.trim(&mut log, &mut window)?;
+            // Each table a transaction touches costs a root update and a copied page: `meta`
+            // is written only when something in it changes (a trim, a new epoch); the newest
+            // zxid is the log's last key.
+            if trimmed || self.epoch != Some(batch.epoch) {
+                let mut meta = write.open_table(META).map_err(engine)?;
+                if trimmed {
+                    meta.insert("log_floor", window.floor.0).map_err(engine)?;
+                }
+                if self.epoch != Some(batch.epoch) {
+                    meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
+                }
             }
-            let mut meta = write.open_table(META).map_err(engine)?;
-            if trimmed {
-                meta.insert("log_floor", window.floor.0).map_err(engine)?;
+            if !batch.nodes.is_empty() {
+                let mut nodes = write.open_table(NODES).map_err(engine)?;
+                for (p, record) in &batch.nodes {
+                    match record {
+                        Some(record) => nodes.insert(p.as_str(), records::encode(record).as_slice()).map_err(engine)?,
+                        None => nodes.remove(p.as_str()).map_err(engine)?,
+                    };
+                }
             }
-            meta.insert("log_bytes", window.bytes).map_err(engine)?;
-            meta.insert("last_zxid", batch.last_zxid.0).map_err(engine)?;
-            meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
-
-            let mut nodes = write.open_table(NODES).map_err(engine)?;
-            for (p, record) in &batch.nodes {
-                match record {
-                    Some(record) => nodes.insert(p.as_str(), records::encode(record).as_slice()).map_err(engine)?,
-                    None => nodes.remove(p.as_str()).map_err(engine)?,
-                };
-            }
-            let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
-            for (id, record) in &batch.sessions {
-                match record {
-                    Some(record) => sessions.insert(id.0, records::encode(record).as_slice()).map_err(engine)?,
-                    None => sessions.remove(id.0).map_err(engine)?,
-                };
+            if !batch.sessions.is_empty() {
+                let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
+                for (id, record) in &batch.sessions {
+                    match record {
+                        Some(record) => sessions.insert(id.0, records::encode(record).as_slice()).map_err(engine)?,
+                        None => sessions.remove(id.0).map_err(engine)?,
+                    };
+                }
             }
         }
         write.commit().map_err(engine)?;
         self.window = window;
+        self.epoch = Some(batch.epoch);
         Ok(())
+    }
+
+    /// Trims the log to its retention, in chunks: once it is over, down to a 32nd below, so
+    /// the far end of the log is touched once per chunk rather than on every commit. Returns
+    /// whether anything was trimmed (`window.floor` moved).
+    fn trim(&self, log: &mut redb::Table<u64, &[u8]>, window: &mut LogWindow) -> Result<bool, StoreError> {
+        let Retention { txns, bytes } = self.retention;
+        if window.txns <= txns && (window.bytes <= bytes || window.txns <= 1) {
+            return Ok(false);
+        }
+        let (txns_goal, bytes_goal) = (txns - txns / TRIM_CHUNK_DIVISOR, bytes - bytes / TRIM_CHUNK_DIVISOR);
+        let mut trimmed = false;
+        while window.txns > txns_goal || (window.bytes > bytes_goal && window.txns > 1) {
+            let Some((zxid, record)) = log.pop_first().map_err(engine)? else { break };
+            window.floor = Zxid(zxid.value());
+            window.txns -= 1;
+            window.bytes = window.bytes.saturating_sub(record.value().len() as u64);
+            trimmed = true;
+        }
+        Ok(trimmed)
     }
 
     fn db(&self) -> Result<Arc<Database>, StoreError> {
@@ -267,7 +299,9 @@ impl Store {
             }
         };
         *write_slot(&self.slot) = Some(Arc::new(db));
-        self.window = self.reader().restore(0)?.1;
+        let (restored, window) = self.reader().restore(0)?;
+        self.window = window;
+        self.epoch = Some(restored.epoch);
         Ok(())
     }
 
@@ -318,8 +352,12 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
     Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(engine)
 }
 
-/// Creates the tables and the format marker of a new store.
+/// Creates the tables and the format marker of a new store. A store that has them already
+/// is left alone: no write transaction, so no fsync on every start.
 fn initialize(db: &Database) -> Result<(), StoreError> {
+    if initialized(db)? {
+        return Ok(());
+    }
     let write = db.begin_write().map_err(engine)?;
     {
         let mut meta = write.open_table(META).map_err(engine)?;
@@ -334,6 +372,34 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
     }
     write.commit().map_err(engine)?;
     Ok(())
+}
+
+/// Whether the format marker and every table exist.
+fn initialized(db: &Database) -> Result<bool, StoreError> {
+    use redb::{ReadableDatabase, TableError};
+    let read = db.begin_read().map_err(engine)?;
+    let meta = match read.open_table(META) {
+        Ok(meta) => meta,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(engine(e)),
+    };
+    match meta.get("format").map_err(engine)?.map(|v| v.value()) {
+        None => return Ok(false),
+        // A store of another format (an older build's, or a newer one's) is refused, never
+        // read as if it were ours.
+        Some(found) if found != STORE_FORMAT => return Err(StoreError::Format { found }),
+        Some(_) => {}
+    }
+    for exists in
+        [read.open_table(NODES).map(|_| ()), read.open_table(SESSIONS).map(|_| ()), read.open_table(LOG).map(|_| ())]
+    {
+        match exists {
+            Ok(()) => {}
+            Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(engine(e)),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

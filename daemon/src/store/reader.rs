@@ -35,7 +35,6 @@ struct Position {
     epoch: u32,
     last_zxid: Zxid,
     log_floor: Zxid,
-    log_bytes: u64,
 }
 
 impl StoreReader {
@@ -47,15 +46,18 @@ impl StoreReader {
         super::slot_db(&self.slot)?.begin_read().map_err(engine)
     }
 
+    /// Where the store stands. The newest zxid is the log's last key, or `meta`'s `last_zxid`
+    /// if larger (an installed snapshot's, with the log empty after it).
     fn position(read: &ReadTransaction) -> Result<Position, StoreError> {
         let meta = read.open_table(META).map_err(engine)?;
         let get =
             |name: &str| -> Result<u64, StoreError> { Ok(meta.get(name).map_err(engine)?.map_or(0, |v| v.value())) };
+        let log = read.open_table(LOG).map_err(engine)?;
+        let newest = log.last().map_err(engine)?.map_or(0, |(k, _)| k.value());
         Ok(Position {
             epoch: get("epoch")? as u32,
-            last_zxid: Zxid(get("last_zxid")?),
+            last_zxid: Zxid(get("last_zxid")?.max(newest)),
             log_floor: Zxid(get("log_floor")?),
-            log_bytes: get("log_bytes")?,
         })
     }
 
@@ -78,7 +80,7 @@ impl StoreReader {
     /// entries; and the retained log's window.
     pub fn restore(&self, history_txns: usize) -> Result<(Restored, super::LogWindow), StoreError> {
         let read = self.begin()?;
-        let Position { epoch, last_zxid, log_floor, log_bytes } = Self::position(&read)?;
+        let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
         let mut nodes = Vec::new();
         for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
@@ -95,6 +97,10 @@ impl StoreReader {
         }
         let log = read.open_table(LOG).map_err(engine)?;
         let log_len = log.len().map_err(engine)?;
+        let mut log_bytes = 0;
+        for entry in log.iter().map_err(engine)? {
+            log_bytes += entry.map_err(engine)?.1.value().len() as u64;
+        }
         let mut recent_txns = Vec::new();
         for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
             let (key, value) = entry.map_err(engine)?;
@@ -192,7 +198,6 @@ impl StoreReader {
                 meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
                 meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
                 meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
-                meta.insert("log_bytes", 0).map_err(engine)?;
                 let mut nodes = write.open_table(NODES).map_err(engine)?;
                 for (p, record) in &snapshot.nodes {
                     nodes.insert(p.as_str(), record.as_slice()).map_err(engine)?;

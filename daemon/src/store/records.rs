@@ -37,6 +37,13 @@ pub fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
+/// Sets `sealed` to `bytes` and their checksum (reusing its allocation).
+pub fn seal_into(sealed: &mut Vec<u8>, bytes: &[u8]) {
+    sealed.clear();
+    sealed.extend_from_slice(bytes);
+    sealed.extend_from_slice(&crc32c::crc32c(bytes).to_le_bytes());
+}
+
 /// The bytes a sealed value holds, once their checksum is verified.
 pub fn unseal(sealed: &[u8]) -> Result<&[u8], String> {
     let Some((bytes, sum)) = sealed.split_last_chunk::<CHECKSUM_LEN>() else {

@@ -8,11 +8,15 @@ fn keep(txns: u64) -> Retention {
 use baton_proto::message::{CreateKind, CreateRequest, Op};
 
 fn write_some(sm: &mut StateMachine, store: &mut Store, n: usize) {
+    write_from(sm, store, 0, n);
+}
+
+fn write_from(sm: &mut StateMachine, store: &mut Store, first: usize, n: usize) {
     let session_txn = sm.prepare_create_session(5000, false, 7, 1);
     let mut batch = Batch::default();
     let applied = sm.apply(&session_txn);
     batch.push(&session_txn, applied.delta, sm.epoch());
-    for i in 0..n {
+    for i in first..first + n {
         let kind = if i % 2 == 0 { CreateKind::Persistent } else { CreateKind::Ephemeral };
         let op = Op::Create(CreateRequest {
             path: format!("/n{i}"),
@@ -80,4 +84,75 @@ fn log_is_also_trimmed_by_bytes_and_its_window_survives_a_reopen() {
     assert_eq!(store.log_window(), window);
     assert_eq!(restored.recent_txns.len() as u64, window.txns);
     assert_eq!(restored.history_floor, window.floor);
+}
+
+#[test]
+fn log_is_trimmed_in_chunks_never_past_its_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), keep(64), 100).unwrap();
+    for round in 0..10 {
+        write_from(&mut sm, &mut store, round * 9, 9);
+        let (window, written) = (store.log_window(), (round as u64 + 1) * 10);
+        assert!(window.txns <= 64, "never past the retention: {window:?}");
+        assert!(window.txns >= 62.min(written), "at least 31/32 of it once full: {window:?}");
+    }
+    drop(store);
+    let (store, restored) = Store::open(dir.path(), keep(64), 100).unwrap();
+    assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
+    assert_eq!(restored.recent_txns.len() as u64, store.log_window().txns);
+}
+
+#[test]
+fn the_newest_zxid_comes_from_the_log_not_from_a_meta_write_per_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), keep(100), 100).unwrap();
+    write_some(&mut sm, &mut store, 3);
+    let window = store.log_window();
+    let db = store.db().unwrap();
+    let read = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    let meta = read.open_table(META).unwrap();
+    assert!(meta.get("last_zxid").unwrap().is_none(), "ordinary commits leave meta alone");
+    drop((meta, read, db, store));
+    let (store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    assert_eq!(restored.last_zxid, sm.last_zxid());
+    assert_eq!(store.log_window(), window, "the log's bytes are counted at open");
+}
+
+#[test]
+fn a_store_that_kept_last_zxid_and_log_bytes_in_meta_opens_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), keep(100), 100).unwrap();
+    write_some(&mut sm, &mut store, 3);
+    let window = store.log_window();
+    // What builds before 2026-11-25 wrote on every commit.
+    let write = store.db().unwrap().begin_write().unwrap();
+    {
+        let mut meta = write.open_table(META).unwrap();
+        meta.insert("last_zxid", sm.last_zxid().0).unwrap();
+        meta.insert("log_bytes", window.bytes).unwrap();
+    }
+    write.commit().unwrap();
+    drop(store);
+    let (store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    assert_eq!(restored.last_zxid, sm.last_zxid());
+    assert_eq!(store.log_window(), window);
+    let back = StateMachine::restore(Limits::default(), restored).unwrap();
+    assert_eq!(back.digest(), sm.digest());
+}
+
+#[test]
+fn a_store_of_another_format_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), keep(10), 10).unwrap());
+    {
+        let db = Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
+        let write = db.begin_write().unwrap();
+        write.open_table(META).unwrap().insert("format", STORE_FORMAT - 1).unwrap();
+        write.commit().unwrap();
+    }
+    let refused = Store::open(dir.path(), keep(10), 10).err().expect("an older format is refused");
+    assert!(matches!(refused, StoreError::Format { found } if found == STORE_FORMAT - 1), "{refused}");
 }
