@@ -380,6 +380,26 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// Reads a Stat (a reply's, in tests and the differential checks).
+    ///
+    /// # Errors
+    /// When the bytes end before its 68.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Stat {
+            czxid: r.long("czxid")?,
+            mzxid: r.long("mzxid")?,
+            ctime: r.long("ctime")?,
+            mtime: r.long("mtime")?,
+            version: r.int("version")?,
+            cversion: r.int("cversion")?,
+            aversion: r.int("aversion")?,
+            ephemeral_owner: r.long("ephemeralOwner")?,
+            data_length: r.int("dataLength")?,
+            num_children: r.int("numChildren")?,
+            pzxid: r.long("pzxid")?,
+        })
+    }
+
     pub fn write(&self, w: &mut Writer) {
         w.long(self.czxid).long(self.mzxid).long(self.ctime).long(self.mtime);
         w.int(self.version).int(self.cversion).int(self.aversion);
