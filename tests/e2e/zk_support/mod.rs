@@ -90,6 +90,11 @@ impl Raw {
     /// Sends request `op` with `body` under the next xid, and returns its reply; watch
     /// notifications (xid -1) that come first are returned in `events` order as replies too.
     pub fn call(&mut self, op: i32, body: &[u8]) -> (Reply, Vec<Reply>) {
+        self.try_call(op, body).expect("a reply")
+    }
+
+    /// As [`Raw::call`]; `None` if the server closed the connection instead of replying.
+    pub fn try_call(&mut self, op: i32, body: &[u8]) -> Option<(Reply, Vec<Reply>)> {
         let xid = self.next_xid;
         self.next_xid += 1;
         let mut w = Writer::new();
@@ -97,7 +102,7 @@ impl Raw {
         self.send(&[w.into_bytes(), body.to_vec()].concat());
         let mut events = Vec::new();
         loop {
-            let frame = self.recv().expect("a reply");
+            let frame = self.recv()?;
             let mut r = Reader::new(&frame);
             let reply = Reply {
                 xid: r.int("xid").unwrap(),
@@ -110,7 +115,7 @@ impl Raw {
                 continue;
             }
             assert_eq!(reply.xid, xid, "replies in request order");
-            return (reply, events);
+            return Some((reply, events));
         }
     }
 }
