@@ -4,7 +4,8 @@
 //!
 //! The peers directory is `$BATON_ZK_PEERS` (default `/work/shared/peers`), whose
 //! `start-zk.sh` prints `ADDR=`, `PID=`, `PIDFILE=` and whose `stop-zk.sh PIDFILE` stops
-//! exactly that server. Without it, or without Java, the test says so and passes.
+//! exactly that server; without it the test launches Debian's ZooKeeper itself. Without
+//! Debian's `zookeeper` package (or Java) the test says so and passes.
 
 #[path = "zk_support/mod.rs"]
 mod zk_support;
@@ -14,20 +15,32 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use zk_support::{Raw, start};
 
-/// A ZooKeeper started by the peers' script, stopped (by its pidfile) on drop.
+/// A ZooKeeper 3.8 on loopback, stopped on drop: started by the peers' `start-zk.sh` (and
+/// stopped by its `stop-zk.sh PIDFILE`), or else launched here from Debian's jars.
 struct ZooKeeper {
     addr: SocketAddr,
-    stop: PathBuf,
-    pidfile: String,
+    how: Started,
 }
+
+enum Started {
+    Script { stop: PathBuf, pidfile: String },
+    Here { child: std::process::Child, _dir: tempfile::TempDir },
+}
+
+const JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
 
 impl ZooKeeper {
     fn start() -> Option<ZooKeeper> {
         let peers = PathBuf::from(std::env::var("BATON_ZK_PEERS").unwrap_or_else(|_| "/work/shared/peers".into()));
         let (start, stop) = (peers.join("start-zk.sh"), peers.join("stop-zk.sh"));
-        if !start.exists() || !std::path::Path::new("/usr/share/java/zookeeper.jar").exists() {
-            eprintln!("skipping: no ZooKeeper to compare with ({} or Debian's zookeeper missing)", start.display());
+        if !std::path::Path::new("/usr/share/java/zookeeper.jar").exists()
+            || std::process::Command::new("java").arg("-version").output().is_err()
+        {
+            eprintln!("skipping: no ZooKeeper to compare with (apt-get install zookeeper)");
             return None;
+        }
+        if !start.exists() {
+            return Some(ZooKeeper::launch());
         }
         let out = std::process::Command::new(&start).output().expect("run start-zk.sh");
         assert!(out.status.success(), "start-zk.sh failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -35,13 +48,60 @@ impl ZooKeeper {
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(str::to_owned);
         let addr = field("ADDR=").and_then(|a| a.parse().ok()).expect("ADDR= from start-zk.sh");
         let pidfile = field("PIDFILE=").expect("PIDFILE= from start-zk.sh");
-        Some(ZooKeeper { addr, stop, pidfile })
+        Some(ZooKeeper { addr, how: Started::Script { stop, pidfile } })
     }
+
+    /// Runs `ZooKeeperServerMain` on a free loopback port and waits until `srvr` answers.
+    fn launch() -> ZooKeeper {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=srvr\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("zoo.cfg"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("zookeeper.log")).unwrap();
+        let child = std::process::Command::new("java")
+            .args(["-Xmx256m", "-cp", JARS, "org.apache.zookeeper.server.ZooKeeperServerMain"])
+            .arg(dir.path().join("zoo.cfg"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start java");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let zookeeper = ZooKeeper { addr, how: Started::Here { child, _dir: dir } };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !serving(addr) {
+            assert!(std::time::Instant::now() < deadline, "ZooKeeper did not start on {addr}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        zookeeper
+    }
+}
+
+/// Whether a ZooKeeper at `addr` answers `srvr` with its mode.
+fn serving(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return false };
+    let mut answer = String::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2))).is_ok()
+        && s.write_all(b"srvr").is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.contains("Mode:")
 }
 
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(&self.stop).arg(&self.pidfile).status();
+        match &mut self.how {
+            Started::Script { stop, pidfile } => {
+                let _ = std::process::Command::new(stop).arg(pidfile).status();
+            }
+            Started::Here { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
 
