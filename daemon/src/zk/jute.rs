@@ -141,7 +141,8 @@ impl<'a> Reader<'a> {
         Ok(Some(n))
     }
 
-    /// A `buffer`; null reads as empty (ZooKeeper stores null data as empty too).
+    /// A `buffer`; null reads as empty (ZooKeeper keeps null data apart from empty and answers
+    /// it as null; Baton's tree has no null data, so it becomes empty: kazoo's null-data tests fail).
     pub fn buffer(&mut self, what: &'static str) -> Result<Vec<u8>> {
         match self.length(what, 1)? {
             None => Ok(Vec::new()),
