@@ -12,6 +12,13 @@ use std::fmt::Write as _;
 /// The version string: ZooKeeper's protocol level, then the daemon's own version.
 pub const VERSION: &str = concat!("3.8.0-batond-", env!("CARGO_PKG_VERSION"));
 
+/// The nodes ZooKeeper clients see besides the tree's: `/zookeeper` and its two children.
+const SYSTEM_NODES: u64 = 3;
+
+/// The build line's form is the 3.5-era `MM/DD/YYYY HH:MM GMT`, not 3.8's ISO date: harnesses
+/// such as go-zookeeper's parse `srvr` with a pattern that expects it.
+const BUILT: &str = "built on 01/01/1970 00:00 GMT";
+
 /// The words answered; any other first four bytes are a frame length as usual.
 const WORDS: [&[u8; 4]; 6] = [b"ruok", b"isro", b"envi", b"srvr", b"stat", b"mntr"];
 
@@ -34,7 +41,7 @@ pub fn answer(word: [u8; 4], status: Option<&StatusReport>) -> Option<String> {
             Some(Role::Standby) => "ro".to_owned(),
             _ => "rw".to_owned(),
         },
-        b"envi" => format!("Environment:\nzookeeper.version={VERSION}, built on 01/01/1970 00:00 GMT\n"),
+        b"envi" => format!("Environment:\nzookeeper.version={VERSION}, {BUILT}\n"),
         b"srvr" | b"stat" | b"mntr" => match status {
             None => "This ZooKeeper instance is not currently serving requests\n".to_owned(),
             Some(s) if &word == b"mntr" => mntr(s),
@@ -56,7 +63,7 @@ fn mode(status: &StatusReport) -> &'static str {
 /// `srvr`, and with `clients` `stat` (which lists no per-connection lines: the daemon keeps
 /// no per-connection packet counts).
 fn srvr(status: &StatusReport, clients: bool) -> String {
-    let mut text = format!("Zookeeper version: {VERSION}, built on 01/01/1970 00:00 GMT\n");
+    let mut text = format!("Zookeeper version: {VERSION}, {BUILT}\n");
     if clients {
         text.push_str("Clients:\n\n");
     }
@@ -66,7 +73,7 @@ fn srvr(status: &StatusReport, clients: bool) -> String {
         status.connections,
         status.last_zxid.0,
         mode(status),
-        status.nodes,
+        status.nodes + SYSTEM_NODES,
     );
     text
 }
@@ -74,12 +81,12 @@ fn srvr(status: &StatusReport, clients: bool) -> String {
 /// `mntr`: tab-separated `key value` lines, the subset the daemon knows.
 fn mntr(status: &StatusReport) -> String {
     let lines: [(&str, String); 9] = [
-        ("zk_version", format!("{VERSION}, built on 01/01/1970 00:00 GMT")),
+        ("zk_version", format!("{VERSION}, {BUILT}")),
         ("zk_server_state", mode(status).to_owned()),
         ("zk_uptime", status.uptime_ms.to_string()),
         ("zk_num_alive_connections", status.connections.to_string()),
         ("zk_outstanding_requests", "0".to_owned()),
-        ("zk_znode_count", status.nodes.to_string()),
+        ("zk_znode_count", (status.nodes + SYSTEM_NODES).to_string()),
         ("zk_watch_count", status.watches.to_string()),
         ("zk_global_sessions", status.sessions.to_string()),
         ("zk_approximate_data_size", status.store_bytes.to_string()),
@@ -135,7 +142,7 @@ mod tests {
     fn srvr_and_stat_say_version_zxid_mode_and_node_count() {
         let srvr = answer(*b"srvr", Some(&status())).unwrap();
         assert!(srvr.starts_with("Zookeeper version: 3.8.0-batond-"), "{srvr}");
-        assert!(srvr.contains("\nZxid: 0x10000002a\nMode: standalone\nNode count: 7\n"), "{srvr}");
+        assert!(srvr.contains("\nZxid: 0x10000002a\nMode: standalone\nNode count: 10\n"), "{srvr}");
         assert!(srvr.contains("\nConnections: 4\n"), "{srvr}");
         let stat = answer(*b"stat", Some(&status())).unwrap();
         assert!(stat.contains("\nClients:\n\n"), "{stat}");
@@ -147,7 +154,7 @@ mod tests {
     fn mntr_is_tab_separated_key_value_lines() {
         let mntr = answer(*b"mntr", Some(&status())).unwrap();
         assert!(mntr.contains("zk_server_state\tstandalone\n"), "{mntr}");
-        assert!(mntr.contains("zk_znode_count\t7\n"), "{mntr}");
+        assert!(mntr.contains("zk_znode_count\t10\n"), "{mntr}");
         assert!(mntr.contains("zk_watch_count\t3\n"), "{mntr}");
         assert!(mntr.lines().all(|line| line.split('\t').count() == 2), "{mntr}");
     }
