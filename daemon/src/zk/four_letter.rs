@@ -37,10 +37,8 @@ pub fn needs_status(word: [u8; 4]) -> bool {
 pub fn answer(word: [u8; 4], status: Option<&StatusReport>) -> Option<String> {
     let text = match &word {
         b"ruok" => "imok".to_owned(),
-        b"isro" => match status.map(|s| s.role) {
-            Some(Role::Standby) => "ro".to_owned(),
-            _ => "rw".to_owned(),
-        },
+        // The handshake never says read-only (a standby refuses writes with an error instead).
+        b"isro" => "rw".to_owned(),
         b"envi" => format!("Environment:\nzookeeper.version={VERSION}, {BUILT}\n"),
         b"srvr" | b"stat" | b"mntr" => match status {
             None => "This ZooKeeper instance is not currently serving requests\n".to_owned(),

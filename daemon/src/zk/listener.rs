@@ -454,11 +454,11 @@ async fn four_letter_word<W: AsyncWrite + Unpin>(writer: &mut W, word: i64, engi
     let word = (word as i32).to_be_bytes();
     let status = if four_letter::needs_status(word) {
         let (reply, answer) = oneshot::channel();
-        let asked = engine.send(EngineInput::Status { reply }).await.is_ok();
-        match tokio::time::timeout(Duration::from_secs(1), answer).await {
-            Ok(Ok(status)) if asked => Some(status),
-            _ => None,
-        }
+        let ask = async {
+            engine.send(EngineInput::Status { reply }).await.ok()?;
+            answer.await.ok()
+        };
+        tokio::time::timeout(Duration::from_secs(1), ask).await.ok().flatten()
     } else {
         None
     };
