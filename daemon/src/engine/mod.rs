@@ -116,6 +116,11 @@ pub enum EngineInput {
     Health {
         reply: oneshot::Sender<()>,
     },
+    /// The daemon's status, as `baton admin status` reports it, for a caller without a
+    /// session (the ZooKeeper listener's `srvr`, `stat` and `mntr`). Answered at once.
+    Status {
+        reply: oneshot::Sender<baton_proto::message::StatusReport>,
+    },
 }
 
 /// The engine's settings.
@@ -326,6 +331,9 @@ impl Engine {
             EngineInput::Shutdown => return Ok(true),
             EngineInput::Health { reply } => {
                 let _ = reply.send(());
+            }
+            EngineInput::Status { reply } => {
+                let _ = reply.send(self.status());
             }
             EngineInput::BackupDone { conn, id, result } => self.backup_done(conn, id, result),
         }

@@ -12,6 +12,7 @@
 //!
 //! A ZooKeeper client is `anyone` in ACLs, plus the `digest` ids its `auth` packets prove.
 
+use super::four_letter;
 use super::jute::{ConnectRequest, ConnectResponse, Reader, ReplyHeader, RequestHeader, Writer, xid};
 use super::translate::{self, Action, Shape};
 use crate::engine::{ConnId, EngineInput, Peer};
@@ -137,7 +138,7 @@ async fn connection(
         match tokio::time::timeout(limits.handshake_timeout, read_frame(&mut reader, limits.frame_len_max)).await {
             Err(_) => return debug!(conn, "no ConnectRequest in time"),
             Ok(Err(Frame::Io(e))) => return debug!(conn, error = %e, "closed before connecting"),
-            Ok(Err(Frame::FourLetterWord(word))) => return four_letter_word(&mut writer, word).await,
+            Ok(Err(Frame::FourLetterWord(word))) => return four_letter_word(&mut writer, word, &engine).await,
             Ok(Err(Frame::TooLong(len))) => return warn!(conn, len, "ConnectRequest frame too long"),
             Ok(Ok(payload)) => payload,
         };
@@ -429,21 +430,13 @@ enum Frame {
     FourLetterWord(i64),
 }
 
-/// The four-letter words answered on the client port: health checks, and `envi`, whose
-/// `zookeeper.version` kazoo's `server_version()` reads (the protocol level served, 3.8).
-const FOUR_LETTER_WORDS: [(&[u8; 4], &str); 3] = [
-    (b"ruok", "imok"),
-    (b"isro", "rw"),
-    (b"envi", concat!("Environment:\nzookeeper.version=3.8.0-batond-", env!("CARGO_PKG_VERSION"), "\n")),
-];
-
 /// Reads one frame: a big-endian `int32` length checked against the limit before anything
 /// is allocated, then the payload. Cancellation safe only between frames.
 async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_len_max: u32) -> Result<Vec<u8>, Frame> {
     let mut header = [0u8; 4];
     reader.read_exact(&mut header).await.map_err(Frame::Io)?;
     let len = i32::from_be_bytes(header);
-    if FOUR_LETTER_WORDS.iter().any(|(word, _)| **word == header) {
+    if four_letter::is_word(header) {
         return Err(Frame::FourLetterWord(i64::from(len)));
     }
     let Ok(len) = u32::try_from(len) else { return Err(Frame::TooLong(i64::from(len))) };
@@ -455,9 +448,21 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_len_max: u32) ->
     Ok(payload)
 }
 
-async fn four_letter_word<W: AsyncWrite + Unpin>(writer: &mut W, word: i64) {
-    let bytes = (word as i32).to_be_bytes();
-    if let Some((_, answer)) = FOUR_LETTER_WORDS.iter().find(|(w, _)| **w == bytes) {
+/// Answers a four-letter word and returns (the caller closes the connection). The words
+/// that report the daemon's state ask the engine for it, waiting a second at most.
+async fn four_letter_word<W: AsyncWrite + Unpin>(writer: &mut W, word: i64, engine: &mpsc::Sender<EngineInput>) {
+    let word = (word as i32).to_be_bytes();
+    let status = if four_letter::needs_status(word) {
+        let (reply, answer) = oneshot::channel();
+        let ask = async {
+            engine.send(EngineInput::Status { reply }).await.ok()?;
+            answer.await.ok()
+        };
+        tokio::time::timeout(Duration::from_secs(1), ask).await.ok().flatten()
+    } else {
+        None
+    };
+    if let Some(answer) = four_letter::answer(word, status.as_ref()) {
         let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(answer.as_bytes())).await;
     }
 }

@@ -7,6 +7,7 @@
 //! through the engine so that it keeps its place among the connection's replies.
 
 use super::jute::{self, Acl, Create, Request, Writer, op};
+use super::system;
 use baton_proto::message::{
     CreateKind, CreateRequest, EventKind, MultiOp, OpResult, PersistentWatchMode, WatchSet, WatchType,
 };
@@ -82,6 +83,8 @@ pub enum Shape {
     Close,
     /// An accepted `auth` packet: a header alone, zxid 0 (observed).
     Authenticated,
+    /// A reply about the root: `inner`'s, with the `/zookeeper` system node added to it.
+    Root(Box<Shape>),
     /// Answered here: `err` and `body`, the header's zxid if not the current one, and
     /// whether to hang up after it.
     Local { err: i32, body: Vec<u8>, zxid: Option<i64>, close: bool },
@@ -121,7 +124,12 @@ pub fn request(request: Request, peer_ip: &str, authenticated: bool) -> (Action,
             }
         };
     }
+    if let Some(shape) = system::answer(&request) {
+        return (Action::Local, shape);
+    }
+    let root = system::about_root(&request);
     match translate(request, peer_ip, authenticated) {
+        Ok((op, shape)) if root => (Action::Engine(op), Shape::Root(Box::new(shape))),
         Ok((op, shape)) => (Action::Engine(op), shape),
         Err(shape) => (Action::Local, shape),
     }
@@ -397,6 +405,9 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
     if let Shape::Local { err, body, .. } = shape {
         // The engine only kept its place in the order.
         return (*err, body.clone());
+    }
+    if let Shape::Root(inner) = shape {
+        return reply(inner, result.map(system::with_system_nodes));
     }
     let response = match result {
         Ok(response) => response,
