@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod acl;
+pub mod base64;
 pub mod defaults;
 pub mod error;
 pub mod frame;

@@ -149,25 +149,7 @@ fn digest(scheme: &str, auth: &[u8]) -> Option<Principal> {
         return None;
     }
     let hash = sha1::Sha1::digest(auth);
-    Some(Principal::Digest(format!("{user}:{}", base64(&hash))))
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    Some(Principal::Digest(format!("{user}:{}", baton_proto::base64::encode(&hash))))
 }
 
 fn translate(request: Request, peer_ip: &str, authenticated: bool) -> Result<(Op, Shape), Shape> {
@@ -744,10 +726,6 @@ mod tests {
             request(Request::Auth { scheme: "digest".into(), auth: b"super:secret".to_vec() }, "", false);
         assert_eq!(action, Action::Authenticate(Principal::Digest("super:lK75jTNcA+U9vtVEw5vB51mj/w4=".into())));
         assert_eq!(shape, Shape::Authenticated);
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn instance_line(instance: &Instance) -> String {
 /// `\u{1b}`, and `\\` for a backslash), else `base64:` and its base64.
 pub fn data_text(data: &[u8]) -> String {
     let Ok(text) = std::str::from_utf8(data) else {
-        return format!("base64:{}", base64(data));
+        return format!("base64:{}", baton::proto::base64::encode(data));
     };
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -143,7 +143,7 @@ pub fn instances_json(instances: &[Instance]) -> Value {
 pub fn data_json(data: &[u8]) -> (String, &'static str) {
     match std::str::from_utf8(data) {
         Ok(text) => (text.to_owned(), "utf8"),
-        Err(_) => (base64(data), "base64"),
+        Err(_) => (baton::proto::base64::encode(data), "base64"),
     }
 }
 
@@ -155,24 +155,6 @@ pub fn leader_line(leader: Option<&str>, as_json: bool) -> String {
         (None, false) => "-".to_owned(),
         (leader, true) => json!({ "leader": leader }).to_string(),
     }
-}
-
-/// Standard base64 (RFC 4648, with padding).
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -194,22 +176,6 @@ mod tests {
             data_length: 2,
             num_children: 0,
         }
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected);
-        }
-        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
     }
 
     #[test]

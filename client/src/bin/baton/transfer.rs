@@ -205,9 +205,8 @@ fn node(entry: ImportEntry, under: Option<&str>) -> Result<Node> {
     path::validate(&entry.path).with_context(|| format!("invalid path {:?}", entry.path))?;
     let data = match entry.encoding {
         Encoding::Utf8 => entry.data.into_bytes(),
-        Encoding::Base64 => {
-            base64_decode(&entry.data).with_context(|| format!("{}: \"data\" is not valid base64", entry.path))?
-        }
+        Encoding::Base64 => baton::proto::base64::decode(&entry.data)
+            .with_context(|| format!("{}: \"data\" is not valid base64", entry.path))?,
     };
     let path = match under {
         None | Some("/") => entry.path,
@@ -216,41 +215,6 @@ fn node(entry: ImportEntry, under: Option<&str>) -> Result<Node> {
     };
     path::validate(&path).with_context(|| format!("invalid path {path:?} under --under"))?;
     Ok(Node { path, data, kind: entry.kind })
-}
-
-/// Standard base64 (RFC 4648, padded) back to bytes; `None` if `text` is not that.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
-        return None;
-    }
-    let last = (bytes.len() / 4).saturating_sub(1);
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (i, chunk) in bytes.chunks(4).enumerate() {
-        let pad = chunk.iter().rev().take_while(|&&b| b == b'=').count();
-        if pad > 2 || (pad > 0 && i != last) {
-            return None;
-        }
-        let mut n = 0_u32;
-        for &b in &chunk[..4 - pad] {
-            n = (n << 6) | sextet(b)?;
-        }
-        n <<= 6 * pad;
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8][..3 - pad]);
-    }
-    Some(out)
-}
-
-fn sextet(b: u8) -> Option<u32> {
-    let value = match b {
-        b'A'..=b'Z' => b - b'A',
-        b'a'..=b'z' => b - b'a' + 26,
-        b'0'..=b'9' => b - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    };
-    Some(u32::from(value))
 }
 
 /// Every path an import touches, parents first: the nodes' own and their ancestors' (the
@@ -475,16 +439,6 @@ mod tests {
         }
         let message = format!("{:#}", parse(&document(&[]), Some("restore")).unwrap_err());
         assert!(message.contains("--under \"restore\""), "{message}");
-    }
-
-    #[test]
-    fn base64_decodes_what_output_encodes_and_rejects_the_rest() {
-        for input in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar", &[0xff, 0xfe, 0, 1, 2]] {
-            assert_eq!(base64_decode(&output::base64(input)).as_deref(), Some(input));
-        }
-        for bad in ["Zg=", "Zg===", "Z===", "Zg==Zg==", "Zm9v!A==", "Zm 9"] {
-            assert_eq!(base64_decode(bad), None, "{bad:?}");
-        }
     }
 
     #[test]
