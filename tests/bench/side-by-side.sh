@@ -39,7 +39,7 @@ fi
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 
 echo "== build" >&2
-(cd "$repo" && cargo build --release -q -p batond -p baton-bench)
+(cd "$repo" && cargo build --release -q -p batond -p baton-bench --features baton-bench/etcd)
 target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 bench="$target_dir/release/baton-bench"
 batond="$target_dir/release/batond"

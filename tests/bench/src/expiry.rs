@@ -21,8 +21,7 @@ pub async fn hold(ep: &Endpoint, path: &str) -> Result<()> {
     let mut conn = Conn::connect(ep).await?;
     conn.ensure("/bench").await?;
     conn.ensure("/bench/exp").await?;
-    let ttl_s = ep.session_timeout.as_secs().max(1) as i64;
-    let keeper = match &mut conn {
+    let keeper: Option<LeaseKeeper> = match &mut conn {
         Conn::Baton(c) => {
             c.create(path, b"held", baton::CreateOptions::ephemeral()).await?;
             None
@@ -31,7 +30,9 @@ pub async fn hold(ep: &Endpoint, path: &str) -> Result<()> {
             c.create(path, b"held", &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())).await?;
             None
         }
+        #[cfg(feature = "etcd")]
         Conn::Etcd(c) => {
+            let ttl_s = ep.session_timeout.as_secs().max(1) as i64;
             let lease = c.lease_grant(ttl_s, None).await?.id();
             c.put(path, "held", Some(etcd_client::PutOptions::new().with_lease(lease))).await?;
             Some(c.lease_keep_alive(lease).await?)
@@ -39,17 +40,34 @@ pub async fn hold(ep: &Endpoint, path: &str) -> Result<()> {
     };
     println!("ready");
     let until = Instant::now() + HOLD_MAX;
-    if let Some((mut keeper, mut replies)) = keeper {
-        // etcd leases need the client to renew them; at a third of the TTL like a ping.
-        while Instant::now() < until {
-            keeper.keep_alive().await?;
-            replies.message().await?;
-            tokio::time::sleep(ep.session_timeout / 3).await;
-        }
-    } else {
-        tokio::time::sleep_until(until.into()).await;
+    if let Some(keeper) = keeper {
+        return keep_lease(keeper, until, ep.session_timeout / 3).await;
+    }
+    tokio::time::sleep_until(until.into()).await;
+    Ok(())
+}
+
+/// What keeps an etcd lease alive (nothing to keep without etcd support).
+#[cfg(feature = "etcd")]
+type LeaseKeeper = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
+#[cfg(not(feature = "etcd"))]
+type LeaseKeeper = std::convert::Infallible;
+
+/// etcd leases need the client to renew them; at a third of the TTL, like a ping.
+#[cfg(feature = "etcd")]
+async fn keep_lease((mut keeper, mut replies): LeaseKeeper, until: Instant, every: std::time::Duration) -> Result<()> {
+    while Instant::now() < until {
+        keeper.keep_alive().await?;
+        replies.message().await?;
+        tokio::time::sleep(every).await;
     }
     Ok(())
+}
+
+#[cfg(not(feature = "etcd"))]
+#[allow(clippy::unused_async)]
+async fn keep_lease(keeper: LeaseKeeper, _until: Instant, _every: std::time::Duration) -> Result<()> {
+    match keeper {}
 }
 
 /// One repetition: start a holder, kill it, time until the node is seen gone (ms).

@@ -14,6 +14,7 @@ const LOCK_PATH: &str = "/bench/lock";
 enum Contender {
     Baton(baton::recipes::lock::Lock),
     Zk(zk::Client),
+    #[cfg(feature = "etcd")]
     Etcd(Box<etcd_client::Client>, i64),
 }
 
@@ -21,6 +22,7 @@ enum Contender {
 enum Held {
     Baton(baton::recipes::lock::LockGuard),
     Zk(String),
+    #[cfg(feature = "etcd")]
     Etcd(Vec<u8>),
 }
 
@@ -29,9 +31,11 @@ impl Contender {
         Ok(match Conn::connect(ep).await? {
             Conn::Baton(c) => Contender::Baton(baton::recipes::lock::Lock::new(c, LOCK_PATH)),
             Conn::Zk(c) => Contender::Zk(c),
+            #[cfg(feature = "etcd")]
             Conn::Etcd(mut c) => {
                 // Longer than any run, so no keep-alive is needed; revoked at the end.
                 let lease = c.lease_grant(120, None).await?.id();
+                #[cfg(feature = "etcd")]
                 Contender::Etcd(c, lease)
             }
         })
@@ -41,8 +45,10 @@ impl Contender {
         Ok(match self {
             Contender::Baton(lock) => Held::Baton(lock.acquire().await?),
             Contender::Zk(c) => Held::Zk(zk_acquire(c).await?),
+            #[cfg(feature = "etcd")]
             Contender::Etcd(c, lease) => {
                 let options = etcd_client::LockOptions::new().with_lease(*lease);
+                #[cfg(feature = "etcd")]
                 Held::Etcd(c.lock(LOCK_PATH, Some(options)).await?.key().to_vec())
             }
         })
@@ -52,6 +58,7 @@ impl Contender {
         match (self, held) {
             (Contender::Baton(_), Held::Baton(guard)) => guard.release().await?,
             (Contender::Zk(c), Held::Zk(path)) => c.delete(&path, None).await?,
+            #[cfg(feature = "etcd")]
             (Contender::Etcd(c, _), Held::Etcd(key)) => {
                 c.unlock(key).await?;
             }
@@ -60,9 +67,11 @@ impl Contender {
         Ok(())
     }
 
+    #[cfg_attr(not(feature = "etcd"), allow(clippy::unused_async))]
     async fn close(self) {
         match self {
             Contender::Baton(_) | Contender::Zk(_) => {}
+            #[cfg(feature = "etcd")]
             Contender::Etcd(mut c, lease) => {
                 let _ = c.lease_revoke(lease).await;
             }
@@ -122,7 +131,9 @@ pub async fn lock(ep: &Endpoint, contenders: usize, duration: Duration) -> Resul
             let ended = Instant::now();
             let wakeups = match &c {
                 Contender::Baton(lock) => Some(lock.wakeups()),
-                Contender::Zk(_) | Contender::Etcd(..) => None,
+                Contender::Zk(_) => None,
+                #[cfg(feature = "etcd")]
+                Contender::Etcd(..) => None,
             };
             c.close().await;
             anyhow::Ok((waits, ended, wakeups))

@@ -2,7 +2,9 @@
 //! workloads need, over the three clients: `baton`, `zookeeper-client` and `etcd-client`.
 //! Paths are ZooKeeper-style (`/bench/k1`) for all three; etcd uses them as flat keys.
 
-use anyhow::{Context, Result, bail};
+#[cfg(feature = "etcd")]
+use anyhow::Context;
+use anyhow::{Result, bail};
 use std::time::Duration;
 use zookeeper_client as zk;
 
@@ -38,6 +40,7 @@ pub struct Endpoint {
 pub enum Conn {
     Baton(baton::Client),
     Zk(zk::Client),
+    #[cfg(feature = "etcd")]
     Etcd(Box<etcd_client::Client>),
 }
 
@@ -45,6 +48,7 @@ pub enum Conn {
 pub enum Watch {
     Baton(baton::PersistentWatcher),
     Zk(zk::PersistentWatcher),
+    #[cfg(feature = "etcd")]
     Etcd(etcd_client::WatchStream),
 }
 
@@ -95,11 +99,14 @@ impl Conn {
                     .connect(&ep.addr)
                     .await?,
             ),
+            #[cfg(feature = "etcd")]
             Target::Etcd => {
                 let options =
                     etcd_client::ConnectOptions::new().with_connect_timeout(timeout).with_timeout(timeout * 4);
                 Conn::Etcd(Box::new(etcd_client::Client::connect([ep.addr.as_str()], Some(options)).await?))
             }
+            #[cfg(not(feature = "etcd"))]
+            Target::Etcd => bail!("this baton-bench was built without etcd support: build it with `--features etcd`"),
         };
         Ok(conn)
     }
@@ -114,6 +121,7 @@ impl Conn {
                 Ok(_) | Err(zk::Error::NodeExists) => {}
                 Err(e) => return Err(e.into()),
             },
+            #[cfg(feature = "etcd")]
             Conn::Etcd(_) => {}
         }
         Ok(())
@@ -128,6 +136,7 @@ impl Conn {
             Conn::Zk(c) => {
                 c.create(path, data, &zk_options(zk::CreateMode::Persistent)).await?;
             }
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => {
                 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
                 let txn = Txn::new()
@@ -150,6 +159,7 @@ impl Conn {
             Conn::Zk(c) => {
                 c.set_data(path, data, None).await?;
             }
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => {
                 c.put(path, data, None).await?;
             }
@@ -162,6 +172,7 @@ impl Conn {
         Ok(match self {
             Conn::Baton(c) => c.get(path).await?.0,
             Conn::Zk(c) => c.get_data(path).await?.0,
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => {
                 let reply = c.get(path, None).await?;
                 reply.kvs().first().map(|kv| kv.value().to_vec()).with_context(|| format!("{path}: no such key"))?
@@ -174,6 +185,7 @@ impl Conn {
         Ok(match self {
             Conn::Baton(c) => c.exists(path).await?.is_some(),
             Conn::Zk(c) => c.check_stat(path).await?.is_some(),
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => c.get(path, None).await?.count() > 0,
         })
     }
@@ -183,6 +195,7 @@ impl Conn {
         match self {
             Conn::Baton(c) => c.delete(path, None).await?,
             Conn::Zk(c) => c.delete(path, None).await?,
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => {
                 c.delete(path, None).await?;
             }
@@ -195,6 +208,7 @@ impl Conn {
         Ok(match self {
             Conn::Baton(c) => Watch::Baton(c.watch(path, false).await?),
             Conn::Zk(c) => Watch::Zk(c.watch(path, zk::AddWatchMode::Persistent).await?),
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => {
                 let mut stream = c.watch(path, None).await?;
                 // The first message confirms the watch is in place.
@@ -202,6 +216,7 @@ impl Conn {
                 if !created.created() {
                     bail!("etcd watch not created");
                 }
+                #[cfg(feature = "etcd")]
                 Watch::Etcd(stream)
             }
         })
@@ -214,6 +229,7 @@ impl Conn {
                 let _ = c.close().await;
             }
             Conn::Zk(c) => drop(c),
+            #[cfg(feature = "etcd")]
             Conn::Etcd(c) => drop(c),
         }
     }
@@ -245,6 +261,7 @@ impl Watch {
                     }
                 }
             },
+            #[cfg(feature = "etcd")]
             Watch::Etcd(stream) => loop {
                 let reply = stream.message().await?.context("etcd watch stream ended")?;
                 if let Some(event) = reply.events().first() {
