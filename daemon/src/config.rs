@@ -146,44 +146,15 @@ pub enum ReplicationModeSetting {
 
 /// One principal as the config writes it; `uid:` and `gid:` also take user and group names.
 fn parse_principal(field: &str, text: &str) -> Result<Principal, ConfigError> {
-    let invalid = |why: String| ConfigError::Invalid(format!("{field}: {why}"));
-    let by_name = |kind: &str, name: &str| -> Result<Option<u32>, ConfigError> {
-        if name.parse::<u32>().is_ok() {
-            return Ok(None);
-        }
-        let found = match kind {
-            "uid" => nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
-            _ => nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()),
-        };
-        found
-            .map(Some)
-            .ok_or_else(|| invalid(format!("no {} named {name:?}", if kind == "uid" { "user" } else { "group" })))
-    };
-    match text.split_once(':') {
-        Some(("uid", name)) => {
-            if let Some(uid) = by_name("uid", name)? {
-                return Ok(Principal::Uid(uid));
-            }
-        }
-        Some(("gid", name)) => {
-            if let Some(gid) = by_name("gid", name)? {
-                return Ok(Principal::Gid(gid));
-            }
-        }
-        _ => {}
-    }
-    text.parse().map_err(invalid)
+    baton_proto::acl::parse_principal_named(text).map_err(|why| ConfigError::Invalid(format!("{field}: {why}")))
 }
 
 fn parse_acl(field: &str, entries: &[String]) -> Result<Vec<AclEntry>, ConfigError> {
     entries
         .iter()
         .map(|text| {
-            let (principal, perms) = text
-                .rsplit_once(':')
-                .ok_or_else(|| ConfigError::Invalid(format!("{field}: {text:?} is not PRINCIPAL:PERMS")))?;
-            let perms = perms.parse().map_err(|why| ConfigError::Invalid(format!("{field}: {text:?}: {why}")))?;
-            Ok(AclEntry::new(parse_principal(field, principal)?, perms))
+            baton_proto::acl::parse_entry_named(text)
+                .map_err(|why| ConfigError::Invalid(format!("{field}: {text:?}: {why}")))
         })
         .collect()
 }

@@ -11,31 +11,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use zookeeper_client as zk;
 
-const WAIT: Duration = Duration::from_secs(10);
+#[path = "zk_support/mod.rs"]
+mod zk_support;
+
+use zk_support::WAIT;
 
 struct Fixture {
     daemon: Daemon,
     zk_addr: SocketAddr,
 }
 
-/// A daemon with the ZooKeeper listener on a port the kernel picks (read back from its log,
-/// so no other process can take the port in between).
+/// A daemon with the ZooKeeper listener (see `zk_support::start`).
 fn start() -> Fixture {
-    let daemon = Daemon::start_with(&["--zk-listen", "127.0.0.1:0"]);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let log = daemon.log();
-        let addr = log
-            .lines()
-            .filter(|line| line.contains("listening for ZooKeeper clients"))
-            .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("addr=")))
-            .and_then(|addr| addr.parse().ok());
-        if let Some(zk_addr) = addr {
-            return Fixture { daemon, zk_addr };
-        }
-        assert!(std::time::Instant::now() < deadline, "no ZooKeeper listener in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (daemon, zk_addr) = zk_support::start();
+    Fixture { daemon, zk_addr }
 }
 
 impl Fixture {
@@ -495,15 +484,8 @@ fn raw_unknown_opcode_is_unimplemented_and_the_connection_stays() {
 #[test]
 fn four_letter_words_ruok_and_envi_are_answered() {
     let f = start();
-    let mut s = raw(f.zk_addr);
-    s.write_all(b"ruok").unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert_eq!(answer, "imok");
-    let mut s = raw(f.zk_addr);
-    s.write_all(b"envi").unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(zk_support::four_letter_word(f.zk_addr, "ruok"), "imok");
+    let answer = zk_support::four_letter_word(f.zk_addr, "envi");
     assert!(answer.contains("\nzookeeper.version=3.8.0-batond-"), "{answer}");
 }
 

@@ -178,6 +178,33 @@ impl FromStr for AclEntry {
     }
 }
 
+/// Parses a principal as people write it: as [`Principal::from_str`], and `uid:` and `gid:`
+/// also take a user or group name, looked up on this host.
+pub fn parse_principal_named(text: &str) -> Result<Principal, String> {
+    let lookup = |name: &str, user: bool| {
+        let found = if user {
+            nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+        } else {
+            nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+        };
+        found.ok_or_else(|| format!("no {} named {name:?}", if user { "user" } else { "group" }))
+    };
+    match text.split_once(':') {
+        Some(("uid", name)) if name.parse::<u32>().is_err() => lookup(name, true).map(Principal::Uid),
+        Some(("gid", name)) if name.parse::<u32>().is_err() => lookup(name, false).map(Principal::Gid),
+        _ => text.parse(),
+    }
+}
+
+/// Parses one entry as [`AclEntry::from_str`], with user and group names as
+/// [`parse_principal_named`] takes them.
+pub fn parse_entry_named(text: &str) -> Result<AclEntry, String> {
+    let (principal, perms) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("ACL entry {text:?} is not PRINCIPAL:PERMS (e.g. uid:1000:rwcda)"))?;
+    Ok(AclEntry { principal: parse_principal_named(principal)?, perms: perms.parse()? })
+}
+
 /// Parses a comma-separated list of entries (`anyone:r,uid:0:all`).
 pub fn parse_list(s: &str) -> Result<Vec<AclEntry>, String> {
     s.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::parse).collect()

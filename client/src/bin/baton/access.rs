@@ -45,31 +45,12 @@ pub async fn acl(client: &Client, action: AclCommand) -> Result<()> {
 pub fn parse_entries(args: &[String]) -> Result<Vec<AclEntry>> {
     let mut acl = Vec::new();
     for entry in args.iter().flat_map(|arg| arg.split(',')).map(str::trim).filter(|e| !e.is_empty()) {
-        acl.push(resolve_names(entry)?.parse().map_err(anyhow::Error::msg)?);
+        acl.push(baton::proto::acl::parse_entry_named(entry).map_err(anyhow::Error::msg)?);
     }
     if acl.is_empty() {
         bail!("an ACL needs at least one entry");
     }
     Ok(acl)
-}
-
-/// `uid:alice:r` → `uid:1000:r`, `gid:staff:r` → `gid:50:r`; anything else as it is.
-fn resolve_names(entry: &str) -> Result<String> {
-    let mut parts = entry.splitn(3, ':');
-    let (Some(kind @ ("uid" | "gid")), Some(name), Some(perms)) = (parts.next(), parts.next(), parts.next()) else {
-        return Ok(entry.to_owned());
-    };
-    if name.parse::<u32>().is_ok() {
-        return Ok(entry.to_owned());
-    }
-    let id = if kind == "uid" {
-        nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
-    } else {
-        nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
-    };
-    let id =
-        id.with_context(|| format!("{entry}: no {} named {name:?}", if kind == "uid" { "user" } else { "group" }))?;
-    Ok(format!("{kind}:{id}:{perms}"))
 }
 
 pub fn token(action: TokenCommand) -> Result<()> {
