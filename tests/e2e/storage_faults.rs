@@ -89,7 +89,7 @@ impl World {
             let data = vec![b'x'; rng.below(300) as usize];
             let op = Op::Create(CreateRequest {
                 path: key.clone(),
-                data,
+                data: Some(data),
                 kind: CreateKind::Persistent,
                 sequential: false,
                 acl: Vec::new(),

@@ -47,7 +47,7 @@ mod tests {
     use baton_proto::{SessionId, TxnBody, TxnOp};
 
     fn set(zxid: u64) -> Txn {
-        let op = TxnOp::Set { path: "/a".into(), data: vec![] };
+        let op = TxnOp::Set { path: "/a".into(), data: Some(vec![]) };
         Txn { zxid: Zxid(zxid), time_ms: 0, session_id: SessionId(1), body: TxnBody::Write(vec![op]) }
     }
 

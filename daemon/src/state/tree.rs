@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// `None`: ZooKeeper's null data (read as empty by native clients).
+    pub data: Option<Vec<u8>>,
     pub stat: Stat,
     pub kind: NodeKind,
     /// Names (not paths) of the children, sorted.
@@ -22,7 +23,7 @@ pub struct NodeRecord {
     pub stat: Stat,
     pub kind: NodeKind,
     #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<AclEntry>,
 }
 
@@ -69,7 +70,7 @@ impl Tree {
     pub fn new() -> Self {
         let mut acls = AclTable::default();
         let root = Node {
-            data: Vec::new(),
+            data: Some(Vec::new()),
             stat: Stat::default(),
             kind: NodeKind::Persistent,
             children: BTreeSet::new(),
@@ -146,7 +147,7 @@ impl Tree {
     pub fn create(
         &mut self,
         p: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         kind: NodeKind,
         acl: &[AclEntry],
         owner: SessionId,
@@ -164,7 +165,7 @@ impl Tree {
             ctime_ms: time_ms,
             mtime_ms: time_ms,
             ephemeral_owner: owner,
-            data_length: data.len() as u32,
+            data_length: data_length(data.as_deref()),
             ..Stat::default()
         };
         if matches!(kind, NodeKind::Ttl { .. }) {
@@ -188,12 +189,12 @@ impl Tree {
     }
 
     /// Replaces a node's data.
-    pub fn set(&mut self, p: &str, data: Vec<u8>, zxid: Zxid, time_ms: u64) -> Stat {
+    pub fn set(&mut self, p: &str, data: Option<Vec<u8>>, zxid: Zxid, time_ms: u64) -> Stat {
         let node = self.nodes.get_mut(p).expect("set of a missing node in a prepared txn");
         node.stat.version = node.stat.version.wrapping_add(1);
         node.stat.mzxid = zxid;
         node.stat.mtime_ms = time_ms;
-        node.stat.data_length = data.len() as u32;
+        node.stat.data_length = data_length(data.as_deref());
         node.data = data;
         node.stat
     }
@@ -208,6 +209,11 @@ impl Tree {
         node.stat.aversion = node.stat.aversion.wrapping_add(1);
         node.stat
     }
+}
+
+/// Null data has length 0, as in ZooKeeper.
+fn data_length(data: Option<&[u8]>) -> u32 {
+    data.map_or(0, |d| d.len() as u32)
 }
 
 /// A child was created (`delta` 1) or deleted (-1): ZooKeeper counts both in `cversion`.
@@ -225,8 +231,8 @@ mod tests {
     fn create_and_delete_keep_parent_bookkeeping() {
         let mut tree = Tree::new();
         let open = acl::open();
-        tree.create("/a", b"x".to_vec(), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 10);
-        tree.create("/a/b", vec![], NodeKind::Ephemeral, &open, SessionId(7), Zxid(2), 11);
+        tree.create("/a", Some(b"x".to_vec()), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 10);
+        tree.create("/a/b", Some(vec![]), NodeKind::Ephemeral, &open, SessionId(7), Zxid(2), 11);
         let a = tree.get("/a").unwrap();
         assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (1, 1, Zxid(2)));
         assert_eq!(a.children.iter().collect::<Vec<_>>(), ["b"]);
@@ -241,7 +247,7 @@ mod tests {
         let mut tree = Tree::new();
         let open = acl::open();
         for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/a-"].into_iter().enumerate() {
-            tree.create(p, vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(i as u64 + 1), 0);
+            tree.create(p, Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(i as u64 + 1), 0);
         }
         assert_eq!(tree.descendants("/a"), 2, "/ab and /a- are not under /a");
         assert_eq!(tree.descendants("/a/b/c"), 0);
@@ -252,8 +258,8 @@ mod tests {
     fn rebuilds_children_from_records_and_reports_orphans() {
         let mut tree = Tree::new();
         let open = acl::open();
-        tree.create("/a", vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 0);
-        tree.create("/a/b", vec![], NodeKind::Persistent, &open, SessionId::NONE, Zxid(2), 0);
+        tree.create("/a", Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 0);
+        tree.create("/a/b", Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(2), 0);
         let mut records: Vec<_> = tree.iter().map(|(p, _)| (p.clone(), tree.record(p).unwrap())).collect();
         records.push(("/x/y".into(), tree.record("/a").unwrap()));
         let (rebuilt, orphans) = Tree::from_records(records);

@@ -68,14 +68,14 @@ impl Run {
         match write {
             WriteSel::Create { target, kind, sequential, data } => MultiOp::Create(CreateRequest {
                 path: self.resolve(target),
-                data: data.clone(),
+                data: Some(data.clone()),
                 kind: *kind,
                 sequential: *sequential,
                 acl: Vec::new(),
             }),
             WriteSel::Set { target, data, version } => {
                 let p = self.resolve(target);
-                MultiOp::Set { version: self.version(&p, version), path: p, data: data.clone() }
+                MultiOp::Set { version: self.version(&p, version), path: p, data: Some(data.clone()) }
             }
             WriteSel::Delete { target, version } => {
                 let p = self.resolve(target);
@@ -111,7 +111,7 @@ impl Run {
             Step::Burst { who, target, kind, count } => {
                 let req = CreateRequest {
                     path: self.resolve(target),
-                    data: Vec::new(),
+                    data: Some(Vec::new()),
                     kind: *kind,
                     sequential: true,
                     acl: Vec::new(),
@@ -283,7 +283,7 @@ impl Run {
             let expected = names.remove(p.as_str()).unwrap_or_default();
             assert_eq!(node.children.iter().map(String::as_str).collect::<BTreeSet<_>>(), expected, "{p}: children");
             assert_eq!(s.num_children as usize, expected.len(), "{p}: num_children");
-            assert_eq!(s.data_length as usize, node.data.len(), "{p}: data_length");
+            assert_eq!(s.data_length as usize, node.data.as_ref().map_or(0, Vec::len), "{p}: data_length");
             assert!(s.czxid <= s.mzxid && s.czxid <= s.pzxid, "{p}: {s:?}");
             assert!(s.mzxid <= last && s.pzxid <= last, "{p}: {s:?} is newer than {last}");
             assert!(s.ctime_ms <= s.mtime_ms, "{p}: {s:?}");
@@ -294,7 +294,7 @@ impl Run {
                 assert!(owner.is_some_and(|o| o.ephemerals.contains(p)), "{p}: owner {} lost", s.ephemeral_owner);
             }
             assert!(node.children.len() <= limits.children_per_node_max as usize, "{p} has too many children");
-            assert!(node.data.len() <= limits.node_data_max, "{p} has too much data");
+            assert!(node.data.as_ref().map_or(0, Vec::len) <= limits.node_data_max, "{p} has too much data");
         }
         for (id, session) in sessions.iter() {
             let owned = session.ephemerals.len();
