@@ -37,6 +37,9 @@ const CONN_BASE: ConnId = 1 << 62;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Output is written once this much is buffered, or when the outbox is momentarily empty.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The most output buffer a connection keeps between writes (it starts empty and grows with
+/// what is written, so idle sessions hold almost nothing).
+const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The password ZooKeeper clients keep for a session: 16 bytes.
 const PASSWORD_LEN: usize = 16;
 
@@ -253,7 +256,7 @@ where
     let ip = addr.ip().to_string();
     let reading = read_requests(reader, conn, &ip, engine, &limits, &in_flight, pending_tx);
     tokio::pin!(reading);
-    let mut buf = Vec::with_capacity(WRITE_CHUNK);
+    let mut buf = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -290,6 +293,10 @@ where
         in_flight.fetch_sub(written.1, Ordering::AcqRel);
         if hang_up {
             break None;
+        }
+        if buf.capacity() > WRITE_BUFFER_KEPT {
+            buf.clear();
+            buf.shrink_to(WRITE_CHUNK);
         }
     }
 }
