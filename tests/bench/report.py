@@ -64,9 +64,9 @@ def targets(figs):
     b, e = v("baton", "read", "c64"), v("host", "limits", "echo.unix.c64")
     row("read throughput, 64 clients, vs Unix-socket echo (64 clients)",
         f"{fmt(b, '/s')} vs {fmt(e, '/s')}", ratio(b, e), "≥ 0.5×", lambda x: x >= 0.5)
-    b, e = v("baton", "latency", "get.p50"), v("host", "limits", "echo.unix.c1.p50")
-    row("1-client read (get) p50 vs Unix-socket echo p50", f"{fmt(b, 'µs')} vs {fmt(e, 'µs')}",
-        ratio(b, e), "≤ 3×", lambda x: x <= 3)
+    b, e = v("baton", "read", "c1.p50"), v("host", "limits", "echo.unix.c1.p50")
+    row("1-client read (get) p50 vs Unix-socket echo p50, both back to back",
+        f"{fmt(b, 'µs')} vs {fmt(e, 'µs')}", ratio(b, e), "≤ 3×", lambda x: x <= 3)
     b = v("baton", "watch", "set_to_event.p50")
     limit = None if fsync is None else fsync + 150
     row("watch set→event p50 vs fdatasync p50 + 150 µs", f"{fmt(b, 'µs')} vs {fmt(limit, 'µs')}",
@@ -149,7 +149,13 @@ def markdown(figs, args):
     for what, measured, r, goal, ok in rows:
         res = "n/a" if ok is None else ("**pass**" if ok else "**miss**")
         out.append(f"| {what} | {measured} | {fmt(r)} | {goal} | {res} |")
+    mixed = val(figs, "baton", "latency", "get.p50")
     out += [
+        "",
+        "The 1-client read p50 is that of back-to-back gets (`read c1.p50`), as the echo's is "
+        "of back-to-back round trips. The `get` of the `latency` mix follows a durable `set`, "
+        f"during whose fsync both processes went idle; its p50 ({fmt(mixed, 'µs')}) is in the "
+        "table below.",
         "",
         "## Every figure",
         "",

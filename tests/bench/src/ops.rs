@@ -50,8 +50,9 @@ pub async fn latency(ep: &Endpoint, count: usize, limit: Duration) -> Result<Vec
 }
 
 /// Durable writes (`set`, 100 bytes) or reads (`get`) per second with `clients` concurrent
-/// clients, each on its own session and its own node, for `duration`.
-pub async fn throughput(ep: &Endpoint, write: bool, clients: usize, duration: Duration) -> Result<f64> {
+/// clients, each on its own session and its own node, for `duration`; with one client also
+/// the p50 of its requests (µs), a back-to-back loop like the echo's it is compared with.
+pub async fn throughput(ep: &Endpoint, write: bool, clients: usize, duration: Duration) -> Result<(f64, Option<f64>)> {
     let mut setup = Conn::connect(ep).await?;
     setup.ensure("/bench").await?;
     setup.ensure("/bench/tp").await?;
@@ -73,33 +74,44 @@ pub async fn throughput(ep: &Endpoint, write: bool, clients: usize, duration: Du
             tokio::time::sleep_until(start.into()).await;
             let mut done = 0u64;
             let value = [3u8; VALUE_LEN];
-            while Instant::now() < deadline {
+            let mut latencies = (clients == 1).then(|| Latencies::with_capacity(100_000));
+            let mut now = Instant::now();
+            while now < deadline {
                 if write {
                     conn.set(&path, &value).await?;
                 } else {
                     conn.get(&path).await?;
                 }
                 done += 1;
+                let then = now;
+                now = Instant::now();
+                if let Some(l) = latencies.as_mut() {
+                    l.record(now - then);
+                }
             }
-            let ended = Instant::now();
             conn.close().await;
-            anyhow::Ok((done, ended))
+            anyhow::Ok((done, now, latencies))
         }));
     }
-    let (mut total, mut last) = (0u64, deadline);
+    let (mut total, mut last, mut p50) = (0u64, deadline, None);
     for task in tasks {
-        let (done, ended) = task.await??;
+        let (done, ended, latencies) = task.await??;
         total += done;
         last = last.max(ended);
+        p50 = latencies.map(|mut l| l.quantile_us(0.5));
     }
-    Ok(total as f64 / (last - start).as_secs_f64())
+    Ok((total as f64 / (last - start).as_secs_f64(), p50))
 }
 
 /// Samples `c{N}` (ops/s) for each client count.
 pub async fn throughput_all(ep: &Endpoint, write: bool, counts: &[usize], duration: Duration) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for &n in counts {
-        out.push(Sample::new(format!("c{n}"), throughput(ep, write, n, duration).await?, "ops/s"));
+        let (rate, p50) = throughput(ep, write, n, duration).await?;
+        out.push(Sample::new(format!("c{n}"), rate, "ops/s"));
+        if let Some(p50) = p50 {
+            out.push(Sample::new(format!("c{n}.p50"), p50, "us"));
+        }
     }
     Ok(out)
 }
