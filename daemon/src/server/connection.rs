@@ -6,7 +6,7 @@
 //! readable id gets an error reply in order and the connection carries on.
 
 use super::auth::Authenticator;
-use super::reads::LocalReads;
+use super::reads::{Answered, LocalReads};
 use crate::engine::{ConnId, ConnLink, EngineInput, Peer, StateView};
 use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
@@ -98,7 +98,7 @@ pub async fn serve<S>(
         hello,
         peer,
         principals,
-        outbox: outbox.clone(),
+        outbox,
         kill,
         reply,
         queued_bytes: queued_bytes.clone(),
@@ -116,8 +116,9 @@ pub async fn serve<S>(
         return finish(&engine, conn, session.is_some()).await;
     }
     let Some(session) = session else { return };
+    let answered = Answered::default();
     let mut reads =
-        LocalReads::new(state, link.clone(), session, outbox, (queued_bytes.clone(), limits.outbound_bytes_max));
+        LocalReads::new(state, link.clone(), session, &answered, (queued_bytes.clone(), limits.outbound_bytes_max));
 
     let ended = {
         // Buffered from here on (the handshake reads exact frames, so nothing is lost): a
@@ -129,18 +130,20 @@ pub async fn serve<S>(
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         loop {
             // Only waiting is raced, never a write: a frame is never cut in half. The engine
-            // sends the kill before it drops the outbox, so `biased` sees the reason.
+            // sends the kill before it drops the outbox, so `biased` sees the reason. Replies
+            // answered here are looked at right after the reader that queues them.
             let first = tokio::select! {
                 biased;
                 reason = &mut kill_rx => break reason.ok(),
                 reason = &mut reading => break reason,
+                () = answered.ready() => None,
                 message = outbox_rx.recv() => match message {
-                    Some(message) => message,
+                    Some(message) => Some(message),
                     None => break None,
                 },
             };
-            let Some(written) = write_batch(&mut writer, first, &mut outbox_rx, &mut buf, limits.frame_len_max).await
-            else {
+            let queues = (&answered, &mut outbox_rx);
+            let Some(written) = write_batch(&mut writer, first, queues, &mut buf, limits.frame_len_max).await else {
                 break None;
             };
             queued_bytes.fetch_sub(written.weight, Ordering::AcqRel);
@@ -150,7 +153,7 @@ pub async fn serve<S>(
     };
     if let Some(reason) = ended {
         info!(conn, reason = %reason, "closing connection");
-        goodbye(&mut writer, &mut outbox_rx, reason, limits.frame_len_max).await;
+        goodbye(&mut writer, (&answered, &mut outbox_rx), reason, limits.frame_len_max).await;
     }
     finish(&engine, conn, true).await;
 }
@@ -158,11 +161,14 @@ pub async fn serve<S>(
 /// Writes what was queued before the goodbye, then the goodbye.
 async fn goodbye<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    outbox: &mut mpsc::Receiver<ServerMessage>,
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
     reason: ErrorReply,
     frame_len_max: u32,
 ) {
     let mut buf = Vec::new();
+    while let Some(message) = answered.pop() {
+        encode_message(&message, frame_len_max, &mut buf);
+    }
     while let Ok(message) = outbox.try_recv() {
         encode_message(&message, frame_len_max, &mut buf);
     }
@@ -190,7 +196,7 @@ async fn goodbye_hello<W: AsyncWrite + Unpin>(writer: &mut W, code: ErrorCode, m
 async fn read_requests<R: AsyncRead + Unpin>(
     reader: &mut R,
     conn: ConnId,
-    (engine, reads): (&mpsc::Sender<EngineInput>, &mut LocalReads),
+    (engine, reads): (&mpsc::Sender<EngineInput>, &mut LocalReads<'_>),
     limits: &ConnLimits,
     in_flight: &AtomicUsize,
 ) -> Option<ErrorReply> {
@@ -253,18 +259,24 @@ struct Written {
     others: u64,
 }
 
-/// Writes `first` and whatever else is queued (up to a chunk) in one write; `None` if the
-/// connection failed.
+/// Writes the replies answered here, then `first` (from the outbox) and whatever else is
+/// queued there (up to a chunk), in one write; `None` if the connection failed. The answered
+/// replies go first: whatever the engine queued was queued after them (see `reads`).
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    first: ServerMessage,
-    outbox: &mut mpsc::Receiver<ServerMessage>,
+    first: Option<ServerMessage>,
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
     buf: &mut Vec<u8>,
     frame_len_max: u32,
 ) -> Option<Written> {
     buf.clear();
     let mut written = Written::default();
-    take(&first, frame_len_max, buf, &mut written);
+    while let Some(message) = answered.pop() {
+        take(&message, frame_len_max, buf, &mut written);
+    }
+    if let Some(first) = first {
+        take(&first, frame_len_max, buf, &mut written);
+    }
     while buf.len() < WRITE_CHUNK {
         match outbox.try_recv() {
             Ok(next) => take(&next, frame_len_max, buf, &mut written),

@@ -11,6 +11,12 @@
 //!   taken every announced event off the outbox; its reply goes on the same outbox after
 //!   them, which is written in order. It is queued before the state is let go, so a later
 //!   round's events come after it (a client never sees an event, then older state).
+//!
+//! The answers wait in the connection's own queue ([`Answered`]), which its writer empties
+//! before taking anything off the outbox: the engine can only have put there what came after
+//! them. Unlike the outbox, this queue wakes no one — its only producer runs on the writer's
+//! task — so an answer costs no extra scheduling of the task (nor a wake-up of an idle
+//! worker thread to steal it).
 //! - **Session order**: a request is answered here only when the connection has no earlier
 //!   request still with the engine (every one it handed over has had its reply written), so
 //!   the reply cannot overtake an earlier reply, and it sees the effect of every earlier write.
@@ -20,17 +26,40 @@ use crate::engine::{ConnLink, StateView};
 use crate::wire;
 use baton_proto::SessionId;
 use baton_proto::message::{Request, ServerMessage};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tracing::debug;
 
-pub(super) struct LocalReads {
+/// Replies answered on the connection, waiting for its writer (bounded by the requests in
+/// flight).
+#[derive(Default)]
+pub(super) struct Answered(Mutex<VecDeque<ServerMessage>>);
+
+impl Answered {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<ServerMessage>> {
+        // Only the connection's task takes it, never across an await: never contended.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn pop(&self) -> Option<ServerMessage> {
+        self.queue().pop_front()
+    }
+
+    /// Ready once something is queued. It registers no waker: it must be polled right after
+    /// the request reader, the only producer, in the same `select!`.
+    pub async fn ready(&self) {
+        std::future::poll_fn(|_| if self.queue().is_empty() { Poll::Pending } else { Poll::Ready(()) }).await;
+    }
+}
+
+pub(super) struct LocalReads<'a> {
     state: StateView,
     link: Arc<ConnLink>,
     session: SessionId,
-    outbox: mpsc::Sender<ServerMessage>,
+    answered: &'a Answered,
     queued_bytes: Arc<AtomicUsize>,
     outbound_bytes_max: usize,
     /// Requests taken off the connection so far.
@@ -39,15 +68,15 @@ pub(super) struct LocalReads {
     last_routed: u64,
 }
 
-impl LocalReads {
+impl<'a> LocalReads<'a> {
     pub fn new(
         state: StateView,
         link: Arc<ConnLink>,
         session: SessionId,
-        outbox: mpsc::Sender<ServerMessage>,
+        answered: &'a Answered,
         (queued_bytes, outbound_bytes_max): (Arc<AtomicUsize>, usize),
     ) -> Self {
-        LocalReads { state, link, session, outbox, queued_bytes, outbound_bytes_max, taken: 0, last_routed: 0 }
+        LocalReads { state, link, session, answered, queued_bytes, outbound_bytes_max, taken: 0, last_routed: 0 }
     }
 
     /// Takes the next request off the connection (`None`: one only the engine can answer),
@@ -72,14 +101,13 @@ impl LocalReads {
         let queue = |zxid, result| {
             let message = ServerMessage::Reply { id: request.id, zxid, result };
             let weight = wire::weight(&message);
-            // Over the byte budget or a full outbox: the engine decides (it cuts slow clients
-            // off).
-            let queued = self.queued_bytes.fetch_add(weight, Ordering::AcqRel) + weight <= self.outbound_bytes_max
-                && self.outbox.try_send(message).is_ok();
-            if !queued {
+            // Over the byte budget: the engine decides (it cuts slow clients off).
+            if self.queued_bytes.fetch_add(weight, Ordering::AcqRel) + weight > self.outbound_bytes_max {
                 self.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
+                return false;
             }
-            queued
+            self.answered.queue().push_back(message);
+            true
         };
         if !self.state.answer(self.session, &self.link, &request.op, queue) {
             return false;
