@@ -184,3 +184,77 @@ impl ConnLink {
         self.touched.swap(false, Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Limits;
+
+    /// A published state with one live session, locked as the engine leaves it after new().
+    fn published() -> (Published, SessionId) {
+        let mut sm = StateMachine::new(Limits::default());
+        let txn = sm.prepare_create_session(10_000, false, 7, 0);
+        sm.apply(&txn);
+        (Published::new(sm), txn.session_id)
+    }
+
+    fn get() -> Op {
+        Op::Get { path: "/".into(), watch: false }
+    }
+
+    /// Whether `view` answers `op`, and the zxid it answered with.
+    fn answer(view: &StateView, session: SessionId, link: &ConnLink, op: &Op) -> Option<Zxid> {
+        let mut answered = None;
+        view.answer(session, link, op, |zxid, result| {
+            assert!(result.is_ok(), "{result:?}");
+            answered = Some(zxid);
+            true
+        })
+        .then_some(answered)
+        .flatten()
+    }
+
+    #[test]
+    fn reads_are_answered_only_between_rounds_and_when_open() {
+        let (mut published, session) = published();
+        let view = published.view(Arc::new(Metrics::new(&super::super::OP_NAMES)));
+        let link = ConnLink::default();
+        assert_eq!(answer(&view, session, &link, &get()), None, "answered during a round");
+        published.unlock(false);
+        assert_eq!(answer(&view, session, &link, &get()), None, "answered while closed to readers");
+        published.lock();
+        let zxid = published.last_zxid();
+        published.unlock(true);
+        assert_eq!(answer(&view, session, &link, &get()), Some(zxid));
+        assert!(link.take_touched(), "an answered read renews its session");
+    }
+
+    #[test]
+    fn reads_go_to_the_engine_while_events_are_on_their_way_or_the_connection_is_cut() {
+        let (mut published, session) = published();
+        let view = published.view(Arc::new(Metrics::new(&super::super::OP_NAMES)));
+        published.unlock(true);
+        let link = ConnLink::default();
+        link.announce();
+        assert_eq!(answer(&view, session, &link, &get()), None, "answered before an announced event");
+        link.taken(1);
+        assert!(answer(&view, session, &link, &get()).is_some());
+        link.close();
+        assert_eq!(answer(&view, session, &link, &get()), None, "answered on a cut connection");
+    }
+
+    #[test]
+    fn only_plain_reads_of_live_sessions_are_answered() {
+        let (mut published, session) = published();
+        let view = published.view(Arc::new(Metrics::new(&super::super::OP_NAMES)));
+        published.unlock(true);
+        let link = ConnLink::default();
+        let watched = Op::Get { path: "/".into(), watch: true };
+        assert_eq!(answer(&view, session, &link, &watched), None, "a watch was set without the engine");
+        assert_eq!(answer(&view, session, &link, &Op::Sync { path: "/".into() }), None);
+        assert_eq!(answer(&view, SessionId(0x99), &link, &get()), None, "answered for an unknown session");
+        let refused = view.answer(session, &link, &get(), |_, _| false);
+        assert!(!refused, "a reply the connection could not queue counts as answered");
+        assert!(!link.take_touched());
+    }
+}
