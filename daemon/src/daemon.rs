@@ -85,6 +85,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let mut engine = Engine::new(sm, store, engine_config);
     engine.set_inputs(engine_tx.clone());
     let engine_metrics = engine.metrics();
+    let state = engine.state_view();
     let handles = replication::EngineHandles {
         feed: engine.feed(),
         role: engine.role_watch(),
@@ -121,7 +122,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             return Err(e);
         }
         let notifier = notify_systemd(&engine_tx, &shutdown_rx).await?;
-        listeners.serve(engine_tx, limits, config.connections_max, auth, tls, shutdown_rx).await;
+        listeners.serve((engine_tx, state), limits, config.connections_max, auth, tls, shutdown_rx).await;
         // If the task that says so at the signal has not run yet, it would be cancelled with
         // the runtime: say it here (it is sent only once).
         notifier.stopping();

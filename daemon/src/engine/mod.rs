@@ -14,9 +14,11 @@
 //! (`storage.rs`). Only a store that cannot even be reopened stops the daemon.
 
 mod backup;
+mod published;
 mod replica;
 mod storage;
 
+pub use published::{ConnLink, StateView};
 pub use replica::{Feed, PeerReport};
 
 use crate::metrics::Metrics;
@@ -29,6 +31,7 @@ use baton_proto::message::{
 };
 use baton_proto::replication::ReplicationMode;
 use baton_proto::{AclEntry, ErrorCode, ErrorReply, Op, Principal, SessionId, Txn, Zxid};
+use published::Published;
 use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -62,6 +65,8 @@ pub enum EngineInput {
         reply: oneshot::Sender<HelloReply>,
         /// Bytes queued for the connection (see `wire::weight`); its writer subtracts.
         queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+        /// Given by a connection that answers plain reads itself (see `StateView`).
+        link: Option<Arc<ConnLink>>,
     },
     Request {
         conn: ConnId,
@@ -188,10 +193,24 @@ struct Conn {
     queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests that arrived while a backup for this connection runs, answered after it.
     parked: Option<std::collections::VecDeque<Request>>,
+    link: Option<Arc<ConnLink>>,
+}
+
+impl Conn {
+    /// Cuts the connection off with `reason` (once); it answers nothing more by itself.
+    fn kill(&mut self, reason: ErrorReply) {
+        if let Some(link) = &self.link {
+            link.close();
+        }
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(reason);
+        }
+    }
 }
 
 pub struct Engine {
-    sm: StateMachine,
+    /// Locked while a round runs; connections read it between rounds.
+    sm: Published,
     store: Store,
     config: EngineConfig,
     conns: HashMap<ConnId, Conn>,
@@ -214,6 +233,9 @@ pub struct Engine {
     negative: crate::negative::NegativeControls,
     /// With the `stale-reads` control: each node's value before its last change.
     stale: HashMap<String, Response>,
+    /// Sessions of connections cut off while the state was not held: disconnected from the
+    /// state machine when the engine takes it next.
+    disconnect_later: Vec<SessionId>,
 }
 
 impl Engine {
@@ -222,7 +244,7 @@ impl Engine {
         let metrics = Arc::new(Metrics::new(&OP_NAMES));
         metrics.store_bytes(store.file_len());
         Engine {
-            sm,
+            sm: Published::new(sm),
             store,
             config,
             conns: HashMap::new(),
@@ -238,12 +260,18 @@ impl Engine {
             last_tick: None,
             negative: crate::negative::NegativeControls::from_env(),
             stale: HashMap::new(),
+            disconnect_later: Vec::new(),
         }
     }
 
     /// The metrics the engine records, for the metrics endpoint.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// The state as connections read it between rounds.
+    pub fn state_view(&self) -> StateView {
+        self.sm.view(self.metrics.clone())
     }
 
     /// Gives the engine a sender of its own input, for work it hands off its thread.
@@ -278,9 +306,10 @@ impl Engine {
             }
             self.close_connection_bound_sessions("the daemon restarted");
         }
-        self.flush()?;
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
+        self.flush()?;
         while let Some(first) = inputs.blocking_recv() {
+            self.lock_state();
             self.round = Instant::now();
             let mut shutdown = self.handle(first)?;
             while !shutdown && self.batch.len() < self.config.batch_txns_max {
@@ -294,22 +323,25 @@ impl Engine {
                 break;
             }
         }
+        self.lock_state();
         if self.is_primary() {
             self.close_connection_bound_sessions("the daemon is shutting down");
         }
         let goodbye = ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down");
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         self.outputs.extend(conns.into_iter().map(|conn| Output::Close(conn, goodbye.clone())));
+        let last_zxid = self.sm.last_zxid();
         self.flush()?;
-        info!(last_zxid = %self.sm.last_zxid(), "engine stopped");
+        info!(%last_zxid, "engine stopped");
         Ok(())
     }
 
     /// Handles one input; true if it asks to stop.
     fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
-            EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes } => {
-                let link = Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes, parked: None };
+            EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes, link } => {
+                let link =
+                    Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes, parked: None, link };
                 let superuser = principals.iter().any(|p| self.config.superusers.contains(p));
                 let identity = Identity { principals, superuser };
                 let answer = self.hello(conn, &hello, peer, identity, link);
@@ -394,7 +426,8 @@ impl Engine {
             }
         };
         if self.is_primary() {
-            self.sm.touch_session(session, self.now_ms());
+            let now = self.now_ms();
+            self.sm.touch_session(session, now);
         }
         link.session = session;
         self.conns.insert(conn, link);
@@ -439,7 +472,8 @@ impl Engine {
             Err(ErrorReply::new(ErrorCode::SessionMoved, format!("session {session}")))
         } else {
             if self.is_primary() {
-                self.sm.touch_session(session, self.now_ms());
+                let now = self.now_ms();
+                self.sm.touch_session(session, now);
             }
             self.execute(conn, session, op)
         };
@@ -567,6 +601,12 @@ impl Engine {
             return;
         }
         let now = self.now_ms();
+        // Reads answered on their connections since the last tick kept their sessions alive.
+        for (conn, c) in &self.conns {
+            if c.link.as_ref().is_some_and(|l| l.take_touched()) && self.attached.get(&c.session) == Some(conn) {
+                self.sm.touch_session(c.session, now);
+            }
+        }
         for session in self.sm.expired_sessions(now) {
             let Some(txn) = self.sm.prepare_close_session(session, wall_ms()) else { continue };
             info!(session = %session, ephemerals = self.sm.sessions().get(session).map_or(0, |s| s.ephemerals.len()), "session expired");
@@ -610,14 +650,27 @@ impl Engine {
         }
     }
 
-    /// Commits the round's txns, then releases its outputs in order.
+    /// Takes the state for a round (see `published`).
+    fn lock_state(&mut self) {
+        self.sm.lock();
+        for session in std::mem::take(&mut self.disconnect_later) {
+            self.sm.disconnect(session);
+        }
+    }
+
+    /// Commits the round's txns, then releases its outputs in order. Ends with the state
+    /// given back to the readers, as soon as each connection's events and hang-ups are
+    /// announced to it (see `published`): a reader does not wait for the engine to finish
+    /// handing them out.
     fn flush(&mut self) -> Result<(), EngineError> {
         let committed = !self.batch.is_empty();
         if committed {
             let batch = std::mem::take(&mut self.batch);
             let started = Instant::now();
             if let Err(failure) = self.store.commit(&batch) {
-                return self.storage_failed(&failure);
+                let recovered = self.storage_failed(&failure);
+                self.sm.unlock(self.reads_open());
+                return recovered;
             }
             self.metrics.commit(batch.len(), started.elapsed());
             debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
@@ -629,6 +682,15 @@ impl Engine {
         }
         let round = std::mem::take(&mut self.outputs);
         let ready = self.hold_for_standby(round);
+        for output in &ready {
+            if let Output::Message(conn, _) | Output::Close(conn, _) = output
+                && let Some(link) = self.conns.get(conn).and_then(|c| c.link.as_ref())
+            {
+                link.announce();
+            }
+        }
+        let gauges = self.gauges();
+        self.sm.unlock(self.reads_open());
         let released = Instant::now();
         for output in ready {
             match output {
@@ -643,17 +705,26 @@ impl Engine {
                 }
                 Output::Close(conn, reason) => {
                     if let Some(mut gone) = self.conns.remove(&conn) {
-                        if let Some(kill) = gone.kill.take() {
-                            let _ = kill.send(reason);
-                        }
+                        gone.kill(reason);
                     }
                 }
             }
         }
-        self.publish_metrics(committed);
+        if committed {
+            self.metrics.store_bytes(self.store.file_len());
+        }
+        self.metrics.publish(&gauges);
         Ok(())
     }
 
+    /// Whether connections may answer plain reads from the state after this round: only a
+    /// primary's state, and only when every reply and event of it has been released (with
+    /// a synchronous standby, outputs wait for its acknowledgement while the state is ahead).
+    fn reads_open(&self) -> bool {
+        self.is_primary() && self.replica.nothing_held() && !self.negative.stale_reads
+    }
+
+    /// Hands `message` to `conn`'s outbox. Runs with the state given back to the readers.
     fn deliver(&mut self, conn: ConnId, message: ServerMessage) {
         let Some(target) = self.conns.get(&conn) else { return };
         let weight = crate::wire::weight(&message);
@@ -671,13 +742,10 @@ impl Engine {
                 let session = target.session;
                 if self.attached.get(&session) == Some(&conn) {
                     self.attached.remove(&session);
-                    self.sm.disconnect(session);
+                    self.disconnect_later.push(session);
                 }
-                if let Some(mut gone) = self.conns.remove(&conn)
-                    && let Some(kill) = gone.kill.take()
-                {
-                    let reason = ErrorReply::new(ErrorCode::SlowConsumer, "outbound queue full");
-                    let _ = kill.send(reason);
+                if let Some(mut gone) = self.conns.remove(&conn) {
+                    gone.kill(ErrorReply::new(ErrorCode::SlowConsumer, "outbound queue full"));
                 }
             }
         }
@@ -744,7 +812,7 @@ const UNDECODABLE: u8 = 20;
 /// A principal proved after the hello, in `OP_NAMES`.
 const AUTHENTICATE: u8 = 21;
 
-fn op_index(op: &Op) -> u8 {
+pub(crate) fn op_index(op: &Op) -> u8 {
     match op {
         Op::Ping => 0,
         Op::Create(_) => 1,

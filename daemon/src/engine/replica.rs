@@ -86,6 +86,11 @@ impl Replica {
     pub fn forget_local(&mut self, session: SessionId) {
         self.local.remove(&session);
     }
+
+    /// No round's outputs wait for a synchronous standby.
+    pub fn nothing_held(&self) -> bool {
+        self.held.is_empty()
+    }
 }
 
 impl Engine {
@@ -148,11 +153,12 @@ impl Engine {
         done: oneshot::Sender<Zxid>,
     ) -> Result<(), EngineError> {
         self.flush()?;
+        self.lock_state();
         self.store.install(snapshot)?;
         self.metrics.store_bytes(self.store.file_len());
         let limits = self.sm.limits().clone();
         let history = limits.history_txns;
-        let previous = std::mem::replace(&mut self.sm, StateMachine::restore(limits, self.store.restored(history)?)?);
+        let previous = std::mem::replace(&mut *self.sm, StateMachine::restore(limits, self.store.restored(history)?)?);
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), "installed a snapshot from the primary");
         for (session, event) in self.sm.adopt_watches(&previous) {
             if let Some(&conn) = self.attached.get(&session) {
@@ -223,12 +229,10 @@ impl Engine {
 
     /// Sets the metrics' gauges from this round's state (the store's size only after a
     /// commit: it is a `stat` of the file).
-    pub(super) fn publish_metrics(&self, committed: bool) {
-        if committed {
-            self.metrics.store_bytes(self.store.file_len());
-        }
+    /// The gauges of the metrics, read while the engine holds the state.
+    pub(super) fn gauges(&self) -> Gauges {
         let peer = self.replica.peer.as_ref();
-        self.metrics.publish(&Gauges {
+        Gauges {
             sessions: (self.sm.sessions().len() + self.replica.local.len()) as u64,
             watches: self.sm.watch_count() as u64,
             nodes: self.sm.tree().len() as u64,
@@ -240,7 +244,7 @@ impl Engine {
             lag_txns: peer.map_or(0, |p| p.lag_txns),
             lag_ms: peer.map_or(0, |p| p.lag_ms),
             uptime_ms: self.replica.started.elapsed().as_millis() as u64,
-        });
+        }
     }
 
     /// Synchronous replication: queues this round's outputs behind the standby's

@@ -38,17 +38,15 @@ impl Engine {
             ErrorReply::new(ErrorCode::DiskFull, format!("the server's storage failed ({reason}); reconnect"));
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            if let Some(mut gone) = self.conns.remove(&conn)
-                && let Some(kill) = gone.kill.take()
-            {
-                let _ = kill.send(goodbye.clone());
+            if let Some(mut gone) = self.conns.remove(&conn) {
+                gone.kill(goodbye.clone());
             }
         }
         self.attached.clear();
         self.store.reopen()?;
         let limits = self.sm.limits().clone();
         let history = limits.history_txns;
-        self.sm = StateMachine::restore(limits, self.store.restored(history)?)?;
+        *self.sm = StateMachine::restore(limits, self.store.restored(history)?)?;
         self.storage = Some(Failure { reason, probed: Instant::now() });
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! readable id gets an error reply in order and the connection carries on.
 
 use super::auth::Authenticator;
-use crate::engine::{ConnId, EngineInput, Peer};
+use super::reads::{Answered, LocalReads};
+use crate::engine::{ConnId, ConnLink, EngineInput, Peer, StateView};
 use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
@@ -39,6 +40,8 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The read buffer of a connection's requests (larger frames are read past it).
 const READ_BUFFER: usize = 4 * 1024;
+/// Reads answered on the connection in a row before its writer gets a turn.
+const ANSWERED_HERE_BURST: u64 = 64;
 /// How long a goodbye may take to write before the connection is simply dropped.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -52,7 +55,7 @@ pub async fn serve<S>(
     conn: ConnId,
     (peer, mut principals): (Peer, Vec<Principal>),
     auth: &Authenticator,
-    engine: mpsc::Sender<EngineInput>,
+    (engine, state): (mpsc::Sender<EngineInput>, StateView),
     limits: ConnLimits,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -75,6 +78,7 @@ pub async fn serve<S>(
     let (reply, reply_rx) = oneshot::channel();
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let in_flight = AtomicUsize::new(0);
+    let link = Arc::new(ConnLink::default());
     let io = (&mut reader, &mut writer);
     let proved = auth.authenticate(
         hello.token.as_ref(),
@@ -93,67 +97,91 @@ pub async fn serve<S>(
         .await;
         return;
     }
-    let input =
-        EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes: queued_bytes.clone() };
+    let input = EngineInput::Hello {
+        conn,
+        hello,
+        peer,
+        principals,
+        outbox,
+        kill,
+        reply,
+        queued_bytes: queued_bytes.clone(),
+        link: Some(link.clone()),
+    };
     if engine.send(input).await.is_err() {
         return;
     }
     let Ok(answer) = reply_rx.await else { return };
-    let accepted = matches!(answer, HelloReply::Accepted(_));
-    if write_message(&mut writer, &answer, limits.frame_len_max).await.is_err() || !accepted {
-        return finish(&engine, conn, accepted).await;
+    let session = match &answer {
+        HelloReply::Accepted(server) => Some(server.session_id),
+        _ => None,
+    };
+    if write_message(&mut writer, &answer, limits.frame_len_max).await.is_err() {
+        return finish(&engine, conn, session.is_some()).await;
     }
+    let Some(session) = session else { return };
+    let answered = Answered::default();
+    let mut reads =
+        LocalReads::new(state, link.clone(), session, &answered, (queued_bytes.clone(), limits.outbound_bytes_max));
 
     let ended = {
         // Buffered from here on (the handshake reads exact frames, so nothing is lost): a
         // request's header and payload, and pipelined requests, come in one read.
         let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, reader);
-        let reading = read_requests(&mut reader, conn, &engine, &limits, &in_flight);
+        let reading = read_requests(&mut reader, conn, (&engine, &mut reads), &limits, &in_flight);
         tokio::pin!(reading);
         let mut kill_rx = kill_rx;
         let mut buf = Vec::new();
         loop {
             // Only waiting is raced, never a write: a frame is never cut in half. The engine
-            // sends the kill before it drops the outbox, so `biased` sees the reason.
+            // sends the kill before it drops the outbox, so `biased` sees the reason. Replies
+            // answered here are looked at right after the reader that queues them.
             let first = tokio::select! {
                 biased;
                 reason = &mut kill_rx => break reason.ok(),
                 reason = &mut reading => break reason,
+                () = answered.ready() => None,
                 message = outbox_rx.recv() => match message {
-                    Some(message) => message,
+                    Some(message) => Some(message),
                     None => break None,
                 },
             };
-            if !write_batch(
-                &mut writer,
-                first,
-                &mut outbox_rx,
-                &mut buf,
-                limits.frame_len_max,
-                &queued_bytes,
-                &in_flight,
-            )
-            .await
-            {
+            let queues = (&answered, &mut outbox_rx);
+            let Some(written) = write_batch(&mut writer, first, queues, &mut buf, limits.frame_len_max).await else {
                 break None;
-            }
+            };
+            queued_bytes.fetch_sub(written.weight, Ordering::AcqRel);
+            in_flight.fetch_sub(written.replies, Ordering::AcqRel);
+            link.taken(written.others);
         }
     };
     if let Some(reason) = ended {
         info!(conn, reason = %reason, "closing connection");
-        // What was queued before the goodbye still goes out, then the goodbye.
-        let mut buf = Vec::new();
-        while let Ok(message) = outbox_rx.try_recv() {
-            encode_message(&message, limits.frame_len_max, &mut buf);
-        }
-        encode_message(&ServerMessage::Closing(reason), limits.frame_len_max, &mut buf);
-        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
-            writer.write_all(&buf).await?;
-            writer.flush().await
-        })
-        .await;
+        goodbye(&mut writer, (&answered, &mut outbox_rx), reason, limits.frame_len_max).await;
     }
     finish(&engine, conn, true).await;
+}
+
+/// Writes what was queued before the goodbye, then the goodbye.
+async fn goodbye<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
+    reason: ErrorReply,
+    frame_len_max: u32,
+) {
+    let mut buf = Vec::new();
+    while let Some(message) = answered.pop() {
+        encode_message(&message, frame_len_max, &mut buf);
+    }
+    while let Ok(message) = outbox.try_recv() {
+        encode_message(&message, frame_len_max, &mut buf);
+    }
+    encode_message(&ServerMessage::Closing(reason), frame_len_max, &mut buf);
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        writer.write_all(&buf).await?;
+        writer.flush().await
+    })
+    .await;
 }
 
 async fn finish(engine: &mpsc::Sender<EngineInput>, conn: ConnId, registered: bool) {
@@ -172,10 +200,11 @@ async fn goodbye_hello<W: AsyncWrite + Unpin>(writer: &mut W, code: ErrorCode, m
 async fn read_requests<R: AsyncRead + Unpin>(
     reader: &mut R,
     conn: ConnId,
-    engine: &mpsc::Sender<EngineInput>,
+    (engine, reads): (&mpsc::Sender<EngineInput>, &mut LocalReads<'_>),
     limits: &ConnLimits,
     in_flight: &AtomicUsize,
 ) -> Option<ErrorReply> {
+    let mut answered_here: u64 = 0;
     loop {
         let payload = match read_frame(reader, limits.frame_len_max).await {
             Ok(payload) => payload,
@@ -188,44 +217,70 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 return Some(ErrorReply::new(ErrorCode::TooLarge, e));
             }
         };
-        let input = match Request::decode(&payload) {
-            Ok(request) => EngineInput::Request { conn, request },
+        // A request, or what the engine answers in its place.
+        let decoded = match Request::decode(&payload) {
+            Ok(request) => Ok(request),
             Err(e) => match e.id {
                 Some(id) => {
                     let code = if e.unknown_op { ErrorCode::Unimplemented } else { ErrorCode::BadRequest };
-                    EngineInput::Undecodable { conn, id, error: ErrorReply::new(code, e.reason) }
+                    Err(EngineInput::Undecodable { conn, id, error: ErrorReply::new(code, e.reason) })
                 }
                 None => {
                     return Some(ErrorReply::new(ErrorCode::BadRequest, format!("undecodable request: {}", e.reason)));
                 }
             },
         };
-        if in_flight.fetch_add(1, Ordering::AcqRel) >= limits.requests_in_flight_max {
+        let unanswered = in_flight.fetch_add(1, Ordering::AcqRel);
+        if unanswered >= limits.requests_in_flight_max {
             let max = limits.requests_in_flight_max;
             warn!(conn, max, "too many requests in flight");
             return Some(ErrorReply::new(ErrorCode::LimitExceeded, format!("more than {max} requests in flight")));
         }
+        if reads.take(decoded.as_ref().ok(), unanswered) {
+            // Reads answered here never wait, so a client that pipelines many would keep this
+            // future busy and its replies unwritten: step aside now and then for the writer.
+            answered_here += 1;
+            if answered_here % ANSWERED_HERE_BURST == 0 {
+                tokio::task::yield_now().await;
+            }
+            continue;
+        }
+        let input = match decoded {
+            Ok(request) => EngineInput::Request { conn, request },
+            Err(input) => input,
+        };
         if engine.send(input).await.is_err() {
             return Some(ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down"));
         }
     }
 }
 
-/// Writes `first` and whatever else is queued (up to a chunk) in one write; false if the
-/// connection failed. Then gives back the written messages' weight and replies in flight.
+/// What one write carried: its queued weight, the replies it answers, the other messages.
+#[derive(Default)]
+struct Written {
+    weight: usize,
+    replies: usize,
+    others: u64,
+}
+
+/// Writes the replies answered here, then `first` (from the outbox) and whatever else is
+/// queued there (up to a chunk), in one write; `None` if the connection failed. The answered
+/// replies go first: whatever the engine queued was queued after them (see `reads`).
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    first: ServerMessage,
-    outbox: &mut mpsc::Receiver<ServerMessage>,
+    first: Option<ServerMessage>,
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
     buf: &mut Vec<u8>,
     frame_len_max: u32,
-    queued_bytes: &AtomicUsize,
-    in_flight: &AtomicUsize,
-) -> bool {
+) -> Option<Written> {
     buf.clear();
-    // What this write carries: its queued weight and how many replies it answers.
-    let mut written = (0, 0);
-    take(&first, frame_len_max, buf, &mut written);
+    let mut written = Written::default();
+    while let Some(message) = answered.pop() {
+        take(&message, frame_len_max, buf, &mut written);
+    }
+    if let Some(first) = first {
+        take(&first, frame_len_max, buf, &mut written);
+    }
     while buf.len() < WRITE_CHUNK {
         match outbox.try_recv() {
             Ok(next) => take(&next, frame_len_max, buf, &mut written),
@@ -233,21 +288,23 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         }
     }
     if writer.write_all(buf).await.is_err() || writer.flush().await.is_err() {
-        return false;
+        return None;
     }
-    queued_bytes.fetch_sub(written.0, Ordering::AcqRel);
-    in_flight.fetch_sub(written.1, Ordering::AcqRel);
     if buf.capacity() > WRITE_BUFFER_KEPT {
         buf.clear();
         buf.shrink_to(WRITE_CHUNK);
     }
-    true
+    Some(written)
 }
 
-fn take(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>, written: &mut (usize, usize)) {
+fn take(message: &ServerMessage, frame_len_max: u32, buf: &mut Vec<u8>, written: &mut Written) {
     encode_message(message, frame_len_max, buf);
-    written.0 += wire::weight(message);
-    written.1 += usize::from(matches!(message, ServerMessage::Reply { .. }));
+    written.weight += wire::weight(message);
+    if matches!(message, ServerMessage::Reply { .. }) {
+        written.replies += 1;
+    } else {
+        written.others += 1;
+    }
 }
 
 /// Frames a message; a reply too large for a frame becomes a `TooLarge` error reply.

@@ -5,6 +5,7 @@ pub(crate) mod admission;
 mod auth;
 mod connection;
 mod peer;
+mod reads;
 mod tls;
 mod unix_socket;
 
@@ -12,7 +13,7 @@ pub use auth::Authenticator;
 pub use connection::ConnLimits;
 pub use tls::{TlsFiles, TlsServer};
 
-use crate::engine::{ConnId, EngineInput, Peer};
+use crate::engine::{ConnId, EngineInput, Peer, StateView};
 use baton_proto::frame;
 use baton_proto::message::HelloReply;
 use baton_proto::{ErrorCode, ErrorReply, Principal};
@@ -56,7 +57,7 @@ impl Listeners {
     /// for the connections to close, and removes the socket file.
     pub async fn serve(
         self,
-        engine: mpsc::Sender<EngineInput>,
+        (engine, state): (mpsc::Sender<EngineInput>, StateView),
         limits: ConnLimits,
         connections_max: usize,
         auth: Authenticator,
@@ -102,7 +103,7 @@ impl Listeners {
                 }
             };
             let span = info_span!("conn", id = conn, peer = ?peer);
-            let engine = engine.clone();
+            let (engine, state) = (engine.clone(), state.clone());
             let (auth, tls) = (auth.clone(), tls.clone());
             tasks.spawn(
                 async move {
@@ -117,7 +118,7 @@ impl Listeners {
                         }
                         (stream, Peer::Tcp(_), _) => (stream.boxed(), Vec::new()),
                     };
-                    connection::serve(stream, conn, (peer, principals), &auth, engine, limits).await;
+                    connection::serve(stream, conn, (peer, principals), &auth, (engine, state), limits).await;
                     drop(permit);
                 }
                 .instrument(span),

@@ -18,33 +18,56 @@ impl StateMachine {
     /// `RemoveWatches`, `MatchWatches`, `CountDescendants`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
     /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
+        let watch = match op {
+            Op::Get { path: p, watch: true } => Some((WatchKind::Data, p)),
+            Op::Exists { path: p, watch: true } => Some((WatchKind::Exists, p)),
+            Op::Children { path: p, watch: true, .. } => Some((WatchKind::Children, p)),
+            Op::AddWatch { path: p, mode } => {
+                valid_path(p)?;
+                if let Some(node) = self.tree.get(p) {
+                    self.identity(session).check(&node.acl, Perms::READ, p)?;
+                }
+                self.add_watch(session, WatchKind::from(*mode), p)?;
+                return Ok(Response::WatchAdded);
+            }
+            Op::RemoveWatches { path: p } => {
+                valid_path(p)?;
+                self.watches.remove_path(session, p);
+                return Ok(Response::WatchesRemoved);
+            }
+            Op::MatchWatches { path: p, kinds, remove } => return self.match_watches(session, p, kinds, *remove),
+            _ => None,
+        };
+        // The watch is set only once the read itself succeeded (no watch on a refused read).
+        let response = self.lookup(session, op)?;
+        if let Some((kind, p)) = watch {
+            self.add_watch(session, kind, p)?;
+        }
+        Ok(response)
+    }
+
+    /// Answers a read that changes nothing (a watch flag is ignored here; `read` sets it), so
+    /// it can be answered from a shared reference: what connections serve by themselves.
+    pub fn lookup(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
         match op {
             Op::Ping => Ok(Response::Pong),
-            Op::Get { path: p, watch } => {
+            Op::Get { path: p, .. } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(&node.acl, Perms::READ, p)?;
-                let response = Response::Data { data: node.data.clone(), stat: node.stat };
-                if *watch {
-                    self.add_watch(session, WatchKind::Data, p)?;
-                }
-                Ok(response)
+                Ok(Response::Data { data: node.data.clone(), stat: node.stat })
             }
-            Op::Exists { path: p, watch } => {
+            Op::Exists { path: p, .. } => {
                 valid_path(p)?;
-                let stat = self.tree.get(p).map(|n| n.stat);
-                if *watch {
-                    self.add_watch(session, WatchKind::Exists, p)?;
-                }
-                Ok(Response::Exists(stat))
+                Ok(Response::Exists(self.tree.get(p).map(|n| n.stat)))
             }
-            Op::Children { path: p, watch, with_stats } => {
+            Op::Children { path: p, with_stats, .. } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(&node.acl, Perms::READ, p)?;
                 let stat = node.stat;
-                let response = if *with_stats {
+                Ok(if *with_stats {
                     let children = node
                         .children
                         .iter()
@@ -53,11 +76,7 @@ impl StateMachine {
                     Response::ChildrenWithStats { children, stat }
                 } else {
                     Response::Children { children: node.children.iter().cloned().collect(), stat }
-                };
-                if *watch {
-                    self.add_watch(session, WatchKind::Children, p)?;
-                }
-                Ok(response)
+                })
             }
             Op::Sync { path: p } => {
                 valid_path(p)?;
@@ -73,19 +92,6 @@ impl StateMachine {
                     self.sessions.get(owner).map(|s| s.ephemerals.iter().cloned().collect()).unwrap_or_default();
                 Ok(Response::Ephemerals(paths))
             }
-            Op::AddWatch { path: p, mode } => {
-                valid_path(p)?;
-                if let Some(node) = self.tree.get(p) {
-                    who.check(&node.acl, Perms::READ, p)?;
-                }
-                self.add_watch(session, WatchKind::from(*mode), p)?;
-                Ok(Response::WatchAdded)
-            }
-            Op::RemoveWatches { path: p } => {
-                valid_path(p)?;
-                self.watches.remove_path(session, p);
-                Ok(Response::WatchesRemoved)
-            }
             Op::MultiRead(ops) => self.multi_read(session, ops),
             Op::CountDescendants { path: p } => {
                 valid_path(p)?;
@@ -93,7 +99,6 @@ impl StateMachine {
                 who.check(&node.acl, Perms::READ, p)?;
                 Ok(Response::Descendants(self.tree.descendants(p) as u64))
             }
-            Op::MatchWatches { path: p, kinds, remove } => self.match_watches(session, p, kinds, *remove),
             Op::GetAcl { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
@@ -160,14 +165,14 @@ impl StateMachine {
     }
 
     /// Reads answered together: each `Get` or `Children` (without a watch) in turn.
-    fn multi_read(&mut self, session: SessionId, ops: &[Op]) -> Result<Response, ErrorReply> {
+    fn multi_read(&self, session: SessionId, ops: &[Op]) -> Result<Response, ErrorReply> {
         let reads_only =
             ops.iter().all(|op| matches!(op, Op::Get { watch: false, .. } | Op::Children { watch: false, .. }));
         if !reads_only {
             let message = "a multi-read holds only get and children, without watches";
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
         }
-        Ok(Response::MultiRead(ops.iter().map(|op| self.read(session, op)).collect()))
+        Ok(Response::MultiRead(ops.iter().map(|op| self.lookup(session, op)).collect()))
     }
 
     /// Finds (and with `remove` drops) the session's watches of `kinds` on `p`; `NoWatcher`

@@ -200,6 +200,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
         kill,
         reply,
         queued_bytes: queued_bytes.clone(),
+        link: None,
     };
     if engine.send(input).await.is_err() {
         return None;
