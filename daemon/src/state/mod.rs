@@ -14,10 +14,12 @@
 //! Imports: `baton_proto` and std (plus serde for the stored record types).
 
 mod acl;
+mod acl_table;
 mod apply;
 mod digest;
 mod history;
 mod overlay;
+mod packed;
 mod prepare;
 mod read;
 mod sessions;
@@ -28,7 +30,7 @@ pub use acl::{Acl, Identity};
 pub use apply::{Applied, StoreDelta};
 pub use prepare::Rejection;
 pub use sessions::{Session, SessionRecord, Sessions};
-pub use tree::{Node, NodeRecord, Tree};
+pub use tree::{Node, NodeRecord, Removed, Tree};
 pub use watches::WatchKind;
 
 use baton_proto::{AclEntry, SessionId, Txn, Zxid};
@@ -85,7 +87,10 @@ pub struct Restored {
     pub last_zxid: Zxid,
     /// Every txn after this zxid is in `recent_txns`.
     pub history_floor: Zxid,
-    pub nodes: Vec<(String, NodeRecord)>,
+    /// The tree, built while reading (a list of every record first would double the
+    /// memory a restart needs), and the paths of nodes whose parent is missing.
+    pub tree: Tree,
+    pub orphans: Vec<String>,
     pub sessions: Vec<(SessionId, SessionRecord)>,
     /// The retained log's newest entries, oldest first.
     pub recent_txns: Vec<Txn>,
@@ -127,7 +132,7 @@ impl StateMachine {
     /// Rebuilds the machine from stored state. Sessions start without deadlines: each gets a
     /// fresh timeout at the first tick.
     pub fn restore(limits: Limits, restored: Restored) -> Result<Self, RestoreError> {
-        let (tree, orphans) = Tree::from_records(restored.nodes);
+        let (tree, orphans) = (restored.tree, restored.orphans);
         if !orphans.is_empty() {
             return Err(RestoreError(format!("{} nodes without a parent, e.g. {}", orphans.len(), orphans[0])));
         }
@@ -136,14 +141,14 @@ impl StateMachine {
             sessions.insert(id, record);
         }
         for (p, node) in tree.iter() {
-            let owner = node.stat.ephemeral_owner;
+            let owner = node.stat().ephemeral_owner;
             if owner.is_none() {
                 continue;
             }
             let session = sessions
                 .get_mut(owner)
                 .ok_or_else(|| RestoreError(format!("ephemeral {p} owned by unknown session {owner}")))?;
-            session.ephemerals.insert(p.clone());
+            session.ephemerals.insert(p.to_owned());
         }
         let mut history = History::new(limits.history_txns, restored.history_floor);
         for txn in &restored.recent_txns {

@@ -3,7 +3,7 @@
 //! consistent as of one commit, while the engine keeps writing.
 
 use super::{LOG, META, NODES, SESSIONS, StoreError, corrupt, engine, records};
-use crate::state::{NodeRecord, Restored, SessionRecord};
+use crate::state::{NodeRecord, Restored, SessionRecord, Tree};
 use baton_proto::txn::decode_record;
 use baton_proto::{SessionId, Zxid};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -81,12 +81,20 @@ impl StoreReader {
     pub fn restore(&self, history_txns: usize) -> Result<(Restored, super::LogWindow), StoreError> {
         let read = self.begin()?;
         let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
-        let mut nodes = Vec::new();
-        for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
-            let (key, value) = entry.map_err(engine)?;
-            let record: NodeRecord =
-                records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
-            nodes.push((key.value().to_owned(), record));
+        // Streamed into the tree: the first bad record ends the stream and fails the restore.
+        let mut failure = None;
+        let nodes = read.open_table(NODES).map_err(engine)?;
+        let records = nodes.iter().map_err(engine)?.map_while(|entry| {
+            let decoded = entry.map_err(engine).and_then(|(key, value)| {
+                let record: NodeRecord =
+                    records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
+                Ok((key.value().to_owned(), record))
+            });
+            decoded.map_err(|e| failure = Some(e)).ok()
+        });
+        let (tree, orphans) = Tree::from_records(records);
+        if let Some(e) = failure {
+            return Err(e);
         }
         let mut sessions = Vec::new();
         for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
@@ -124,7 +132,7 @@ impl StoreReader {
             return Err(StoreError::Corrupt { table: "log", key: last.zxid.to_string(), reason });
         }
         let window = super::LogWindow { floor: log_floor, txns: log_len, bytes: log_bytes };
-        Ok((Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }, window))
+        Ok((Restored { epoch, last_zxid, history_floor, tree, orphans, sessions, recent_txns }, window))
     }
 
     /// Up to `max` log entries after `zxid`.
