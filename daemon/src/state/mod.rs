@@ -34,7 +34,7 @@ pub use tree::{Node, NodeRecord, Removed, Tree};
 pub use watches::WatchKind;
 
 use baton_proto::{AclEntry, SessionId, Txn, Zxid};
-use history::History;
+pub use history::{History, HistoryBound};
 use std::collections::BTreeMap;
 use watches::WatchTable;
 
@@ -53,6 +53,8 @@ pub struct Limits {
     pub ttl_max_ms: u64,
     /// How many recent transactions' changes are kept for replay to resuming watchers.
     pub history_txns: usize,
+    /// At most this many bytes of them (see [`History::cost`]).
+    pub history_bytes: usize,
     /// Longest path a create accepts, in bytes.
     pub path_len_max: usize,
     /// Most segments in a path a create accepts.
@@ -73,11 +75,18 @@ impl Default for Limits {
             ephemerals_per_session_max: 100_000,
             ttl_max_ms: 0xff_ffff_ffff,
             history_txns: 100_000,
+            history_bytes: 2 * 1024 * 1024,
             path_len_max: baton_proto::path::PATH_LEN_MAX,
             path_depth_max: 128,
             default_acl: acl::open(),
             skip_fencing_check: false,
         }
+    }
+}
+
+impl Limits {
+    pub fn history_bound(&self) -> HistoryBound {
+        HistoryBound { txns: self.history_txns, bytes: self.history_bytes }
     }
 }
 
@@ -121,7 +130,7 @@ impl StateMachine {
             tree: Tree::new(),
             sessions: Sessions::default(),
             watches: WatchTable::default(),
-            history: History::new(limits.history_txns, Zxid::ZERO),
+            history: History::new(limits.history_bound(), Zxid::ZERO),
             epoch: 1,
             last_zxid: Zxid::ZERO,
             limits,
@@ -150,7 +159,7 @@ impl StateMachine {
                 .ok_or_else(|| RestoreError(format!("ephemeral {p} owned by unknown session {owner}")))?;
             session.ephemerals.insert(p.to_owned());
         }
-        let mut history = History::new(limits.history_txns, restored.history_floor);
+        let mut history = History::new(limits.history_bound(), restored.history_floor);
         for txn in &restored.recent_txns {
             history.record(txn);
         }

@@ -3,7 +3,7 @@
 //! consistent as of one commit, while the engine keeps writing.
 
 use super::{LOG, META, NODES, SESSIONS, StoreError, corrupt, engine, records};
-use crate::state::{NodeRecord, Restored, SessionRecord, Tree};
+use crate::state::{History, HistoryBound, NodeRecord, Restored, SessionRecord, Tree};
 use baton_proto::txn::decode_record;
 use baton_proto::{SessionId, Zxid};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -76,9 +76,9 @@ impl StoreReader {
         Ok(before.transpose().map_err(engine)?.map(|(k, _)| Zxid(k.value())))
     }
 
-    /// Everything needed to rebuild the state machine, with the newest `history_txns` log
-    /// entries; and the retained log's window.
-    pub fn restore(&self, history_txns: usize) -> Result<(Restored, super::LogWindow), StoreError> {
+    /// Everything needed to rebuild the state machine, with the newest log entries the
+    /// watch history keeps (`history`); and the retained log's window.
+    pub fn restore(&self, history: HistoryBound) -> Result<(Restored, super::LogWindow), StoreError> {
         let read = self.begin()?;
         let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
         // Streamed into the tree: the first bad record ends the stream and fails the restore.
@@ -110,10 +110,17 @@ impl StoreReader {
             log_bytes += entry.map_err(engine)?.1.value().len() as u64;
         }
         let mut recent_txns = Vec::new();
-        for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
+        // Newest first, only as many as the history keeps: the rest would be decoded (with
+        // their data) only to be dropped.
+        let mut history_bytes = 0usize;
+        for entry in log.iter().map_err(engine)?.rev().take(history.txns) {
             let (key, value) = entry.map_err(engine)?;
             let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
             let txn = decode_record(record).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            history_bytes = history_bytes.saturating_add(History::cost(&txn));
+            if history_bytes > history.bytes && !recent_txns.is_empty() {
+                break;
+            }
             recent_txns.push(txn);
         }
         recent_txns.reverse();
