@@ -107,7 +107,7 @@ pub async fn serve<S>(
         let reading = read_requests(&mut reader, conn, &engine, &limits, &in_flight);
         tokio::pin!(reading);
         let mut kill_rx = kill_rx;
-        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        let mut buf = Vec::new();
         loop {
             // Only waiting is raced, never a write: a frame is never cut in half. The engine
             // sends the kill before it drops the outbox, so `biased` sees the reason.
@@ -233,6 +233,9 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     }
     queued_bytes.fetch_sub(written.0, Ordering::AcqRel);
     in_flight.fetch_sub(written.1, Ordering::AcqRel);
+    if outbox.is_empty() {
+        super::shrink_idle_buffer(buf);
+    }
     true
 }
 

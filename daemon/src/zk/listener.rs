@@ -253,7 +253,7 @@ where
     let ip = addr.ip().to_string();
     let reading = read_requests(reader, conn, &ip, engine, &limits, &in_flight, pending_tx);
     tokio::pin!(reading);
-    let mut buf = Vec::with_capacity(WRITE_CHUNK);
+    let mut buf = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -290,6 +290,9 @@ where
         in_flight.fetch_sub(written.1, Ordering::AcqRel);
         if hang_up {
             break None;
+        }
+        if outbox.is_empty() {
+            crate::server::shrink_idle_buffer(&mut buf);
         }
     }
 }
