@@ -54,7 +54,7 @@ async fn serve(client: &Client, name: &str) -> anyhow::Result<()> {
             }
             let beat = vec![
                 leadership.guard_op(),
-                MultiOp::Set { path: HEARTBEAT.into(), data: name.as_bytes().to_vec(), version: None },
+                MultiOp::Set { path: HEARTBEAT.into(), data: Some(name.as_bytes().to_vec()), version: None },
             ];
             match client.multi(beat).await {
                 Ok(_) => {}

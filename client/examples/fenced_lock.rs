@@ -69,7 +69,7 @@ impl Store {
         loop {
             let ops = vec![
                 guard.guard_op(),
-                MultiOp::Set { path: DATA.into(), data: value.clone().into_bytes(), version: None },
+                MultiOp::Set { path: DATA.into(), data: Some(value.clone().into_bytes()), version: None },
             ];
             match self.client.multi(ops).await {
                 Ok(_) => return Ok(()),

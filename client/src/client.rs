@@ -205,7 +205,7 @@ impl Client {
     ) -> Result<(String, Stat)> {
         let op = Op::Create(CreateRequest {
             path: path.to_owned(),
-            data: data.to_vec(),
+            data: Some(data.to_vec()),
             kind: options.kind,
             sequential: options.sequential,
             acl: acl.to_vec(),
@@ -253,7 +253,7 @@ impl Client {
     pub async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat)> {
         let op = Op::Get { path: path.to_owned(), watch: false };
         match self.call(op, None).await? {
-            Response::Data { data, stat } => Ok((data, stat)),
+            Response::Data { data, stat } => Ok((data.unwrap_or_default(), stat)),
             other => Err(unexpected(&other)),
         }
     }
@@ -270,7 +270,7 @@ impl Client {
         let (watch, watcher) = self.oneshot_watch(path, OneshotKind::Data);
         let op = Op::Get { path: path.to_owned(), watch: true };
         match self.call(op, Some(watch)).await {
-            Ok(Response::Data { data, stat }) => Ok((data, stat, watcher)),
+            Ok(Response::Data { data, stat }) => Ok((data.unwrap_or_default(), stat, watcher)),
             Ok(other) => Err(unexpected(&other)),
             Err(e) => Err(watcher.disarm(e)),
         }
@@ -368,7 +368,7 @@ impl Client {
     /// # Cancellation safety
     /// Cancel-safe: the connection is unaffected, but a write already sent may take effect.
     pub async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
-        let op = Op::Set { path: path.to_owned(), data: data.to_vec(), version };
+        let op = Op::Set { path: path.to_owned(), data: Some(data.to_vec()), version };
         match self.call(op, None).await? {
             Response::Set(stat) => Ok(stat),
             other => Err(unexpected(&other)),

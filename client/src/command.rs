@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn zxid_is_the_newest_in_any_stat() {
         let stat = |c, m, p| Stat { czxid: Zxid(c), mzxid: Zxid(m), pzxid: Zxid(p), ..Stat::default() };
-        assert_eq!(response_zxid(&Response::Data { data: vec![], stat: stat(1, 5, 3) }), Zxid(5));
+        assert_eq!(response_zxid(&Response::Data { data: Some(vec![]), stat: stat(1, 5, 3) }), Zxid(5));
         assert_eq!(
             response_zxid(&Response::ChildrenWithStats {
                 children: vec![("a".into(), stat(9, 9, 9))],

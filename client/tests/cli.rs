@@ -90,7 +90,7 @@ async fn a_version_conflict_exits_4() {
     let cli = spawn_baton(&server, &["set", "/a", "x", "--version", "3"]);
     let mut conn = server.accept_new(1, 10_000).await;
     let set = conn.request().await;
-    assert_eq!(set.op, Op::Set { path: "/a".into(), data: b"x".to_vec(), version: Some(3) });
+    assert_eq!(set.op, Op::Set { path: "/a".into(), data: Some(b"x".to_vec()), version: Some(3) });
     conn.reply(set.id, Err(ErrorReply::new(ErrorCode::BadVersion, ""))).await;
     expect_close(&mut conn).await;
     assert_eq!(step(cli).await.unwrap().status.code(), Some(4));
@@ -103,7 +103,7 @@ async fn get_json_prints_one_object() {
     let mut conn = server.accept_new(1, 10_000).await;
     let get = conn.request().await;
     let stat = Stat { version: 2, data_length: 2, ..Stat::default() };
-    conn.reply(get.id, Ok(Response::Data { data: b"hi".to_vec(), stat })).await;
+    conn.reply(get.id, Ok(Response::Data { data: Some(b"hi".to_vec()), stat })).await;
     expect_close(&mut conn).await;
     let out = step(cli).await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -121,7 +121,7 @@ async fn get_writes_raw_data_without_a_newline() {
     let mut conn = server.accept_new(1, 10_000).await;
     let get = conn.request().await;
     let data = vec![0, 159, 146, 150];
-    conn.reply(get.id, Ok(Response::Data { data: data.clone(), stat: Stat::default() })).await;
+    conn.reply(get.id, Ok(Response::Data { data: Some(data.clone()), stat: Stat::default() })).await;
     expect_close(&mut conn).await;
     let out = step(cli).await.unwrap();
     assert!(out.status.success());

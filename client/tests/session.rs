@@ -43,7 +43,7 @@ async fn pipelined_requests_are_answered_in_order() {
         assert!(matches!(get.op, Op::Get { watch: false, .. }));
         assert!(matches!(exists.op, Op::Exists { .. }));
         assert!(get.id < exists.id);
-        let data = Response::Data { data: b"x".to_vec(), stat: stat(0x1_0000_0009) };
+        let data = Response::Data { data: Some(b"x".to_vec()), stat: stat(0x1_0000_0009) };
         conn.reply(get.id, Ok(data)).await;
         conn.reply(exists.id, Ok(Response::Exists(None))).await;
     };
@@ -72,7 +72,7 @@ async fn one_event_reaches_every_matching_watcher() {
     let (client, mut conn) = connected(&server, LONG_MS).await;
     let script = async {
         let get = conn.request().await;
-        let data = Response::Data { data: vec![], stat: stat(2) };
+        let data = Response::Data { data: Some(vec![]), stat: stat(2) };
         conn.reply(get.id, Ok(data)).await;
         let add = conn.request().await;
         assert_eq!(add.op, Op::AddWatch { path: "/".into(), mode: PersistentWatchMode::Recursive });
@@ -115,7 +115,7 @@ async fn a_resumed_session_restores_its_watches_and_sends_queued_requests_after(
     let (client, mut conn) = connected(&server, LONG_MS).await;
     let script = async move {
         let get = conn.request().await;
-        let data = Response::Data { data: vec![], stat: stat(0x1_0000_0003) };
+        let data = Response::Data { data: Some(vec![]), stat: stat(0x1_0000_0003) };
         conn.reply(get.id, Ok(data)).await;
         let add = conn.request().await;
         conn.reply(add.id, Ok(Response::WatchAdded)).await;
@@ -308,7 +308,7 @@ async fn a_cancelled_request_does_not_break_the_connection() {
     let slow = conn.request().await;
     let script = async {
         let next = conn.request().await;
-        conn.reply(slow.id, Ok(Response::Data { data: vec![], stat: stat(1) })).await;
+        conn.reply(slow.id, Ok(Response::Data { data: Some(vec![]), stat: stat(1) })).await;
         conn.reply(next.id, Ok(Response::Exists(None))).await;
     };
     let (exists, ()) = tokio::join!(client.exists("/b"), script);
@@ -339,7 +339,7 @@ async fn a_server_behind_the_client_is_not_resumed_on() {
     let (client, mut conn) = connected(&server, LONG_MS).await;
     let script = async move {
         let get = conn.request().await;
-        let data = Response::Data { data: vec![], stat: stat(0x1_0000_0050) };
+        let data = Response::Data { data: Some(vec![]), stat: stat(0x1_0000_0050) };
         conn.reply(get.id, Ok(data)).await;
     };
     let (got, ()) = tokio::join!(client.get("/a"), script);

@@ -66,7 +66,7 @@ pub fn weight(message: &baton_proto::ServerMessage) -> usize {
         ServerMessage::Reply { result: Ok(response), .. } => {
             FIXED
                 + match response {
-                    Response::Data { data, .. } => data.len(),
+                    Response::Data { data, .. } => data.as_ref().map_or(0, Vec::len),
                     Response::Children { children, .. } | Response::Ephemerals(children) => {
                         children.iter().map(|c| c.len() + 2).sum()
                     }
@@ -76,7 +76,7 @@ pub fn weight(message: &baton_proto::ServerMessage) -> usize {
                     Response::MultiRead(results) => results
                         .iter()
                         .map(|result| match result {
-                            Ok(Response::Data { data, .. }) => FIXED + data.len(),
+                            Ok(Response::Data { data, .. }) => FIXED + data.as_ref().map_or(0, Vec::len),
                             Ok(Response::Children { children, .. }) => {
                                 FIXED + children.iter().map(|c| c.len() + 2).sum::<usize>()
                             }

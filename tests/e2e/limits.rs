@@ -117,7 +117,7 @@ fn flood_without_reading(daemon: &Daemon, count: u64) -> Raw {
     let (mut raw, _) = Raw::session(&daemon.socket(), 5000);
     let op = Op::Create(CreateRequest {
         path: "/large".into(),
-        data: vec![7; 60_000],
+        data: Some(vec![7; 60_000]),
         kind: CreateKind::Persistent,
         sequential: false,
         acl: Vec::new(),

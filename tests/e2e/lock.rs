@@ -66,7 +66,7 @@ fn multi_code(result: baton::Result<Vec<baton::OpResult>>) -> ErrorCode {
 }
 
 fn set_op(path: &str, data: &[u8]) -> MultiOp {
-    MultiOp::Set { path: path.to_owned(), data: data.to_vec(), version: None }
+    MultiOp::Set { path: path.to_owned(), data: Some(data.to_vec()), version: None }
 }
 
 /// One acquisition, recorded inside the critical section: so the records are in acquisition

@@ -14,7 +14,7 @@ fn open_session(socket: &Path) -> Raw {
 fn create(path: &str) -> Op {
     Op::Create(CreateRequest {
         path: path.into(),
-        data: b"v".to_vec(),
+        data: Some(b"v".to_vec()),
         kind: CreateKind::Persistent,
         sequential: false,
         acl: Vec::new(),
@@ -142,7 +142,7 @@ fn a_multi_that_empties_a_container_answers_one_result_per_op() {
     let mut raw = open_session(&daemon.socket());
     let container = CreateRequest {
         path: "/c".into(),
-        data: vec![],
+        data: Some(vec![]),
         kind: CreateKind::Container,
         sequential: false,
         acl: Vec::new(),

@@ -277,7 +277,7 @@ async fn cache_follows_a_subtree_and_converges_to_the_server_state() {
     let create = |path: &str| {
         MultiOp::Create(CreateRequest {
             path: path.to_owned(),
-            data: b"m".to_vec(),
+            data: Some(b"m".to_vec()),
             kind: CreateOptions::persistent().kind,
             sequential: false,
             acl: Vec::new(),

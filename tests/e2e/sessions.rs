@@ -24,7 +24,7 @@ async fn a_silent_session_expires_and_its_ephemerals_go() {
     assert_eq!(server.timeout_ms, 2000);
     let op = Op::Create(CreateRequest {
         path: "/eph".into(),
-        data: vec![],
+        data: Some(vec![]),
         kind: CreateKind::Ephemeral,
         sequential: false,
         acl: Vec::new(),

@@ -89,7 +89,7 @@ impl World {
             let data = vec![b'x'; rng.below(300) as usize];
             let op = Op::Create(CreateRequest {
                 path: key.clone(),
-                data,
+                data: Some(data),
                 kind: CreateKind::Persistent,
                 sequential: false,
                 acl: Vec::new(),
@@ -128,7 +128,7 @@ impl World {
         self.store = Some(store);
         self.sm = StateMachine::restore(Limits::default(), restored).map_err(|e| format!("{what}: {e}"))?;
         let recovered: BTreeSet<String> =
-            self.sm.tree().iter().map(|(p, _)| p.clone()).filter(|p| p.starts_with("/k")).collect();
+            self.sm.tree().iter().map(|(p, _)| p.to_owned()).filter(|p| p.starts_with("/k")).collect();
         let lost: Vec<&String> = self.acknowledged.difference(&recovered).collect();
         if !lost.is_empty() {
             return Err(format!("{what}: {} acknowledged writes lost, e.g. {}", lost.len(), lost[0]));

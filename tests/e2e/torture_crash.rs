@@ -258,7 +258,7 @@ fn t10_a_daemon_pause_is_not_charged_to_a_session_that_kept_pinging() {
     assert_eq!(server.timeout_ms, 2000);
     let create = Op::Create(CreateRequest {
         path: "/t10-raw".into(),
-        data: vec![],
+        data: Some(vec![]),
         kind: CreateKind::Ephemeral,
         sequential: false,
         acl: Vec::new(),

@@ -21,19 +21,19 @@ fn request(rng: &mut Rng, id: u64) -> Request {
     let op = match rng.below(9) {
         0 => Op::Create(CreateRequest {
             path,
-            data: vec![b'd'; rng.below(40) as usize],
+            data: Some(vec![b'd'; rng.below(40) as usize]),
             kind: CreateKind::Persistent,
             sequential: rng.chance(30),
             acl: Vec::new(),
         }),
-        1 => Op::Set { path, data: b"value".to_vec(), version },
+        1 => Op::Set { path, data: Some(b"value".to_vec()), version },
         2 => Op::Get { path, watch: rng.chance(50) },
         3 => Op::Delete { path, version },
         4 => Op::Exists { path, watch: rng.chance(50) },
         5 => Op::Children { path: "/t11".into(), watch: false, with_stats: rng.chance(50) },
         6 => Op::Multi(vec![
             MultiOp::Check { path: path.clone(), version: 0 },
-            MultiOp::Set { path, data: b"m".to_vec(), version },
+            MultiOp::Set { path, data: Some(b"m".to_vec()), version },
         ]),
         7 => Op::AddWatch { path, mode: PersistentWatchMode::Recursive },
         _ => Op::Sync { path },

@@ -27,7 +27,7 @@ fn code<T: std::fmt::Debug>(result: baton::Result<T>, what: &str) -> ErrorCode {
 fn create_op(path: &str, data: &[u8], options: CreateOptions) -> MultiOp {
     MultiOp::Create(baton::CreateRequest {
         path: path.to_owned(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         kind: options.kind,
         sequential: options.sequential,
         acl: Vec::new(),
@@ -489,7 +489,7 @@ async fn a_failing_multi_changes_nothing_and_names_the_failing_op() {
 
     let ops = vec![
         create_op("/m/new", b"", CreateOptions::persistent()),
-        MultiOp::Set { path: "/m".into(), data: b"changed".to_vec(), version: Some(0) },
+        MultiOp::Set { path: "/m".into(), data: Some(b"changed".to_vec()), version: Some(0) },
         MultiOp::Check { path: "/m".into(), version: 7 },
         MultiOp::Delete { path: "/m/old".into(), version: None },
     ];
@@ -539,10 +539,10 @@ async fn a_successful_multi_gives_a_result_per_op_all_at_one_zxid() {
     let ops = vec![
         MultiOp::Check { path: "/m".into(), version: 0 },
         create_op("/m/new", b"n", CreateOptions::persistent()),
-        MultiOp::Set { path: "/m".into(), data: b"v1".to_vec(), version: Some(0) },
+        MultiOp::Set { path: "/m".into(), data: Some(b"v1".to_vec()), version: Some(0) },
         MultiOp::Delete { path: "/m/old".into(), version: Some(0) },
         // Ops see the effects of the ones before them.
-        MultiOp::Set { path: "/m/new".into(), data: b"n2".to_vec(), version: Some(0) },
+        MultiOp::Set { path: "/m/new".into(), data: Some(b"n2".to_vec()), version: Some(0) },
     ];
     let results = c.multi(ops).await.unwrap();
     assert_eq!(results.len(), 5, "{results:?}");

@@ -117,6 +117,21 @@ fn create(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
     w.into_bytes()
 }
 
+/// A create whose data is null (length -1), as kazoo sends `create(path, None)`.
+fn create_null(path: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.string(path).opt_bytes(None);
+    acl_open(&mut w);
+    w.int(0);
+    w.into_bytes()
+}
+
+fn set_null(path: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.string(path).opt_bytes(None).int(-1);
+    w.into_bytes()
+}
+
 fn path_only(path: &str) -> Vec<u8> {
     let mut w = Writer::new();
     w.string(path);
@@ -181,6 +196,12 @@ fn sequence() -> Vec<(&'static str, i32, Vec<u8>)> {
         ("ephemeral", 1, create("/diff/e", b"", 1)),
         ("child of ephemeral", 1, create("/diff/e/c", b"", 0)),
         ("container", 19, create("/diff/c", b"", 4)),
+        ("create null data", 1, create_null("/diff/null")),
+        ("getData null", 4, path_watch("/diff/null", false)),
+        ("create empty data", 1, create("/diff/empty", b"", 0)),
+        ("getData empty", 4, path_watch("/diff/empty", false)),
+        ("setData null", 5, set_null("/diff/empty")),
+        ("getData set to null", 4, path_watch("/diff/empty", false)),
         ("getChildren", 8, path_watch("/diff", false)),
         ("getChildren2", 12, path_watch("/diff", true)),
         ("getChildren missing", 12, path_watch("/diff/missing", false)),
@@ -262,7 +283,8 @@ fn body(op: i32, bytes: &[u8]) -> String {
         1 | 9 => r.string("path").unwrap(),
         15 | 19 => format!("{} {}", r.string("path").unwrap(), stat(&mut r)),
         3 | 5 | 7 => stat(&mut r),
-        4 => format!("{:?} {}", r.buffer("data").unwrap(), stat(&mut r)),
+        // Null data (length -1) shows as `None`, empty as `Some([])`.
+        4 => format!("{:?} {}", r.opt_buffer("data").unwrap(), stat(&mut r)),
         6 => format!("{:?} {}", r.acls().unwrap(), stat(&mut r)),
         8 | 103 => format!("{:?}", sorted(r.strings("children").unwrap())),
         12 => format!("{:?} {}", sorted(r.strings("children").unwrap()), stat(&mut r)),

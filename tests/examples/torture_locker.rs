@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
                 guard.guard_op(),
                 MultiOp::Create(baton::CreateRequest {
                     path: LOG.into(),
-                    data: entry.into_bytes(),
+                    data: Some(entry.into_bytes()),
                     kind: baton::CreateKind::Persistent,
                     sequential: true,
                     acl: Vec::new(),

@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn refuses_to_encode_past_the_limit() {
-        let request = Request { id: 1, op: Op::Set { path: "/a".into(), data: vec![0; 100], version: None } };
+        let request = Request { id: 1, op: Op::Set { path: "/a".into(), data: Some(vec![0; 100]), version: None } };
         let mut out = vec![1, 2, 3];
         assert!(matches!(encode(&request, 50, &mut out), Err(FrameError::TooLong { .. })));
         assert_eq!(out, [1, 2, 3], "a refused frame leaves the buffer as it was");

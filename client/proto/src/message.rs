@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The first four bytes of every hello: "BATN".
 pub const MAGIC: u32 = 0x4241_544e;
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The client's first frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,8 +139,10 @@ pub enum CreateKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRequest {
     pub path: String,
+    /// `None` is ZooKeeper's null data: distinct from empty for its clients, and read as
+    /// empty through this crate's client.
     #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub kind: CreateKind,
     /// Append the parent's `cversion` as a 10-digit suffix to the name.
     pub sequential: bool,
@@ -194,7 +196,7 @@ pub enum MultiOp {
     Set {
         path: String,
         #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: Option<i32>,
     },
     Delete {
@@ -224,7 +226,7 @@ pub enum Op {
     Set {
         path: String,
         #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: Option<i32>,
     },
     /// With `watch`, leaves a one-shot data watch (the node must exist).
@@ -359,7 +361,7 @@ pub enum Response {
     Set(Stat),
     Data {
         #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     Exists(Option<Stat>),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The first four bytes of a standby's hello: "BARP".
 pub const PEER_MAGIC: u32 = 0x4241_5250;
 /// The replication protocol version this crate speaks.
-pub const PEER_PROTOCOL_VERSION: u16 = 1;
+pub const PEER_PROTOCOL_VERSION: u16 = 2;
 /// Bytes in an authentication nonce.
 pub const NONCE_LEN: usize = 16;
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The format version byte that starts every stored log record.
-pub const TXN_FORMAT_VERSION: u8 = 2;
+pub const TXN_FORMAT_VERSION: u8 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
@@ -56,7 +56,7 @@ pub enum TxnOp {
     Create {
         path: String,
         #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         kind: NodeKind,
         /// Final: `creator` entries already replaced by the creator's identity.
         acl: Vec<AclEntry>,
@@ -67,7 +67,7 @@ pub enum TxnOp {
     Set {
         path: String,
         #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
     },
     /// A `multi`'s version check: changes nothing, recorded so the op's result is kept.
     Check {
@@ -177,8 +177,8 @@ mod tests {
     #[test]
     fn changes_name_the_node_and_its_parent() {
         let txn = write(vec![
-            TxnOp::Create { path: "/a".into(), data: vec![], kind: NodeKind::Persistent, acl: Vec::new() },
-            TxnOp::Set { path: "/a".into(), data: vec![1] },
+            TxnOp::Create { path: "/a".into(), data: Some(vec![]), kind: NodeKind::Persistent, acl: Vec::new() },
+            TxnOp::Set { path: "/a".into(), data: Some(vec![1]) },
             TxnOp::Delete { path: "/a".into() },
         ]);
         let kinds: Vec<_> = txn.changes().iter().map(|c| (c.path, c.kind)).collect();
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_rejects_damage() {
-        let txn = write(vec![TxnOp::Set { path: "/x".into(), data: b"hi".to_vec() }]);
+        let txn = write(vec![TxnOp::Set { path: "/x".into(), data: Some(b"hi".to_vec()) }]);
         let bytes = encode_record(&txn);
         assert_eq!(decode_record(&bytes).unwrap(), txn);
         let mut wrong_version = bytes.clone();

@@ -79,7 +79,7 @@ fn stat() -> Stat {
 }
 
 fn create_request(kind: CreateKind, sequential: bool) -> CreateRequest {
-    CreateRequest { path: "/q/n-".into(), data: vec![0xca, 0xfe], kind, sequential, acl: Vec::new() }
+    CreateRequest { path: "/q/n-".into(), data: Some(vec![0xca, 0xfe]), kind, sequential, acl: Vec::new() }
 }
 
 fn error_reply() -> ErrorReply {
@@ -89,8 +89,8 @@ fn error_reply() -> ErrorReply {
 #[test]
 fn versions_and_magic() {
     assert_eq!(MAGIC, 0x4241_544e, "\"BATN\"");
-    assert_eq!(PROTOCOL_VERSION, 1, "bumping it: update the goldens here in the same change");
-    assert_eq!(TXN_FORMAT_VERSION, 2, "bumping it: update the goldens here in the same change");
+    assert_eq!(PROTOCOL_VERSION, 2, "bumping it: update the goldens here in the same change");
+    assert_eq!(TXN_FORMAT_VERSION, 3, "bumping it: update the goldens here in the same change");
 }
 
 #[test]
@@ -110,8 +110,8 @@ fn hello_with_each_session_request() {
     golden(&resume, "01818080801081808080f0ddefd6de01");
     has_n_variants::<SessionRequest>(2);
     let hellos = [
-        (new, "cea8859204010b6261746f6e20302e312e3000904e01878080801000"),
-        (resume, "cea8859204010b6261746f6e20302e312e3001818080801081808080f0ddefd6de01878080801000"),
+        (new, "cea8859204020b6261746f6e20302e312e3000904e01878080801000"),
+        (resume, "cea8859204020b6261746f6e20302e312e3001818080801081808080f0ddefd6de01878080801000"),
     ];
     for (session, expected) in hellos {
         let hello = Hello {
@@ -174,15 +174,15 @@ fn hello_reply_and_server_hello() {
     golden(&Role::Primary, "00");
     golden(&Role::Standby, "01");
     has_n_variants::<Role>(2);
-    golden(&primary, "010c6261746f6e6420302e312e30000189808080108880808010ef9bafcdf8acd19101904e00");
-    golden(&standby, "010c6261746f6e6420302e312e30010289808080108880808010ef9bafcdf8acd19101904e01");
+    golden(&primary, "020c6261746f6e6420302e312e30000189808080108880808010ef9bafcdf8acd19101904e00");
+    golden(&standby, "020c6261746f6e6420302e312e30010289808080108880808010ef9bafcdf8acd19101904e01");
     golden(
         &HelloReply::Accepted(primary),
-        "00010c6261746f6e6420302e312e30000189808080108880808010ef9bafcdf8acd19101904e00",
+        "00020c6261746f6e6420302e312e30000189808080108880808010ef9bafcdf8acd19101904e00",
     );
     golden(
         &HelloReply::Accepted(standby),
-        "00010c6261746f6e6420302e312e30010289808080108880808010ef9bafcdf8acd19101904e01",
+        "00020c6261746f6e6420302e312e30010289808080108880808010ef9bafcdf8acd19101904e01",
     );
     golden(
         &HelloReply::Refused(ErrorReply::new(ErrorCode::ProtocolMismatch, "protocol 9")),
@@ -198,15 +198,16 @@ fn create_kind_each() {
     golden(&CreateKind::Container, "02");
     golden(&CreateKind::Ttl { ttl_ms: 60_000 }, "03e0d403");
     has_n_variants::<CreateKind>(4);
-    golden(&create_request(CreateKind::Ephemeral, true), "052f712f6e2d02cafe010100");
+    golden(&create_request(CreateKind::Ephemeral, true), "052f712f6e2d0102cafe010100");
 }
 
 #[test]
 fn multi_op_each_and_watch_set() {
     golden(&MultiOp::Check { path: "/a".into(), version: 2 }, "00022f6104");
-    golden(&MultiOp::Create(create_request(CreateKind::Persistent, false)), "01052f712f6e2d02cafe000000");
-    golden(&MultiOp::Set { path: "/a".into(), data: vec![1, 2, 3], version: Some(-1) }, "02022f61030102030101");
-    golden(&MultiOp::Set { path: "/a".into(), data: vec![], version: None }, "02022f610000");
+    golden(&MultiOp::Create(create_request(CreateKind::Persistent, false)), "01052f712f6e2d0102cafe000000");
+    golden(&MultiOp::Set { path: "/a".into(), data: Some(vec![1, 2, 3]), version: Some(-1) }, "02022f6101030102030101");
+    golden(&MultiOp::Set { path: "/a".into(), data: Some(vec![]), version: None }, "02022f61010000");
+    golden(&MultiOp::Set { path: "/a".into(), data: None, version: None }, "02022f610000");
     golden(&MultiOp::Delete { path: "/a".into(), version: Some(7) }, "03022f61010e");
     golden(&MultiOp::Delete { path: "/a".into(), version: None }, "03022f6100");
     golden(&MultiOp::HoldsLock { lock: "/l".into(), token: 0x1_0000_0002 }, "04022f6c8280808010");
@@ -233,11 +234,11 @@ fn watch_set() -> WatchSet {
 fn request_with_each_op() {
     let ops: [(Op, &str); 29] = [
         (Op::Ping, "ac0200"),
-        (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d02cafe03e8070100"),
+        (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d0102cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
         (Op::Delete { path: "/a".into(), version: None }, "af0202022f6100"),
-        (Op::Set { path: "/a".into(), data: b"hi".to_vec(), version: Some(4) }, "b00203022f610268690108"),
-        (Op::Set { path: "/a".into(), data: vec![], version: None }, "b10203022f610000"),
+        (Op::Set { path: "/a".into(), data: Some(b"hi".to_vec()), version: Some(4) }, "b00203022f61010268690108"),
+        (Op::Set { path: "/a".into(), data: Some(vec![]), version: None }, "b10203022f61010000"),
         (Op::Get { path: "/a".into(), watch: true }, "b20204022f6101"),
         (Op::Exists { path: "/a".into(), watch: false }, "b30205022f6100"),
         (Op::Children { path: "/".into(), watch: true, with_stats: true }, "b40206012f0101"),
@@ -245,10 +246,10 @@ fn request_with_each_op() {
             Op::Multi(vec![
                 MultiOp::Check { path: "/a".into(), version: 1 },
                 MultiOp::Create(create_request(CreateKind::Container, false)),
-                MultiOp::Set { path: "/a".into(), data: vec![9], version: None },
+                MultiOp::Set { path: "/a".into(), data: Some(vec![9]), version: None },
                 MultiOp::Delete { path: "/b".into(), version: Some(2) },
             ]),
-            "b502070400022f610201052f712f6e2d02cafe02000002022f6101090003022f620104",
+            "b502070400022f610201052f712f6e2d0102cafe02000002022f610101090003022f620104",
         ),
         (Op::Multi(vec![]), "b6020700"),
         (Op::Sync { path: "/".into() }, "b70208012f"),
@@ -327,8 +328,8 @@ fn response_each() {
         (Response::Deleted, "02"),
         (Response::Set(stat()), "0382808080108380808010848080801080d095ffbc31f4d395ffbc31060100818080801002ac02"),
         (
-            Response::Data { data: vec![0xca, 0xfe], stat: stat() },
-            "0402cafe82808080108380808010848080801080d095ffbc31f4d395ffbc31060100818080801002ac02",
+            Response::Data { data: Some(vec![0xca, 0xfe]), stat: stat() },
+            "040102cafe82808080108380808010848080801080d095ffbc31f4d395ffbc31060100818080801002ac02",
         ),
         (
             Response::Exists(Some(stat())),
@@ -510,10 +511,11 @@ fn txn_record_with_each_body_op_and_node_kind() {
     golden(&NodeKind::Ttl { ttl_ms: 60_000 }, "03e0d403");
     has_n_variants::<NodeKind>(4);
 
-    let create = |path: &str, kind| TxnOp::Create { path: path.into(), data: vec![0xca, 0xfe], kind, acl: Vec::new() };
-    golden(&create("/p", NodeKind::Persistent), "00022f7002cafe0000");
+    let create =
+        |path: &str, kind| TxnOp::Create { path: path.into(), data: Some(vec![0xca, 0xfe]), kind, acl: Vec::new() };
+    golden(&create("/p", NodeKind::Persistent), "00022f700102cafe0000");
     golden(&TxnOp::Delete { path: "/p".into() }, "01022f70");
-    golden(&TxnOp::Set { path: "/p".into(), data: vec![1] }, "02022f700101");
+    golden(&TxnOp::Set { path: "/p".into(), data: Some(vec![1]) }, "02022f70010101");
     golden(&TxnOp::Check { path: "/p".into(), version: 1 }, "03022f7002");
     golden(
         &TxnOp::SetAcl { path: "/p".into(), acl: vec![AclEntry::new(Principal::Uid(7), Perms::ALL)] },
@@ -522,28 +524,28 @@ fn txn_record_with_each_body_op_and_node_kind() {
     has_n_variants::<TxnOp>(5);
 
     let session = TxnBody::CreateSession { timeout_ms: 10_000, secret: 0x0123_4567_89ab_cdef, connection_bound: true };
-    golden_record(&txn(session), "02828080801080d095ffbc31818080801000904eef9bafcdf8acd1910101");
+    golden_record(&txn(session), "03828080801080d095ffbc31818080801000904eef9bafcdf8acd1910101");
     golden_record(
         &txn(TxnBody::CloseSession { deletes: vec!["/c/e".into(), "/c".into()] }),
-        "02828080801080d095ffbc3181808080100102042f632f65022f63",
+        "03828080801080d095ffbc3181808080100102042f632f65022f63",
     );
-    golden_record(&txn(TxnBody::CloseSession { deletes: vec![] }), "02828080801080d095ffbc3181808080100100");
+    golden_record(&txn(TxnBody::CloseSession { deletes: vec![] }), "03828080801080d095ffbc3181808080100100");
     let write = TxnBody::Write(vec![
         create("/p", NodeKind::Persistent),
         create("/e", NodeKind::Ephemeral),
         create("/c", NodeKind::Container),
         create("/t", NodeKind::Ttl { ttl_ms: 60_000 }),
-        TxnOp::Set { path: "/p".into(), data: vec![] },
+        TxnOp::Set { path: "/p".into(), data: Some(vec![]) },
         TxnOp::Check { path: "/p".into(), version: 1 },
         TxnOp::Delete { path: "/p".into() },
     ]);
     golden_record(
         &txn(write),
-        "02828080801080d095ffbc318180808010020700022f7002cafe000000022f6502cafe010000022f6302cafe020000022f7402cafe03e0d4030002022f700003022f700201022f70",
+        "03828080801080d095ffbc318180808010020700022f700102cafe000000022f650102cafe010000022f630102cafe020000022f740102cafe03e0d4030002022f70010003022f700201022f70",
     );
     let reap = Txn { session_id: SessionId::NONE, ..txn(TxnBody::Write(vec![TxnOp::Delete { path: "/t".into() }])) };
-    golden_record(&reap, "02828080801080d095ffbc3100020101022f74");
-    golden_record(&txn(TxnBody::NewEpoch { epoch: 2 }), "02828080801080d095ffbc3181808080100302");
+    golden_record(&reap, "03828080801080d095ffbc3100020101022f74");
+    golden_record(&txn(TxnBody::NewEpoch { epoch: 2 }), "03828080801080d095ffbc3181808080100302");
     has_n_variants::<TxnBody>(4);
 }
 
@@ -570,7 +572,7 @@ fn full_frames() {
 fn replication_link_messages() {
     use baton_proto::replication::{PEER_MAGIC, PEER_PROTOCOL_VERSION, ToPrimary, ToStandby};
     assert_eq!(PEER_MAGIC, 0x4241_5250);
-    assert_eq!(PEER_PROTOCOL_VERSION, 1);
+    assert_eq!(PEER_PROTOCOL_VERSION, 2);
     let nonce = [7u8; 16];
     let to_primary: [(ToPrimary, &str); 3] = [
         (

@@ -61,7 +61,7 @@ pub use super::waiting::HoldState;
 /// let guard = lock.acquire().await?;
 /// // Writes to Baton guarded by the token fail with LockLost once another process holds it.
 /// client.multi(vec![guard.guard_op(), baton::MultiOp::Set {
-///     path: "/db/schema".into(), data: b"v2".to_vec(), version: None,
+///     path: "/db/schema".into(), data: Some(b"v2".to_vec()), version: None,
 /// }]).await?;
 /// guard.release().await?;
 /// # Ok(()) }

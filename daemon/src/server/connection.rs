@@ -33,6 +33,10 @@ pub struct ConnLimits {
 
 /// Output is written once this much is buffered, or when the outbox is momentarily empty.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The most output buffer a connection keeps between writes. The buffer starts empty and
+/// grows with what is written, so an idle session (of thousands) holds almost nothing, and a
+/// busy one keeps a chunk instead of what its largest reply needed.
+const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The read buffer of a connection's requests (larger frames are read past it).
 const READ_BUFFER: usize = 4 * 1024;
 /// How long a goodbye may take to write before the connection is simply dropped.
@@ -233,8 +237,9 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     }
     queued_bytes.fetch_sub(written.0, Ordering::AcqRel);
     in_flight.fetch_sub(written.1, Ordering::AcqRel);
-    if outbox.is_empty() {
-        super::shrink_idle_buffer(buf);
+    if buf.capacity() > WRITE_BUFFER_KEPT {
+        buf.clear();
+        buf.shrink_to(WRITE_CHUNK);
     }
     true
 }

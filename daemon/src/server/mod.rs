@@ -170,15 +170,3 @@ async fn refuse(mut stream: Box<dyn Stream>, why: String, frame_len_max: u32) {
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
     }
 }
-
-/// What an idle connection's output buffer keeps between bursts.
-const IDLE_WRITE_BUFFER: usize = 4 * 1024;
-
-/// Called after a write when nothing more is queued: a burst grew `buf` up to a write chunk
-/// (64 KiB), and thousands of idle connections each holding one add up.
-pub(crate) fn shrink_idle_buffer(buf: &mut Vec<u8>) {
-    if buf.capacity() > IDLE_WRITE_BUFFER {
-        buf.clear();
-        buf.shrink_to(IDLE_WRITE_BUFFER);
-    }
-}

@@ -101,7 +101,7 @@ impl StateMachine {
         match op {
             TxnOp::Create { path: p, data, kind, acl } => {
                 let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
-                self.tree.create(p, Some(data), *kind, acl, owner, txn.zxid, txn.time_ms);
+                self.tree.create(p, data.as_deref(), *kind, acl, owner, txn.zxid, txn.time_ms);
                 if !owner.is_none() {
                     let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
                     session.ephemerals.insert(p.clone());
@@ -116,7 +116,7 @@ impl StateMachine {
             }
             TxnOp::Set { path: p, data } => {
                 touched.insert(p.clone());
-                OpResult::Set(self.tree.set(p, Some(data), txn.zxid, txn.time_ms))
+                OpResult::Set(self.tree.set(p, data.as_deref(), txn.zxid, txn.time_ms))
             }
             TxnOp::Check { .. } => OpResult::Checked,
             TxnOp::SetAcl { path: p, acl } => {

@@ -33,7 +33,10 @@ impl StateMachine {
         for (p, node) in self.tree.iter() {
             let s = node.stat();
             h.field(p.as_bytes());
-            h.field(node.data().unwrap_or_default());
+            match node.data() {
+                Some(data) => h.field(data),
+                None => h.u64(u64::MAX),
+            }
             h.field(format!("{:?}", node.kind()).as_bytes());
             for v in [s.czxid.0, s.mzxid.0, s.pzxid.0, s.ctime_ms, s.mtime_ms, s.ephemeral_owner.0] {
                 h.u64(v);

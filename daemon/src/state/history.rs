@@ -105,7 +105,7 @@ mod tests {
     use baton_proto::{SessionId, TxnBody, TxnOp};
 
     fn set(zxid: u64, path: &str) -> Txn {
-        let op = TxnOp::Set { path: path.into(), data: vec![] };
+        let op = TxnOp::Set { path: path.into(), data: Some(vec![]) };
         Txn { zxid: Zxid(zxid), time_ms: 0, session_id: SessionId(1), body: TxnBody::Write(vec![op]) }
     }
 

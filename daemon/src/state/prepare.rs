@@ -192,7 +192,7 @@ impl StateMachine {
             }
             MultiOp::Set { path: p, data, version } => {
                 valid_path(&p)?;
-                self.check_data_len(data.len())?;
+                self.check_data_len(data.as_ref().map_or(0, Vec::len))?;
                 let node = overlay.get(&p).ok_or_else(|| reject(ErrorCode::NoNode, p.clone()))?;
                 check_node(overlay, who, &p, Perms::WRITE)?;
                 check_version(&p, version, node.version)?;
@@ -235,7 +235,7 @@ impl StateMachine {
         session: SessionId,
         req: CreateRequest,
     ) -> Result<TxnOp, ErrorReply> {
-        self.check_data_len(req.data.len())?;
+        self.check_data_len(req.data.as_ref().map_or(0, Vec::len))?;
         let kind = match req.kind {
             CreateKind::Persistent => NodeKind::Persistent,
             CreateKind::Ephemeral => NodeKind::Ephemeral,

@@ -25,7 +25,7 @@ impl StateMachine {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(node.acl(), Perms::READ, p)?;
-                let response = Response::Data { data: node.data().unwrap_or_default().to_vec(), stat: node.stat() };
+                let response = Response::Data { data: node.data().map(<[u8]>::to_vec), stat: node.stat() };
                 if *watch {
                     self.add_watch(session, WatchKind::Data, p)?;
                 }

@@ -33,7 +33,7 @@ impl Harness {
     }
 
     fn create(&mut self, session: SessionId, p: &str, kind: CreateKind, sequential: bool) -> Result<String, ErrorCode> {
-        let req = CreateRequest { path: p.into(), data: b"d".to_vec(), kind, sequential, acl: Vec::new() };
+        let req = CreateRequest { path: p.into(), data: Some(b"d".to_vec()), kind, sequential, acl: Vec::new() };
         match self.write(session, Op::Create(req)) {
             Ok(applied) => match &applied.results[0] {
                 OpResult::Created { path, .. } => Ok(path.clone()),
@@ -88,9 +88,9 @@ fn versions_guard_set_and_delete() {
     let mut h = Harness::new();
     let s = h.session();
     h.create(s, "/a", persistent(), false).unwrap();
-    let bad = h.write(s, Op::Set { path: "/a".into(), data: vec![1], version: Some(5) });
+    let bad = h.write(s, Op::Set { path: "/a".into(), data: Some(vec![1]), version: Some(5) });
     assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
-    h.write(s, Op::Set { path: "/a".into(), data: vec![1], version: Some(0) }).unwrap();
+    h.write(s, Op::Set { path: "/a".into(), data: Some(vec![1]), version: Some(0) }).unwrap();
     assert_eq!(h.sm.tree().get("/a").unwrap().stat().version, 1);
     let bad = h.write(s, Op::Delete { path: "/a".into(), version: Some(0) });
     assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
@@ -104,7 +104,7 @@ fn multi_is_all_or_nothing_with_a_result_per_op() {
     let create = |p: &str| {
         MultiOp::Create(CreateRequest {
             path: p.into(),
-            data: vec![],
+            data: Some(vec![]),
             kind: persistent(),
             sequential: false,
             acl: Vec::new(),
@@ -156,6 +156,29 @@ fn ttl_nodes_are_reaped_once_idle_and_childless() {
 }
 
 #[test]
+fn null_data_stays_apart_from_empty_data() {
+    let mut h = Harness::new();
+    let s = h.session();
+    let create = |path: &str, data| {
+        Op::Create(CreateRequest { path: path.into(), data, kind: persistent(), sequential: false, acl: Vec::new() })
+    };
+    h.write(s, create("/null", None)).unwrap();
+    h.write(s, create("/empty", Some(Vec::new()))).unwrap();
+    let data = |h: &mut Harness, p: &str| match h.sm.read(s, &Op::Get { path: p.into(), watch: false }) {
+        Ok(Response::Data { data, stat }) => (data, stat.data_length),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(data(&mut h, "/null"), (None, 0));
+    assert_eq!(data(&mut h, "/empty"), (Some(Vec::new()), 0));
+    h.write(s, Op::Set { path: "/empty".into(), data: None, version: None }).unwrap();
+    assert_eq!(data(&mut h, "/empty"), (None, 0), "set to null");
+    h.write(s, Op::Set { path: "/null".into(), data: Some(b"x".to_vec()), version: None }).unwrap();
+    assert_eq!(data(&mut h, "/null"), (Some(b"x".to_vec()), 1));
+    let record = h.sm.tree().record("/empty").unwrap();
+    assert_eq!(record.data, None, "the stored record keeps null too");
+}
+
+#[test]
 fn watches_fire_with_the_txn_zxid() {
     let mut h = Harness::new();
     let (s1, s2) = (h.session(), h.session());
@@ -166,7 +189,7 @@ fn watches_fire_with_the_txn_zxid() {
             s1,
             Op::Create(CreateRequest {
                 path: "/a".into(),
-                data: vec![],
+                data: Some(vec![]),
                 kind: persistent(),
                 sequential: false,
                 acl: Vec::new(),
@@ -184,7 +207,7 @@ fn restored_watches_replay_missed_changes_or_reset() {
     let s = h.session();
     h.create(s, "/a", persistent(), false).unwrap();
     let seen = h.sm.last_zxid();
-    h.write(s, Op::Set { path: "/a".into(), data: vec![2], version: None }).unwrap();
+    h.write(s, Op::Set { path: "/a".into(), data: Some(vec![2]), version: None }).unwrap();
     let set = WatchSet { data: vec!["/a".into()], ..WatchSet::default() };
     let (events, reset) = h.sm.restore_watches(s, seen, &set).unwrap();
     assert!(!reset);
@@ -197,7 +220,7 @@ fn restored_watches_replay_missed_changes_or_reset() {
     for i in 0..3u8 {
         let op = Op::Create(CreateRequest {
             path: format!("/n{i}"),
-            data: vec![],
+            data: Some(vec![]),
             kind: persistent(),
             sequential: false,
             acl: Vec::new(),
@@ -235,7 +258,7 @@ fn replaying_the_log_into_a_fresh_machine_gives_the_same_digest() {
     let s = h.session();
     h.create(s, "/a", persistent(), false).unwrap();
     h.create(s, "/a/", CreateKind::Ephemeral, true).unwrap();
-    h.write(s, Op::Set { path: "/a".into(), data: vec![9], version: None }).unwrap();
+    h.write(s, Op::Set { path: "/a".into(), data: Some(vec![9]), version: None }).unwrap();
     let mut replica = StateMachine::new(Limits::default());
     for txn in &h.log {
         replica.apply(txn);
@@ -257,7 +280,7 @@ fn a_write_guarded_by_a_fencing_token_goes_through_only_while_the_token_holds_th
     let guarded = |token: u64| {
         Op::Multi(vec![
             MultiOp::HoldsLock { lock: "/lock".into(), token },
-            MultiOp::Set { path: "/data".into(), data: vec![1], version: None },
+            MultiOp::Set { path: "/data".into(), data: Some(vec![1]), version: None },
         ])
     };
     assert!(h.write(s1, guarded(t1)).is_ok(), "the holder writes");
@@ -318,7 +341,7 @@ fn acls_are_checked_as_zookeeper_checks_them() {
     assert_eq!(code(h.sm.read(bob, &Op::GetAcl { path: "/a".into() })), Some(ErrorCode::NoAuth));
     assert_eq!(h.create(bob, "/a/x", persistent(), false), Err(ErrorCode::NoAuth), "create is the parent's to allow");
     assert_eq!(
-        write_code(&mut h, bob, Op::Set { path: "/a".into(), data: vec![1], version: None }),
+        write_code(&mut h, bob, Op::Set { path: "/a".into(), data: Some(vec![1]), version: None }),
         Some(ErrorCode::NoAuth)
     );
     let grant = baton_proto::acl::parse_list("creator:all,uid:1002:rc").unwrap();
@@ -350,7 +373,8 @@ fn events_are_delivered_only_to_sessions_that_may_read_the_node() {
     h.sm.read(bob, &Op::Exists { path: "/secret".into(), watch: true }).unwrap();
     let created = h.create(alice, "/secret", persistent(), false);
     assert_eq!(created, Ok("/secret".into()));
-    let txn = h.sm.prepare_write(alice, &Op::Set { path: "/secret".into(), data: vec![1], version: None }, T).unwrap();
+    let txn =
+        h.sm.prepare_write(alice, &Op::Set { path: "/secret".into(), data: Some(vec![1]), version: None }, T).unwrap();
     let applied = h.commit(&txn);
     let told: Vec<(SessionId, EventKind)> = applied.events.iter().map(|(s, e)| (*s, e.kind)).collect();
     assert_eq!(told, [(alice, EventKind::DataChanged)], "bob's recursive watch hears nothing of /secret");

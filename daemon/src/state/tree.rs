@@ -50,8 +50,9 @@ impl PartialEq for Node<'_> {
 pub struct NodeRecord {
     pub stat: Stat,
     pub kind: NodeKind,
+    /// `None`: ZooKeeper's null data (read as empty by native clients).
     #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<AclEntry>,
 }
 
@@ -98,7 +99,7 @@ impl Tree {
                 ttl_paths.insert(p.clone());
             }
             let acl = acls.acquire(&record.acl);
-            packed.push(Packed::new(&p, &record.stat, record.kind, acl, Some(&record.data)));
+            packed.push(Packed::new(&p, &record.stat, record.kind, acl, record.data.as_deref()));
         }
         // Built from a sorted sequence, the set's nodes are full (inserts leave them half so).
         let mut tree = Tree { nodes: packed.into_iter().collect(), ttl_paths, acls };
@@ -187,7 +188,7 @@ impl Tree {
         self.get(p).map(|n| NodeRecord {
             stat: n.stat(),
             kind: n.kind(),
-            data: n.data().unwrap_or_default().to_vec(),
+            data: n.data().map(<[u8]>::to_vec),
             acl: n.acl().to_vec(),
         })
     }

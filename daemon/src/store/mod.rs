@@ -39,10 +39,10 @@ const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The layout version of this store; bumped when tables change meaning.
-/// The layout of the tables. 3: every value sealed with a CRC-32C, ACLs in node records, and
-/// the newest zxid read from the log rather than written to `meta` at every commit.
-pub(crate) const STORE_FORMAT: u64 = 3;
+/// The layout of the tables, bumped when they change meaning. 3: every value sealed with a
+/// CRC-32C, ACLs in node records, and the newest zxid read from the log rather than written to
+/// `meta` at every commit. 4: node data and logged writes tell null data from empty.
+pub(crate) const STORE_FORMAT: u64 = 4;
 /// The log is trimmed in chunks of this fraction of its retention (see `Store::trim`).
 const TRIM_CHUNK_DIVISOR: u64 = 32;
 /// The file inside the data directory.

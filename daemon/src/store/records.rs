@@ -7,7 +7,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The format version of node and session records.
-pub const RECORD_FORMAT_VERSION: u8 = 2;
+pub const RECORD_FORMAT_VERSION: u8 = 3;
 /// Bytes of the checksum that ends every stored value.
 const CHECKSUM_LEN: usize = 4;
 

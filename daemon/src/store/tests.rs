@@ -20,7 +20,7 @@ fn write_from(sm: &mut StateMachine, store: &mut Store, first: usize, n: usize) 
         let kind = if i % 2 == 0 { CreateKind::Persistent } else { CreateKind::Ephemeral };
         let op = Op::Create(CreateRequest {
             path: format!("/n{i}"),
-            data: vec![i as u8],
+            data: Some(vec![i as u8]),
             kind,
             sequential: false,
             acl: Vec::new(),

@@ -141,12 +141,16 @@ impl<'a> Reader<'a> {
         Ok(Some(n))
     }
 
-    /// A `buffer`; null reads as empty (ZooKeeper keeps null data apart from empty and answers
-    /// it as null; Baton's tree has no null data, so it becomes empty: kazoo's null-data tests fail).
+    /// A `buffer`; null reads as empty (for passwords and auth data, where ZooKeeper does too).
     pub fn buffer(&mut self, what: &'static str) -> Result<Vec<u8>> {
+        Ok(self.opt_buffer(what)?.unwrap_or_default())
+    }
+
+    /// A `buffer` that may be null: node data, which ZooKeeper keeps null apart from empty.
+    pub fn opt_buffer(&mut self, what: &'static str) -> Result<Option<Vec<u8>>> {
         match self.length(what, 1)? {
-            None => Ok(Vec::new()),
-            Some(n) => Ok(self.take(n, what)?.to_vec()),
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n, what)?.to_vec())),
         }
     }
 
@@ -254,6 +258,14 @@ impl Writer {
     pub fn boolean(&mut self, v: bool) -> &mut Self {
         self.buf.push(u8::from(v));
         self
+    }
+
+    /// A `buffer` that may be null (length -1).
+    pub fn opt_bytes(&mut self, v: Option<&[u8]>) -> &mut Self {
+        match v {
+            Some(v) => self.bytes(v),
+            None => self.int(-1),
+        }
     }
 
     /// A `buffer` or `ustring`. Lengths past `i32::MAX` cannot occur: frames are bounded far
@@ -446,7 +458,7 @@ impl WatcherEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Create {
     pub path: String,
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     pub ttl: Option<i64>,
@@ -477,7 +489,7 @@ pub enum Request {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     GetAcl {
@@ -581,7 +593,7 @@ impl Request {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
                 let create = Create {
                     path: r.string("path")?,
-                    data: r.buffer("data")?,
+                    data: r.opt_buffer("data")?,
                     acl: r.acls()?,
                     flags: r.int("flags")?,
                     ttl: if kind == op::CREATE_TTL { Some(r.long("ttl")?) } else { None },
@@ -592,7 +604,7 @@ impl Request {
             op::EXISTS => Request::Exists { path: r.string("path")?, watch: r.boolean("watch")? },
             op::GET_DATA => Request::GetData { path: r.string("path")?, watch: r.boolean("watch")? },
             op::SET_DATA => {
-                Request::SetData { path: r.string("path")?, data: r.buffer("data")?, version: r.int("version")? }
+                Request::SetData { path: r.string("path")?, data: r.opt_buffer("data")?, version: r.int("version")? }
             }
             op::GET_ACL => Request::GetAcl { path: r.string("path")? },
             op::SET_ACL => Request::SetAcl { path: r.string("path")?, acl: r.acls()?, version: r.int("aversion")? },
@@ -737,7 +749,11 @@ mod tests {
         assert!(matches!(Reader::new(&minus_two).buffer("data"), Err(JuteError::BadLength { .. })));
         let null = (-1i32).to_be_bytes();
         assert_eq!(Reader::new(&null).string("path"), Err(JuteError::Null("path")));
-        assert_eq!(Reader::new(&null).buffer("data"), Ok(Vec::new()));
+        assert_eq!(Reader::new(&null).buffer("passwd"), Ok(Vec::new()));
+        assert_eq!(Reader::new(&null).opt_buffer("data"), Ok(None));
+        let mut w = Writer::new();
+        w.opt_bytes(None).opt_bytes(Some(b""));
+        assert_eq!(w.into_bytes(), hex("ffffffff 00000000"), "null and empty stay apart");
         // kazoo's `auth` ACL entries carry a null id (captured from make_acl("auth", "")).
         let auth_acl = hex("00000001 0000001f 00000004 61757468 ffffffff");
         assert_eq!(
@@ -806,7 +822,7 @@ mod tests {
             let mut r = Reader::new(&bytes);
             let request = Request::decode(op::SET_DATA, &mut r).unwrap();
             r.finish().unwrap();
-            proptest::prop_assert_eq!(request, Request::SetData { path, data, version });
+            proptest::prop_assert_eq!(request, Request::SetData { path, data: Some(data), version });
         }
     }
 }

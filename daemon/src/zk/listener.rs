@@ -37,6 +37,9 @@ const CONN_BASE: ConnId = 1 << 62;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Output is written once this much is buffered, or when the outbox is momentarily empty.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The most output buffer a connection keeps between writes (it starts empty and grows with
+/// what is written, so idle sessions hold almost nothing).
+const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The password ZooKeeper clients keep for a session: 16 bytes.
 const PASSWORD_LEN: usize = 16;
 
@@ -291,8 +294,9 @@ where
         if hang_up {
             break None;
         }
-        if outbox.is_empty() {
-            crate::server::shrink_idle_buffer(&mut buf);
+        if buf.capacity() > WRITE_BUFFER_KEPT {
+            buf.clear();
+            buf.shrink_to(WRITE_CHUNK);
         }
     }
 }

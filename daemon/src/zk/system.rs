@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(local(&Request::Exists { path: "/zookeeper/nope".into(), watch: false }).0, code::NO_NODE);
         assert_eq!(local(&Request::Delete { path: "/zookeeper".into(), version: -1 }).0, code::NO_AUTH);
         assert_eq!(
-            local(&Request::SetData { path: "/zookeeper/quota".into(), data: vec![], version: -1 }).0,
+            local(&Request::SetData { path: "/zookeeper/quota".into(), data: Some(vec![]), version: -1 }).0,
             code::NO_AUTH
         );
     }

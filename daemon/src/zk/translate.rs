@@ -406,7 +406,7 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
             }
         }
         (Shape::Data, Response::Data { data, stat: s }) => {
-            w.bytes(&data);
+            w.opt_bytes(data.as_deref());
             stat(&s).write(&mut w);
         }
         (Shape::Children { two }, Response::Children { children, stat: s }) => {
@@ -434,7 +434,7 @@ pub fn reply(shape: &Shape, result: Result<Response, ErrorReply>) -> (i32, Vec<u
             for result in results {
                 match result {
                     Ok(Response::Data { data, stat: s }) => {
-                        w.int(op::GET_DATA).boolean(false).int(code::OK).bytes(&data);
+                        w.int(op::GET_DATA).boolean(false).int(code::OK).opt_bytes(data.as_deref());
                         stat(&s).write(&mut w);
                     }
                     Ok(Response::Children { children, .. }) => {
@@ -542,7 +542,7 @@ mod tests {
 
     fn create(op: i32, flags: i32, ttl: Option<i64>) -> Request {
         let acl = vec![Acl { perms: 31, scheme: "world".into(), id: "anyone".into() }];
-        Request::Create { op, create: Create { path: "/n".into(), data: b"d".to_vec(), acl, flags, ttl } }
+        Request::Create { op, create: Create { path: "/n".into(), data: Some(b"d".to_vec()), acl, flags, ttl } }
     }
 
     fn native(request: Request) -> Op {
@@ -752,7 +752,7 @@ mod tests {
         ]);
         assert_eq!((op, &shape), (expected, &Shape::MultiRead));
         let results = vec![
-            Ok(Response::Data { data: b"x".to_vec(), stat: Stat::default() }),
+            Ok(Response::Data { data: Some(b"x".to_vec()), stat: Stat::default() }),
             Err(ErrorReply::new(ErrorCode::NoNode, "/b")),
         ];
         let (err, body) = reply(&shape, Ok(Response::MultiRead(results)));

@@ -99,7 +99,7 @@ fn machine_with_session(limits: Limits) -> (StateMachine, SessionId) {
 }
 
 fn create(p: &str, kind: CreateKind) -> MultiOp {
-    MultiOp::Create(CreateRequest { path: p.into(), data: Vec::new(), kind, sequential: false, acl: Vec::new() })
+    MultiOp::Create(CreateRequest { path: p.into(), data: Some(Vec::new()), kind, sequential: false, acl: Vec::new() })
 }
 
 fn commit(sm: &mut StateMachine, session: SessionId, op: &Op) -> Result<Applied, Rejection> {

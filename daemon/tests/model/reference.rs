@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RefNode {
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: Option<Vec<u8>>,
     pub(crate) kind: NodeKind,
     pub(crate) owner: SessionId,
     version: i32,
@@ -24,7 +24,7 @@ pub(crate) struct RefNode {
 type Nodes = BTreeMap<String, RefNode>;
 
 impl RefNode {
-    fn new(data: Vec<u8>, kind: NodeKind, owner: SessionId, zxid: Zxid, time_ms: u64) -> RefNode {
+    fn new(data: Option<Vec<u8>>, kind: NodeKind, owner: SessionId, zxid: Zxid, time_ms: u64) -> RefNode {
         let (czxid, mzxid, pzxid, ctime_ms, mtime_ms) = (zxid, zxid, zxid, time_ms, time_ms);
         RefNode { data, kind, owner, version: 0, cversion: 0, czxid, mzxid, pzxid, ctime_ms, mtime_ms }
     }
@@ -74,7 +74,7 @@ pub(crate) fn ref_stat(nodes: &Nodes, p: &str) -> Stat {
         cversion: n.cversion,
         aversion: 0,
         ephemeral_owner: n.owner,
-        data_length: n.data.len() as u32,
+        data_length: n.data.as_ref().map_or(0, Vec::len) as u32,
         num_children: children(nodes, p).count() as u32,
     }
 }
@@ -124,13 +124,13 @@ fn ref_reap_containers(nodes: &mut Nodes, deleted: &[String], zxid: Zxid) -> BTr
     }
 }
 
-fn ref_data(limits: &Limits, data: &[u8]) -> Result<(), ErrorCode> {
-    if data.len() > limits.node_data_max { Err(ErrorCode::TooLarge) } else { Ok(()) }
+fn ref_data(limits: &Limits, data: Option<&Vec<u8>>) -> Result<(), ErrorCode> {
+    if data.map_or(0, Vec::len) > limits.node_data_max { Err(ErrorCode::TooLarge) } else { Ok(()) }
 }
 
 fn ref_create(nodes: &mut Nodes, cx: Cx<'_>, req: &CreateRequest) -> Result<OpResult, ErrorCode> {
     let limits = cx.limits;
-    ref_data(limits, &req.data)?;
+    ref_data(limits, req.data.as_ref())?;
     let kind = match req.kind {
         CreateKind::Container if req.sequential => return Err(ErrorCode::InvalidArgument),
         CreateKind::Ttl { ttl_ms } if ttl_ms == 0 || ttl_ms > limits.ttl_max_ms => {
@@ -194,7 +194,7 @@ fn ref_op(nodes: &mut Nodes, cx: Cx<'_>, op: &MultiOp, deleted: &mut Vec<String>
         }
         MultiOp::Set { path: p, data, version } => {
             ref_valid(p)?;
-            ref_data(cx.limits, data)?;
+            ref_data(cx.limits, data.as_ref())?;
             ref_version(*version, ref_get(nodes, p)?)?;
             let node = nodes.get_mut(p).unwrap();
             node.data.clone_from(data);
@@ -228,7 +228,7 @@ fn ref_op(nodes: &mut Nodes, cx: Cx<'_>, op: &MultiOp, deleted: &mut Vec<String>
 
 impl Model {
     pub(crate) fn new(limits: Limits) -> Model {
-        let root = RefNode::new(Vec::new(), NodeKind::Persistent, SessionId::NONE, Zxid::ZERO, 0);
+        let root = RefNode::new(Some(Vec::new()), NodeKind::Persistent, SessionId::NONE, Zxid::ZERO, 0);
         let nodes = BTreeMap::from([("/".to_owned(), root)]);
         Model { limits, nodes, sessions: BTreeMap::new(), last_zxid: Zxid::ZERO }
     }

@@ -68,14 +68,14 @@ impl Run {
         match write {
             WriteSel::Create { target, kind, sequential, data } => MultiOp::Create(CreateRequest {
                 path: self.resolve(target),
-                data: data.clone(),
+                data: Some(data.clone()),
                 kind: *kind,
                 sequential: *sequential,
                 acl: Vec::new(),
             }),
             WriteSel::Set { target, data, version } => {
                 let p = self.resolve(target);
-                MultiOp::Set { version: self.version(&p, version), path: p, data: data.clone() }
+                MultiOp::Set { version: self.version(&p, version), path: p, data: Some(data.clone()) }
             }
             WriteSel::Delete { target, version } => {
                 let p = self.resolve(target);
@@ -111,7 +111,7 @@ impl Run {
             Step::Burst { who, target, kind, count } => {
                 let req = CreateRequest {
                     path: self.resolve(target),
-                    data: Vec::new(),
+                    data: Some(Vec::new()),
                     kind: *kind,
                     sequential: true,
                     acl: Vec::new(),
@@ -335,8 +335,8 @@ impl Run {
         assert_eq!(self.sm.last_zxid(), model.last_zxid, "last zxid");
         let paths: BTreeSet<&str> = tree.iter().map(|(p, _)| p).chain(model.nodes.keys().map(String::as_str)).collect();
         for p in paths {
-            let got = tree.get(p).map(|n| (n.data().unwrap_or_default(), n.kind(), n.stat()));
-            let want = model.nodes.get(p).map(|n| (&n.data[..], n.kind, ref_stat(&model.nodes, p)));
+            let got = tree.get(p).map(|n| (n.data(), n.kind(), n.stat()));
+            let want = model.nodes.get(p).map(|n| (n.data.as_deref(), n.kind, ref_stat(&model.nodes, p)));
             assert_eq!(got, want, "node {p}");
         }
         let got: Vec<_> = self.sm.sessions().iter().map(|(id, s)| (id, s.record, s.ephemerals.clone())).collect();

@@ -45,8 +45,18 @@ pub fn dir_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// The path of the `i`-th filled node.
+pub fn fill_path(i: usize) -> String {
+    format!("/bench/fill/n{i:07}")
+}
+
 /// Creates `count` nodes of 100 bytes under `/bench/fill`, with 64 clients. Returns nodes/s.
 pub async fn fill(ep: &Endpoint, count: usize) -> Result<f64> {
+    fill_range(ep, 0, count).await
+}
+
+/// Creates the filled nodes `from..to` (100 bytes each) with 64 clients. Returns nodes/s.
+pub async fn fill_range(ep: &Endpoint, from: usize, to: usize) -> Result<f64> {
     let mut setup = Conn::connect(ep).await?;
     setup.ensure("/bench").await?;
     setup.ensure("/bench/fill").await?;
@@ -60,8 +70,8 @@ pub async fn fill(ep: &Endpoint, count: usize) -> Result<f64> {
     for (w, mut conn) in conns.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let value = [5u8; VALUE_LEN];
-            for i in (w..count).step_by(FILL_CLIENTS) {
-                conn.create(&format!("/bench/fill/n{i:06}"), &value).await?;
+            for i in (from + w..to).step_by(FILL_CLIENTS) {
+                conn.create(&fill_path(i), &value).await?;
             }
             conn.close().await;
             anyhow::Ok(())
@@ -70,7 +80,7 @@ pub async fn fill(ep: &Endpoint, count: usize) -> Result<f64> {
     for task in tasks {
         task.await??;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok(to.saturating_sub(from) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Samples `rss.{label}` (MiB) and `data_dir.{label}` (MiB), after filling `fill` nodes

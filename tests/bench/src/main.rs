@@ -6,7 +6,8 @@
 //!
 //! Modules: `target` (one session on any of the three), `ops` (latency, throughput, watch),
 //! `lock`, `expiry` (with the hidden `hold` child mode), `footprint` (memory, disk, startup),
-//! `limits` (fdatasync, echo), `report` (figures and their output).
+//! `limits` (fdatasync, echo), `scaling` (costs against nodes, sessions, watchers and value
+//! sizes), `report` (figures and their output).
 
 mod expiry;
 mod footprint;
@@ -14,6 +15,7 @@ mod limits;
 mod lock;
 mod ops;
 mod report;
+mod scaling;
 mod target;
 
 use anyhow::{Context, Result};
@@ -114,11 +116,47 @@ enum Workload {
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         clients: Vec<usize>,
     },
+    /// How costs grow: with the number of nodes, of idle sessions and watchers, and with the
+    /// size of values (`scaling.sh` runs all three against a fresh batond).
+    Scale {
+        #[command(subcommand)]
+        curve: Curve,
+    },
     /// Internal: hold an ephemeral node until killed (the `expiry` child).
     #[command(hide = true)]
     Hold {
         #[arg(long)]
         path: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Curve {
+    /// Fill the filled nodes `--from`..`--to`, then sample memory, disk and get/set p50.
+    Nodes {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        from: usize,
+        #[arg(long)]
+        to: usize,
+    },
+    /// Grow idle sessions to each count; memory, get/set p50, and watch fan-out at each.
+    Clients {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
+        counts: Vec<usize>,
+        /// Timed sets per fan-out figure.
+        #[arg(long, default_value_t = 20)]
+        fanouts: usize,
+    },
+    /// set/get p50 of values of each size in bytes.
+    Sizes {
+        #[arg(long, value_delimiter = ',', default_value = "100,1024,10240,102400,1048576")]
+        sizes: Vec<usize>,
     },
 }
 
@@ -151,6 +189,14 @@ async fn run(cli: Cli) -> Result<()> {
         Workload::Footprint { pid, data_dir, fill, label } => {
             let samples = footprint::footprint(&ep, *pid, data_dir, *fill, label).await?;
             report::fold(t, "footprint", &[samples])
+        }
+        Workload::Scale { curve } => {
+            let samples = match curve {
+                Curve::Nodes { pid, data_dir, from, to } => scaling::nodes(&ep, *pid, data_dir, *from, *to).await?,
+                Curve::Clients { pid, counts, fanouts } => scaling::clients(&ep, *pid, counts, *fanouts).await?,
+                Curve::Sizes { sizes } => scaling::sizes(&ep, sizes).await?,
+            };
+            report::fold(t, "scale", &[samples])
         }
         Workload::Startup { launched_at, label } => {
             report::fold(t, "startup", &[footprint::startup(&ep, *launched_at, label).await?])

@@ -131,11 +131,16 @@ pub fn recovery(file: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// "N bytes", or "null data" (ZooKeeper clients may write null).
+fn byte_count(data: Option<&[u8]>) -> String {
+    data.map_or_else(|| "null data".to_owned(), |d| format!("{} bytes", d.len()))
+}
+
 fn describe(body: &TxnBody) -> Vec<String> {
     let op = |op: &TxnOp| match op {
-        TxnOp::Create { path, data, kind, .. } => format!("create {path} ({kind:?}, {} bytes)", data.len()),
+        TxnOp::Create { path, data, kind, .. } => format!("create {path} ({kind:?}, {})", byte_count(data.as_deref())),
         TxnOp::Delete { path } => format!("delete {path}"),
-        TxnOp::Set { path, data } => format!("set {path} ({} bytes)", data.len()),
+        TxnOp::Set { path, data } => format!("set {path} ({})", byte_count(data.as_deref())),
         TxnOp::Check { path, version } => format!("check {path} at version {version}"),
         TxnOp::SetAcl { path, acl } => {
             let entries: Vec<String> = acl.iter().map(ToString::to_string).collect();

@@ -245,7 +245,7 @@ fn plan(nodes: &[Node], existing: &BTreeSet<String>, overwrite: bool) -> Result<
         let exists = existing.contains(&p);
         match by_path.get(p.as_str()) {
             Some(node) if !exists => ops.push(create(p, node.data.clone())),
-            Some(node) if overwrite => ops.push(MultiOp::Set { path: p, data: node.data.clone(), version: None }),
+            Some(node) if overwrite => ops.push(MultiOp::Set { path: p, data: Some(node.data.clone()), version: None }),
             Some(_) => conflicts.push(p),
             None if !exists => ops.push(create(p, Vec::new())),
             None => {}
@@ -255,7 +255,13 @@ fn plan(nodes: &[Node], existing: &BTreeSet<String>, overwrite: bool) -> Result<
 }
 
 fn create(path: String, data: Vec<u8>) -> MultiOp {
-    MultiOp::Create(CreateRequest { path, data, kind: CreateKind::Persistent, sequential: false, acl: Vec::new() })
+    MultiOp::Create(CreateRequest {
+        path,
+        data: Some(data),
+        kind: CreateKind::Persistent,
+        sequential: false,
+        acl: Vec::new(),
+    })
 }
 
 /// The path a write of [`plan`] is about.
@@ -269,7 +275,7 @@ fn op_path(op: &MultiOp) -> &str {
 /// What a write costs in a batch.
 fn op_bytes(op: &MultiOp) -> usize {
     let data = match op {
-        MultiOp::Create(CreateRequest { data, .. }) | MultiOp::Set { data, .. } => data.len(),
+        MultiOp::Create(CreateRequest { data, .. }) | MultiOp::Set { data, .. } => data.as_ref().map_or(0, Vec::len),
         _ => 0,
     };
     op_path(op).len() + data + OP_OVERHEAD_BYTES
@@ -460,8 +466,8 @@ mod tests {
         assert_eq!(
             ops,
             [
-                MultiOp::Set { path: "/a".into(), data: b"a".to_vec(), version: None },
-                MultiOp::Set { path: "/a/b".into(), data: b"b".to_vec(), version: None },
+                MultiOp::Set { path: "/a".into(), data: Some(b"a".to_vec()), version: None },
+                MultiOp::Set { path: "/a/b".into(), data: Some(b"b".to_vec()), version: None },
                 create("/p/q".to_owned(), b"q".to_vec()),
             ]
         );
