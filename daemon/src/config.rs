@@ -25,8 +25,8 @@ pub const BATCH_TXNS_MAX: usize = 4_096;
 pub const LOG_RETENTION_TXNS: u64 = 100_000;
 pub const LOG_RETENTION_BYTES: u64 = 256 * 1024 * 1024;
 pub const WATCH_HISTORY_TXNS: usize = 100_000;
-/// About 16,000 small creates' changes (docs/BENCHMARKS.md, "Optimisations").
-pub const WATCH_HISTORY_BYTES: usize = 2 * 1024 * 1024;
+/// About 8,000 small creates' changes (docs/BENCHMARKS.md, "Optimisations").
+pub const WATCH_HISTORY_BYTES: usize = 1024 * 1024;
 pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
 pub const EPHEMERALS_PER_SESSION_MAX: usize = 100_000;
 pub const CHILDREN_PER_NODE_MAX: u32 = 1_000_000;

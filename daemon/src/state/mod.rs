@@ -75,7 +75,7 @@ impl Default for Limits {
             ephemerals_per_session_max: 100_000,
             ttl_max_ms: 0xff_ffff_ffff,
             history_txns: 100_000,
-            history_bytes: 2 * 1024 * 1024,
+            history_bytes: 1024 * 1024,
             path_len_max: baton_proto::path::PATH_LEN_MAX,
             path_depth_max: 128,
             default_acl: acl::open(),
