@@ -135,33 +135,27 @@ impl Tree {
         self.nodes.range::<[u8], _>(after).take_while(|n| n.path().starts_with(prefix.as_str())).count()
     }
 
-    /// The children of `p` by name, in name order. Each step is one ordered look-up that
-    /// skips the subtree of the child before, so listing costs the children, not the
-    /// descendants.
+    /// The children of `p` by name, in name order: a scan of the paths after `p/` that
+    /// jumps over each child's own subtree with one ordered look-up, so listing costs the
+    /// children, not the descendants.
     pub fn children<'a>(&'a self, p: &str) -> impl Iterator<Item = (&'a str, Node<'a>)> + 'a {
         let prefix = subtree_prefix(p);
-        let mut from = prefix.clone().into_bytes();
-        let mut inclusive = false;
+        let mut scan = self.nodes.range::<[u8], _>((Bound::Excluded(prefix.as_bytes()), Bound::Unbounded));
+        let mut skip_to = Vec::new();
         std::iter::from_fn(move || {
             loop {
-                let lower = if inclusive { Bound::Included(&from[..]) } else { Bound::Excluded(&from[..]) };
-                let packed = self.nodes.range::<[u8], _>((lower, Bound::Unbounded)).next()?;
+                let packed = scan.next()?;
                 let name = packed.path().strip_prefix(prefix.as_str())?;
-                from.truncate(prefix.len());
-                match name.split_once('/') {
-                    None => {
-                        from.extend_from_slice(name.as_bytes());
-                        inclusive = false;
-                        return Some((name, self.view(packed)));
-                    }
-                    Some((child, _)) => {
-                        // A grandchild: every path under `child/` sorts before `child0`
-                        // ('0' follows '/'), so the next sibling is at or after it.
-                        from.extend_from_slice(child.as_bytes());
-                        from.push(b'0');
-                        inclusive = true;
-                    }
-                }
+                let Some((child, _)) = name.split_once('/') else {
+                    return Some((name, self.view(packed)));
+                };
+                // A grandchild: every path under `child/` sorts before `child0` ('0' follows
+                // '/'), so the next sibling is at or after it.
+                skip_to.clear();
+                skip_to.extend_from_slice(prefix.as_bytes());
+                skip_to.extend_from_slice(child.as_bytes());
+                skip_to.push(b'0');
+                scan = self.nodes.range::<[u8], _>((Bound::Included(&skip_to[..]), Bound::Unbounded));
             }
         })
     }
