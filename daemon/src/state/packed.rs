@@ -2,23 +2,31 @@
 //!
 //! With many small nodes the per-node overhead is what costs memory: a map entry holding a
 //! 150-byte struct (half-empty B-tree leaves double it), a path string, a data vector with
-//! spare capacity and a set of child names each cost an allocation or more. Packed, a node of
-//! 100 bytes of data takes about 200 bytes in all (docs/BENCHMARKS.md, "Optimisations").
+//! spare capacity and a set of child names each cost an allocation or more. Packed, a node with
+//! a 19-byte path and 100 bytes of data takes 192 bytes of heap (docs/BENCHMARKS.md,
+//! "Optimisations"); fields most nodes lack (an owner, a TTL) take no room.
 //!
-//! Layout (integers little-endian): path length (u16), path, the stat's fields at fixed
-//! offsets ([`STAT_LEN`] bytes; `data_length` is the data's own length), kind tag (u8),
-//! `ttl_ms` (u64), ACL id (u32), data present (u8), data.
+//! Layout (integers little-endian): path length (u16), path, a flags byte (kind tag in bits
+//! 0–1, data present in bit 2, owner present in bit 3), the stat's fields that every node has
+//! at fixed offsets, the ACL id (u32), then the owner (u64) only for an ephemeral and `ttl_ms`
+//! (u64) only for a TTL node, then the data. `data_length` is the data's own length.
 
 use baton_proto::{NodeKind, SessionId, Stat, Zxid};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
-const STAT_LEN: usize = 64;
-const KIND_AT: usize = STAT_LEN;
-const TTL_AT: usize = KIND_AT + 1;
-const ACL_AT: usize = TTL_AT + 8;
-const HAS_DATA_AT: usize = ACL_AT + 4;
-const META_LEN: usize = HAS_DATA_AT + 1;
+const FLAGS_AT: usize = 0;
+/// czxid, mzxid, pzxid, ctime, mtime (u64 each); version, cversion, aversion, num_children
+/// (32 bits each).
+const STAT_AT: usize = 1;
+const STAT_LEN: usize = 5 * 8 + 4 * 4;
+const ACL_AT: usize = STAT_AT + STAT_LEN;
+const FIXED_LEN: usize = ACL_AT + 4;
+
+const KIND_MASK: u8 = 0b11;
+const HAS_DATA: u8 = 1 << 2;
+const HAS_OWNER: u8 = 1 << 3;
+const TTL_TAG: u8 = 3;
 
 /// A node, ordered (and borrowed as `[u8]`) by its path alone, so a set of them is a map
 /// from path to node without storing the path twice.
@@ -30,26 +38,36 @@ impl Packed {
     /// If the path is longer than 65,535 bytes (paths are limited to far less).
     pub fn new(path: &str, stat: &Stat, kind: NodeKind, acl_id: u32, data: Option<&[u8]>) -> Self {
         let path_len = u16::try_from(path.len()).expect("a path fits a u16 length");
+        let (tag, ttl_ms) = match kind {
+            NodeKind::Persistent => (0, None),
+            NodeKind::Ephemeral => (1, None),
+            NodeKind::Container => (2, None),
+            NodeKind::Ttl { ttl_ms } => (TTL_TAG, Some(ttl_ms)),
+        };
+        let owner = (!stat.ephemeral_owner.is_none()).then_some(stat.ephemeral_owner.0);
+        let mut flags = tag;
+        if data.is_some() {
+            flags |= HAS_DATA;
+        }
+        if owner.is_some() {
+            flags |= HAS_OWNER;
+        }
+        let optional_len = 8 * (usize::from(owner.is_some()) + usize::from(ttl_ms.is_some()));
         let data_len = data.map_or(0, <[u8]>::len);
-        let mut bytes = Vec::with_capacity(2 + path.len() + META_LEN + data_len);
+        // Exact: shrinking a larger allocation may leave it in its bigger malloc chunk.
+        let mut bytes = Vec::with_capacity(2 + path.len() + FIXED_LEN + optional_len + data_len);
         bytes.extend_from_slice(&path_len.to_le_bytes());
         bytes.extend_from_slice(path.as_bytes());
-        bytes.resize(bytes.len() + META_LEN, 0);
+        bytes.push(flags);
+        bytes.resize(bytes.len() + FIXED_LEN - 1, 0);
+        for optional in [owner, ttl_ms].into_iter().flatten() {
+            bytes.extend_from_slice(&optional.to_le_bytes());
+        }
         if let Some(data) = data {
             bytes.extend_from_slice(data);
         }
         let mut packed = Packed(bytes.into_boxed_slice());
         packed.set_stat(stat);
-        let (tag, ttl_ms) = match kind {
-            NodeKind::Persistent => (0, 0),
-            NodeKind::Ephemeral => (1, 0),
-            NodeKind::Container => (2, 0),
-            NodeKind::Ttl { ttl_ms } => (3, ttl_ms),
-        };
-        let meta = packed.meta_mut();
-        meta[KIND_AT] = tag;
-        meta[TTL_AT..ACL_AT].copy_from_slice(&ttl_ms.to_le_bytes());
-        meta[HAS_DATA_AT] = u8::from(data.is_some());
         packed.set_acl_id(acl_id);
         packed
     }
@@ -68,74 +86,101 @@ impl Packed {
         std::str::from_utf8(self.path_bytes()).expect("a packed path was a str")
     }
 
+    /// Where the metadata starts: right after the path.
     fn meta_at(&self) -> usize {
         2 + self.path_bytes().len()
     }
 
-    fn meta(&self) -> &[u8] {
-        let at = self.meta_at();
-        &self.0[at..at + META_LEN]
+    fn flags(&self) -> u8 {
+        self.0[self.meta_at() + FLAGS_AT]
     }
 
-    fn meta_mut(&mut self) -> &mut [u8] {
-        let at = self.meta_at();
-        &mut self.0[at..at + META_LEN]
+    fn u64_at(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// The optional fields present, in order: (owner, ttl_ms) offsets, and where data starts.
+    fn optional_at(&self) -> (Option<usize>, Option<usize>, usize) {
+        let flags = self.flags();
+        let mut at = self.meta_at() + FIXED_LEN;
+        let owner = (flags & HAS_OWNER != 0).then(|| {
+            at += 8;
+            at - 8
+        });
+        let ttl = (flags & KIND_MASK == TTL_TAG).then(|| {
+            at += 8;
+            at - 8
+        });
+        (owner, ttl, at)
     }
 
     pub fn data(&self) -> Option<&[u8]> {
-        let at = self.meta_at() + META_LEN;
-        (self.meta()[HAS_DATA_AT] != 0).then(|| &self.0[at..])
+        let (_, _, data_at) = self.optional_at();
+        (self.flags() & HAS_DATA != 0).then(|| &self.0[data_at..])
     }
 
     pub fn stat(&self) -> Stat {
-        let m = self.meta();
-        let u64_at = |i: usize| u64::from_le_bytes(m[i..i + 8].try_into().expect("8 bytes"));
-        let i32_at = |i: usize| i32::from_le_bytes(m[i..i + 4].try_into().expect("4 bytes"));
+        let at = self.meta_at() + STAT_AT;
+        let (owner_at, _, _) = self.optional_at();
         Stat {
-            czxid: Zxid(u64_at(0)),
-            mzxid: Zxid(u64_at(8)),
-            pzxid: Zxid(u64_at(16)),
-            ctime_ms: u64_at(24),
-            mtime_ms: u64_at(32),
-            ephemeral_owner: SessionId(u64_at(40)),
-            version: i32_at(48),
-            cversion: i32_at(52),
-            aversion: i32_at(56),
-            num_children: i32_at(60) as u32,
+            czxid: Zxid(self.u64_at(at)),
+            mzxid: Zxid(self.u64_at(at + 8)),
+            pzxid: Zxid(self.u64_at(at + 16)),
+            ctime_ms: self.u64_at(at + 24),
+            mtime_ms: self.u64_at(at + 32),
+            version: self.u32_at(at + 40) as i32,
+            cversion: self.u32_at(at + 44) as i32,
+            aversion: self.u32_at(at + 48) as i32,
+            num_children: self.u32_at(at + 52),
+            ephemeral_owner: SessionId(owner_at.map_or(0, |o| self.u64_at(o))),
             data_length: self.data().map_or(0, |d| d.len() as u32),
         }
     }
 
-    /// Stores every field of `stat` but `data_length`, which is always the data's length.
+    /// Stores every field of `stat` but `data_length` (always the data's length) and
+    /// `ephemeral_owner` (fixed at creation).
+    ///
+    /// # Panics
+    /// If `stat` names another owner than the node's.
     pub fn set_stat(&mut self, stat: &Stat) {
-        let m = self.meta_mut();
-        let words = [stat.czxid.0, stat.mzxid.0, stat.pzxid.0, stat.ctime_ms, stat.mtime_ms, stat.ephemeral_owner.0];
+        let (owner_at, _, _) = self.optional_at();
+        let owner = SessionId(owner_at.map_or(0, |o| self.u64_at(o)));
+        let at = self.meta_at() + STAT_AT;
+        let words = [stat.czxid.0, stat.mzxid.0, stat.pzxid.0, stat.ctime_ms, stat.mtime_ms];
+        let halves = [stat.version as u32, stat.cversion as u32, stat.aversion as u32, stat.num_children];
+        let m = &mut self.0[at..at + STAT_LEN];
         for (i, w) in words.into_iter().enumerate() {
             m[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
-        let halves = [stat.version, stat.cversion, stat.aversion, stat.num_children as i32];
         for (i, h) in halves.into_iter().enumerate() {
-            m[48 + i * 4..52 + i * 4].copy_from_slice(&h.to_le_bytes());
+            m[40 + i * 4..44 + i * 4].copy_from_slice(&h.to_le_bytes());
         }
+        assert!(stat.ephemeral_owner == owner, "a node's owner is fixed at its creation");
     }
 
     pub fn kind(&self) -> NodeKind {
-        let m = self.meta();
-        match m[KIND_AT] {
+        match self.flags() & KIND_MASK {
             0 => NodeKind::Persistent,
             1 => NodeKind::Ephemeral,
             2 => NodeKind::Container,
-            3 => NodeKind::Ttl { ttl_ms: u64::from_le_bytes(m[TTL_AT..ACL_AT].try_into().expect("8 bytes")) },
-            tag => unreachable!("kind tag {tag} was never packed"),
+            _ => {
+                let (_, ttl_at, _) = self.optional_at();
+                NodeKind::Ttl { ttl_ms: self.u64_at(ttl_at.expect("a TTL node stores its TTL")) }
+            }
         }
     }
 
     pub fn acl_id(&self) -> u32 {
-        u32::from_le_bytes(self.meta()[ACL_AT..HAS_DATA_AT].try_into().expect("4 bytes"))
+        self.u32_at(self.meta_at() + ACL_AT)
     }
 
     pub fn set_acl_id(&mut self, id: u32) {
-        self.meta_mut()[ACL_AT..HAS_DATA_AT].copy_from_slice(&id.to_le_bytes());
+        let at = self.meta_at() + ACL_AT;
+        self.0[at..at + 4].copy_from_slice(&id.to_le_bytes());
     }
 }
 
