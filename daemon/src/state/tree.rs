@@ -207,9 +207,7 @@ impl Tree {
         zxid: Zxid,
         time_ms: u64,
     ) {
-        assert!(!self.contains(p), "create of an existing node {p} in a prepared txn");
         let parent = path::parent(p).expect("create is never applied to the root");
-        assert!(self.contains(parent), "create's parent exists in a prepared txn");
         self.modify(parent, |n| touch_children(n, zxid, 1));
         let stat = Stat {
             czxid: zxid,
@@ -224,7 +222,8 @@ impl Tree {
             self.ttl_paths.insert(p.to_owned());
         }
         let acl = self.acls.acquire(acl);
-        self.nodes.insert(Packed::new(p, &stat, kind, acl, data));
+        let created = self.nodes.insert(Packed::new(p, &stat, kind, acl, data));
+        assert!(created, "create of an existing node {p} in a prepared txn");
     }
 
     /// Removes a childless node, returning what callers still need of it.
