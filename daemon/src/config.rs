@@ -25,6 +25,8 @@ pub const BATCH_TXNS_MAX: usize = 4_096;
 pub const LOG_RETENTION_TXNS: u64 = 100_000;
 pub const LOG_RETENTION_BYTES: u64 = 256 * 1024 * 1024;
 pub const WATCH_HISTORY_TXNS: usize = 100_000;
+/// About 8,000 small creates' changes (docs/BENCHMARKS.md, "Optimisations").
+pub const WATCH_HISTORY_BYTES: usize = 1024 * 1024;
 pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
 pub const EPHEMERALS_PER_SESSION_MAX: usize = 100_000;
 pub const CHILDREN_PER_NODE_MAX: u32 = 1_000_000;
@@ -70,6 +72,9 @@ pub struct Config {
     pub log_retention_bytes: u64,
     /// Transactions whose changes are kept in memory for resuming watchers.
     pub watch_history_txns: usize,
+    /// Memory those changes may take; whichever of the two limits is reached first forgets
+    /// the oldest.
+    pub watch_history_bytes: usize,
     pub watches_per_session_max: usize,
     pub ephemerals_per_session_max: usize,
     pub children_per_node_max: u32,
@@ -182,6 +187,7 @@ impl Default for Config {
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
             watch_history_txns: WATCH_HISTORY_TXNS,
+            watch_history_bytes: WATCH_HISTORY_BYTES,
             watches_per_session_max: WATCHES_PER_SESSION_MAX,
             ephemerals_per_session_max: EPHEMERALS_PER_SESSION_MAX,
             children_per_node_max: CHILDREN_PER_NODE_MAX,
@@ -271,7 +277,7 @@ impl Config {
                 self.frame_len_max, self.node_data_max
             ));
         }
-        let positive: [(&str, u64); 14] = [
+        let positive: [(&str, u64); 15] = [
             ("connections_max", self.connections_max as u64),
             ("connections_per_peer_max", self.connections_per_peer_max as u64),
             ("requests_in_flight_max", self.requests_in_flight_max as u64),
@@ -283,6 +289,7 @@ impl Config {
             ("log_retention_txns", self.log_retention_txns),
             ("log_retention_bytes", self.log_retention_bytes),
             ("watch_history_txns", self.watch_history_txns as u64),
+            ("watch_history_bytes", self.watch_history_bytes as u64),
             ("watches_per_session_max", self.watches_per_session_max as u64),
             ("ephemerals_per_session_max", self.ephemerals_per_session_max as u64),
             ("children_per_node_max", u64::from(self.children_per_node_max)),
@@ -372,6 +379,7 @@ impl Config {
             children_per_node_max: self.children_per_node_max,
             ephemerals_per_session_max: self.ephemerals_per_session_max,
             history_txns: self.watch_history_txns,
+            history_bytes: self.watch_history_bytes,
             path_len_max: self.path_len_max,
             path_depth_max: self.path_depth_max,
             // Validated before this is called; were it not, only creators could use their nodes.

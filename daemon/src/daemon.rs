@@ -9,7 +9,7 @@ use crate::replication;
 use crate::sd_notify;
 use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
 use crate::signals;
-use crate::state::StateMachine;
+use crate::state::{HistoryBound, StateMachine};
 use crate::store::{Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
@@ -172,18 +172,18 @@ async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, shutdown: watc
 /// returning an error: either way the answer is a clear refusal to serve from this store.
 fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)> {
     let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
-    let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, config.watch_history_txns))
-        .map_err(|panic| {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            anyhow::anyhow!(
-                "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
-                config.data_dir.display()
-            )
-        })?;
+    let history = HistoryBound { txns: config.watch_history_txns, bytes: config.watch_history_bytes };
+    let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, history)).map_err(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        anyhow::anyhow!(
+            "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
+            config.data_dir.display()
+        )
+    })?;
     opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 

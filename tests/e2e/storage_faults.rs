@@ -11,7 +11,7 @@
 use baton_proto::SessionId;
 use baton_proto::message::{CreateKind, CreateRequest, Op};
 use baton_tests::disk::SimDisk;
-use batond::state::{Limits, StateMachine};
+use batond::state::{HistoryBound, Limits, StateMachine};
 use batond::store::{Batch, Retention, Store};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
@@ -59,7 +59,7 @@ struct World {
 impl World {
     fn new() -> World {
         let disk = SimDisk::new();
-        let (store, _) = Store::open_on(disk.backend(), RETENTION, 0).expect("a fresh store");
+        let (store, _) = Store::open_on(disk.backend(), RETENTION, HistoryBound::txns(0)).expect("a fresh store");
         let mut world = World {
             disk,
             store: Some(store),
@@ -123,12 +123,12 @@ impl World {
     /// What the engine does after a failed commit or a restart: reopen the store from what
     /// the disk holds and rebuild the state from it; then check it.
     fn recover(&mut self, what: &str) -> Result<usize, String> {
-        let (store, restored) = Store::open_on(self.disk.backend(), RETENTION, 0)
+        let (store, restored) = Store::open_on(self.disk.backend(), RETENTION, HistoryBound::txns(0))
             .map_err(|e| format!("{what}: the store does not reopen: {e}"))?;
         self.store = Some(store);
         self.sm = StateMachine::restore(Limits::default(), restored).map_err(|e| format!("{what}: {e}"))?;
         let recovered: BTreeSet<String> =
-            self.sm.tree().iter().map(|(p, _)| p.clone()).filter(|p| p.starts_with("/k")).collect();
+            self.sm.tree().iter().map(|(p, _)| p.to_owned()).filter(|p| p.starts_with("/k")).collect();
         let lost: Vec<&String> = self.acknowledged.difference(&recovered).collect();
         if !lost.is_empty() {
             return Err(format!("{what}: {} acknowledged writes lost, e.g. {}", lost.len(), lost[0]));

@@ -535,7 +535,8 @@ impl Engine {
         for op in ops {
             let (baton_proto::TxnOp::Set { path, .. } | baton_proto::TxnOp::Delete { path }) = op else { continue };
             if let Some(node) = self.sm.tree().get(path) {
-                self.stale.insert(path.clone(), Response::Data { data: node.data.clone(), stat: node.stat });
+                self.stale
+                    .insert(path.clone(), Response::Data { data: node.data().map(<[u8]>::to_vec), stat: node.stat() });
             }
         }
     }

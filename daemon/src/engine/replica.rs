@@ -157,7 +157,7 @@ impl Engine {
         self.store.install(snapshot)?;
         self.metrics.store_bytes(self.store.file_len());
         let limits = self.sm.limits().clone();
-        let history = limits.history_txns;
+        let history = limits.history_bound();
         let previous = std::mem::replace(&mut *self.sm, StateMachine::restore(limits, self.store.restored(history)?)?);
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), "installed a snapshot from the primary");
         for (session, event) in self.sm.adopt_watches(&previous) {

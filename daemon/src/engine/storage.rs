@@ -45,7 +45,7 @@ impl Engine {
         self.attached.clear();
         self.store.reopen()?;
         let limits = self.sm.limits().clone();
-        let history = limits.history_txns;
+        let history = limits.history_bound();
         *self.sm = StateMachine::restore(limits, self.store.restored(history)?)?;
         self.storage = Some(Failure { reason, probed: Instant::now() });
         Ok(())

@@ -76,7 +76,7 @@ impl StateMachine {
         self.epoch = self.epoch.max(txn.zxid.epoch());
         self.history.record(txn);
         for change in txn.changes() {
-            let acl = self.tree.get(change.path).map(|n| &n.acl).or_else(|| gone.get(change.path));
+            let acl = self.tree.get(change.path).map(|n| n.acl()).or_else(|| gone.get(change.path));
             for (session, needs_read) in self.watches.fire(change.path, change.kind) {
                 // Checked now, not when the watch was set: the ACL or the watcher may have
                 // changed, and a recursive watch covers nodes its session was never asked about.
@@ -101,13 +101,13 @@ impl StateMachine {
         match op {
             TxnOp::Create { path: p, data, kind, acl } => {
                 let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
-                self.tree.create(p, data.clone(), *kind, acl, owner, txn.zxid, txn.time_ms);
+                self.tree.create(p, data.as_deref(), *kind, acl, owner, txn.zxid, txn.time_ms);
                 if !owner.is_none() {
                     let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
                     session.ephemerals.insert(p.clone());
                 }
                 touch_with_parent(touched, p);
-                let stat = self.tree.get(p).expect("just created").stat;
+                let stat = self.tree.get(p).expect("just created").stat();
                 OpResult::Created { path: p.clone(), stat }
             }
             TxnOp::Delete { path: p } => {
@@ -116,7 +116,7 @@ impl StateMachine {
             }
             TxnOp::Set { path: p, data } => {
                 touched.insert(p.clone());
-                OpResult::Set(self.tree.set(p, data.clone(), txn.zxid, txn.time_ms))
+                OpResult::Set(self.tree.set(p, data.as_deref(), txn.zxid, txn.time_ms))
             }
             TxnOp::Check { .. } => OpResult::Checked,
             TxnOp::SetAcl { path: p, acl } => {
@@ -127,9 +127,9 @@ impl StateMachine {
     }
 
     fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>, gone: &mut Gone) {
-        let node = self.tree.delete(p, txn.zxid);
-        gone.insert(p.to_owned(), node.acl.clone());
-        let owner = node.stat.ephemeral_owner;
+        let removed = self.tree.delete(p, txn.zxid);
+        let owner = removed.stat.ephemeral_owner;
+        gone.insert(p.to_owned(), removed.acl);
         if !owner.is_none()
             && let Some(session) = self.sessions.get_mut(owner)
         {

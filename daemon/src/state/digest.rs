@@ -31,13 +31,13 @@ impl StateMachine {
         h.u64(self.last_zxid.0);
         h.u64(u64::from(self.epoch));
         for (p, node) in self.tree.iter() {
-            let s = &node.stat;
+            let s = node.stat();
             h.field(p.as_bytes());
-            match &node.data {
+            match node.data() {
                 Some(data) => h.field(data),
                 None => h.u64(u64::MAX),
             }
-            h.field(format!("{:?}", node.kind).as_bytes());
+            h.field(format!("{:?}", node.kind()).as_bytes());
             for v in [s.czxid.0, s.mzxid.0, s.pzxid.0, s.ctime_ms, s.mtime_ms, s.ephemeral_owner.0] {
                 h.u64(v);
             }

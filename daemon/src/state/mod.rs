@@ -14,10 +14,12 @@
 //! Imports: `baton_proto` and std (plus serde for the stored record types).
 
 mod acl;
+mod acl_table;
 mod apply;
 mod digest;
 mod history;
 mod overlay;
+mod packed;
 mod prepare;
 mod read;
 mod sessions;
@@ -28,11 +30,11 @@ pub use acl::{Acl, Identity};
 pub use apply::{Applied, StoreDelta};
 pub use prepare::Rejection;
 pub use sessions::{Session, SessionRecord, Sessions};
-pub use tree::{Node, NodeRecord, Tree};
+pub use tree::{Node, NodeRecord, Removed, Tree};
 pub use watches::WatchKind;
 
 use baton_proto::{AclEntry, SessionId, Txn, Zxid};
-use history::History;
+pub use history::{History, HistoryBound};
 use std::collections::BTreeMap;
 use watches::WatchTable;
 
@@ -51,6 +53,8 @@ pub struct Limits {
     pub ttl_max_ms: u64,
     /// How many recent transactions' changes are kept for replay to resuming watchers.
     pub history_txns: usize,
+    /// At most this many bytes of them (see [`History::cost`]).
+    pub history_bytes: usize,
     /// Longest path a create accepts, in bytes.
     pub path_len_max: usize,
     /// Most segments in a path a create accepts.
@@ -71,11 +75,18 @@ impl Default for Limits {
             ephemerals_per_session_max: 100_000,
             ttl_max_ms: 0xff_ffff_ffff,
             history_txns: 100_000,
+            history_bytes: 1024 * 1024,
             path_len_max: baton_proto::path::PATH_LEN_MAX,
             path_depth_max: 128,
             default_acl: acl::open(),
             skip_fencing_check: false,
         }
+    }
+}
+
+impl Limits {
+    pub fn history_bound(&self) -> HistoryBound {
+        HistoryBound { txns: self.history_txns, bytes: self.history_bytes }
     }
 }
 
@@ -85,7 +96,10 @@ pub struct Restored {
     pub last_zxid: Zxid,
     /// Every txn after this zxid is in `recent_txns`.
     pub history_floor: Zxid,
-    pub nodes: Vec<(String, NodeRecord)>,
+    /// The tree, built while reading (a list of every record first would double the
+    /// memory a restart needs), and the paths of nodes whose parent is missing.
+    pub tree: Tree,
+    pub orphans: Vec<String>,
     pub sessions: Vec<(SessionId, SessionRecord)>,
     /// The retained log's newest entries, oldest first.
     pub recent_txns: Vec<Txn>,
@@ -116,7 +130,7 @@ impl StateMachine {
             tree: Tree::new(),
             sessions: Sessions::default(),
             watches: WatchTable::default(),
-            history: History::new(limits.history_txns, Zxid::ZERO),
+            history: History::new(limits.history_bound(), Zxid::ZERO),
             epoch: 1,
             last_zxid: Zxid::ZERO,
             limits,
@@ -127,7 +141,7 @@ impl StateMachine {
     /// Rebuilds the machine from stored state. Sessions start without deadlines: each gets a
     /// fresh timeout at the first tick.
     pub fn restore(limits: Limits, restored: Restored) -> Result<Self, RestoreError> {
-        let (tree, orphans) = Tree::from_records(restored.nodes);
+        let (tree, orphans) = (restored.tree, restored.orphans);
         if !orphans.is_empty() {
             return Err(RestoreError(format!("{} nodes without a parent, e.g. {}", orphans.len(), orphans[0])));
         }
@@ -136,16 +150,16 @@ impl StateMachine {
             sessions.insert(id, record);
         }
         for (p, node) in tree.iter() {
-            let owner = node.stat.ephemeral_owner;
+            let owner = node.stat().ephemeral_owner;
             if owner.is_none() {
                 continue;
             }
             let session = sessions
                 .get_mut(owner)
                 .ok_or_else(|| RestoreError(format!("ephemeral {p} owned by unknown session {owner}")))?;
-            session.ephemerals.insert(p.clone());
+            session.ephemerals.insert(p.to_owned());
         }
-        let mut history = History::new(limits.history_txns, restored.history_floor);
+        let mut history = History::new(limits.history_bound(), restored.history_floor);
         for txn in &restored.recent_txns {
             history.record(txn);
         }

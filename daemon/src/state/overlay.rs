@@ -35,13 +35,16 @@ impl<'a> Overlay<'a> {
     pub fn get(&self, p: &str) -> Option<Shadow> {
         match self.changed.get(p) {
             Some(shadow) => *shadow,
-            None => self.tree.get(p).map(|n| Shadow {
-                version: n.stat.version,
-                cversion: n.stat.cversion,
-                num_children: n.stat.num_children,
-                kind: n.kind,
-                owner: n.stat.ephemeral_owner,
-                czxid: n.stat.czxid,
+            None => self.tree.get(p).map(|n| {
+                let stat = n.stat();
+                Shadow {
+                    version: stat.version,
+                    cversion: stat.cversion,
+                    num_children: stat.num_children,
+                    kind: n.kind(),
+                    owner: stat.ephemeral_owner,
+                    czxid: stat.czxid,
+                }
             }),
         }
     }
@@ -51,7 +54,7 @@ impl<'a> Overlay<'a> {
         self.get(p)?;
         match self.created_acls.get(p) {
             Some(acl) => Some(acl),
-            None => self.tree.get(p).map(|n| &*n.acl),
+            None => self.tree.get(p).map(|n| &**n.acl()),
         }
     }
 
@@ -89,9 +92,10 @@ impl<'a> Overlay<'a> {
     pub fn children(&self, p: &str) -> Vec<String> {
         let mut names: Vec<String> = self
             .tree
-            .get(p)
-            .map(|n| n.children.iter().filter(|c| self.get(&path::join(p, c)).is_some()).cloned().collect())
-            .unwrap_or_default();
+            .children(p)
+            .filter(|(c, _)| self.get(&path::join(p, c)).is_some())
+            .map(|(c, _)| c.to_owned())
+            .collect();
         for (changed, shadow) in &self.changed {
             let is_new_child = shadow.is_some() && path::parent(changed) == Some(p) && self.tree.get(changed).is_none();
             if is_new_child {

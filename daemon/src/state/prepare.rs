@@ -126,12 +126,13 @@ impl StateMachine {
         let mut overlay = Overlay::new(&self.tree, self.next_zxid());
         let mut deletes = Vec::new();
         for (p, node) in self.tree.ttl_nodes() {
-            if let NodeKind::Ttl { ttl_ms } = node.kind
-                && node.children.is_empty()
-                && node.stat.mtime_ms.saturating_add(ttl_ms) <= time_ms
+            let stat = node.stat();
+            if let NodeKind::Ttl { ttl_ms } = node.kind()
+                && stat.num_children == 0
+                && stat.mtime_ms.saturating_add(ttl_ms) <= time_ms
             {
                 overlay.delete(p);
-                deletes.push(p.clone());
+                deletes.push(p.to_owned());
             }
         }
         if deletes.is_empty() {
@@ -160,11 +161,12 @@ impl StateMachine {
         valid_path(p)?;
         let node = self.tree.get(p).ok_or_else(|| reject(ErrorCode::NoNode, p))?;
         let who = self.identity(session);
-        who.check(&node.acl, Perms::ADMIN, p)?;
+        who.check(node.acl(), Perms::ADMIN, p)?;
+        let aversion = node.stat().aversion;
         if let Some(v) = version
-            && v != node.stat.aversion
+            && v != aversion
         {
-            let message = format!("{p}: expected ACL version {v}, found {}", node.stat.aversion);
+            let message = format!("{p}: expected ACL version {v}, found {aversion}");
             return Err(reject(ErrorCode::BadVersion, message));
         }
         Ok(TxnOp::SetAcl { path: p.to_owned(), acl: who.resolve(acl)? })

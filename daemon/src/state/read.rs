@@ -25,7 +25,7 @@ impl StateMachine {
             Op::AddWatch { path: p, mode } => {
                 valid_path(p)?;
                 if let Some(node) = self.tree.get(p) {
-                    self.identity(session).check(&node.acl, Perms::READ, p)?;
+                    self.identity(session).check(node.acl(), Perms::READ, p)?;
                 }
                 self.add_watch(session, WatchKind::from(*mode), p)?;
                 return Ok(Response::WatchAdded);
@@ -55,27 +55,24 @@ impl StateMachine {
             Op::Get { path: p, .. } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
-                who.check(&node.acl, Perms::READ, p)?;
-                Ok(Response::Data { data: node.data.clone(), stat: node.stat })
+                who.check(node.acl(), Perms::READ, p)?;
+                Ok(Response::Data { data: node.data().map(<[u8]>::to_vec), stat: node.stat() })
             }
             Op::Exists { path: p, .. } => {
                 valid_path(p)?;
-                Ok(Response::Exists(self.tree.get(p).map(|n| n.stat)))
+                Ok(Response::Exists(self.tree.get(p).map(|n| n.stat())))
             }
             Op::Children { path: p, with_stats, .. } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
-                who.check(&node.acl, Perms::READ, p)?;
-                let stat = node.stat;
+                who.check(node.acl(), Perms::READ, p)?;
+                let stat = node.stat();
+                let children = self.tree.children(p);
                 Ok(if *with_stats {
-                    let children = node
-                        .children
-                        .iter()
-                        .filter_map(|name| self.tree.get(&path::join(p, name)).map(|c| (name.clone(), c.stat)))
-                        .collect();
+                    let children = children.map(|(name, c)| (name.to_owned(), c.stat())).collect();
                     Response::ChildrenWithStats { children, stat }
                 } else {
-                    Response::Children { children: node.children.iter().cloned().collect(), stat }
+                    Response::Children { children: children.map(|(name, _)| name.to_owned()).collect(), stat }
                 })
             }
             Op::Sync { path: p } => {
@@ -96,16 +93,16 @@ impl StateMachine {
             Op::CountDescendants { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
-                who.check(&node.acl, Perms::READ, p)?;
+                who.check(node.acl(), Perms::READ, p)?;
                 Ok(Response::Descendants(self.tree.descendants(p) as u64))
             }
             Op::GetAcl { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
-                if !who.may(&node.acl, Perms::READ) {
-                    who.check(&node.acl, Perms::ADMIN, p)?;
+                if !who.may(node.acl(), Perms::READ) {
+                    who.check(node.acl(), Perms::ADMIN, p)?;
                 }
-                Ok(Response::Acl { acl: node.acl.to_vec(), stat: node.stat })
+                Ok(Response::Acl { acl: node.acl().to_vec(), stat: node.stat() })
             }
             Op::WhoAmI => Ok(Response::Identity { principals: who.principals.clone(), superuser: who.superuser }),
             other => Err(ErrorReply::new(ErrorCode::BadRequest, format!("{other:?} is not a read"))),
@@ -155,13 +152,13 @@ impl StateMachine {
     /// Admin operations (status, backup, promote) need the admin permission on the root.
     pub fn check_admin(&self, session: SessionId) -> Result<(), ErrorReply> {
         let root = self.tree.get("/").expect("the root always exists");
-        self.identity(session).check(&root.acl, Perms::ADMIN, "/")
+        self.identity(session).check(root.acl(), Perms::ADMIN, "/")
     }
 
     /// The ACL of the node at `p` or, if it is gone, of its nearest existing ancestor: what
     /// decides whether a replayed change may be told.
     fn nearest_acl(&self, p: &str) -> &[baton_proto::AclEntry] {
-        path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| &n.acl)
+        path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| n.acl())
     }
 
     /// Reads answered together: each `Get` or `Children` (without a watch) in turn.

@@ -91,7 +91,7 @@ fn versions_guard_set_and_delete() {
     let bad = h.write(s, Op::Set { path: "/a".into(), data: Some(vec![1]), version: Some(5) });
     assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
     h.write(s, Op::Set { path: "/a".into(), data: Some(vec![1]), version: Some(0) }).unwrap();
-    assert_eq!(h.sm.tree().get("/a").unwrap().stat.version, 1);
+    assert_eq!(h.sm.tree().get("/a").unwrap().stat().version, 1);
     let bad = h.write(s, Op::Delete { path: "/a".into(), version: Some(0) });
     assert!(matches!(bad, Err(Rejection::Error(ref e)) if e.code == ErrorCode::BadVersion));
     h.write(s, Op::Delete { path: "/a".into(), version: Some(1) }).unwrap();
@@ -126,7 +126,7 @@ fn multi_is_all_or_nothing_with_a_result_per_op() {
         .unwrap();
     assert!(matches!(ok.results[..], [OpResult::Created { .. }, OpResult::Created { .. }, OpResult::Checked]));
     let zxid = h.sm.last_zxid();
-    assert_eq!(h.sm.tree().get("/a/b").unwrap().stat.czxid, zxid, "one zxid for the whole multi");
+    assert_eq!(h.sm.tree().get("/a/b").unwrap().stat().czxid, zxid, "one zxid for the whole multi");
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn a_write_guarded_by_a_fencing_token_goes_through_only_while_the_token_holds_th
     h.create(s1, "/data", persistent(), false).unwrap();
     let first = h.create(s1, "/lock/lock-", CreateKind::Ephemeral, true).unwrap();
     let second = h.create(s2, "/lock/lock-", CreateKind::Ephemeral, true).unwrap();
-    let token = |h: &Harness, p: &str| h.sm.tree().get(p).unwrap().stat.czxid.0;
+    let token = |h: &Harness, p: &str| h.sm.tree().get(p).unwrap().stat().czxid.0;
     let (t1, t2) = (token(&h, &first), token(&h, &second));
     assert!(t2 > t1, "tokens increase with each waiter");
     let guarded = |token: u64| {
@@ -326,7 +326,7 @@ fn write_code(h: &mut Harness, session: SessionId, op: Op) -> Option<ErrorCode> 
 fn acls_are_checked_as_zookeeper_checks_them() {
     let (mut h, alice, bob) = two_users();
     h.create(alice, "/a", persistent(), false).unwrap();
-    let acl: Vec<String> = h.sm.tree().get("/a").unwrap().acl.iter().map(ToString::to_string).collect();
+    let acl: Vec<String> = h.sm.tree().get("/a").unwrap().acl().iter().map(ToString::to_string).collect();
     assert_eq!(acl, ["uid:1001:rwcda"], "creator-only by default");
     let get = |p: &str| Op::Get { path: p.into(), watch: false };
     assert_eq!(code(h.sm.read(bob, &get("/a"))), Some(ErrorCode::NoAuth));
@@ -349,7 +349,7 @@ fn acls_are_checked_as_zookeeper_checks_them() {
     assert_eq!(write_code(&mut h, bob, set_acl(None)), Some(ErrorCode::NoAuth), "admin is needed");
     assert_eq!(write_code(&mut h, alice, set_acl(Some(3))), Some(ErrorCode::BadVersion));
     assert_eq!(write_code(&mut h, alice, set_acl(Some(0))), None);
-    assert_eq!(h.sm.tree().get("/a").unwrap().stat.aversion, 1);
+    assert_eq!(h.sm.tree().get("/a").unwrap().stat().aversion, 1);
     assert!(h.sm.read(bob, &get("/a")).is_ok());
     assert_eq!(h.create(bob, "/a/x", persistent(), false), Ok("/a/x".into()));
     assert_eq!(

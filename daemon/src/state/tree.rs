@@ -1,62 +1,73 @@
-//! The node tree: every node by path, each with its data, stat, kind and child names.
+//! The node tree: every node by path, each with its data, stat, kind and ACL.
+//!
+//! Nodes are [`Packed`], one allocation each, in one ordered set keyed by path. Children are
+//! not stored: a node's children are the paths right under it in that order, found by a
+//! range scan that skips each child's own subtree.
 
-use super::acl::{self, Acl};
+use super::acl::Acl;
+use super::acl_table::AclTable;
+use super::packed::Packed;
 use baton_proto::path;
 use baton_proto::{AclEntry, NodeKind, SessionId, Stat, Zxid};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    /// `None`: ZooKeeper's null data (read as empty by native clients).
-    pub data: Option<Vec<u8>>,
-    pub stat: Stat,
-    pub kind: NodeKind,
-    /// Names (not paths) of the children, sorted.
-    pub children: BTreeSet<String>,
-    pub acl: Acl,
+/// A node as the tree holds it, borrowed from the tree.
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'a> {
+    packed: &'a Packed,
+    acl: &'a Acl,
 }
 
-/// A node as it is stored: everything but the child names, which are rebuilt on load.
+impl<'a> Node<'a> {
+    pub fn stat(&self) -> Stat {
+        self.packed.stat()
+    }
+
+    pub fn kind(&self) -> NodeKind {
+        self.packed.kind()
+    }
+
+    /// `None`: null data, distinct from empty data.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        self.packed.data()
+    }
+
+    pub fn acl(&self) -> &'a Acl {
+        self.acl
+    }
+}
+
+impl PartialEq for Node<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.stat(), self.kind(), self.data(), self.acl) == (other.stat(), other.kind(), other.data(), other.acl)
+    }
+}
+
+/// A node as it is stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub stat: Stat,
     pub kind: NodeKind,
+    /// `None`: ZooKeeper's null data (read as empty by native clients).
     #[serde(with = "serde_bytes")]
     pub data: Option<Vec<u8>>,
     pub acl: Vec<AclEntry>,
 }
 
+/// What is left of a deleted node.
+pub struct Removed {
+    pub stat: Stat,
+    pub acl: Acl,
+}
+
 #[derive(Clone, Debug)]
 pub struct Tree {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeSet<Packed>,
     /// Paths of TTL nodes, so reaping does not scan the whole tree.
     ttl_paths: BTreeSet<String>,
-    /// Every distinct ACL once: most nodes share a handful.
     acls: AclTable,
-}
-
-/// Interned ACLs, pruned of ones no node uses once it has grown.
-#[derive(Clone, Debug, Default)]
-struct AclTable {
-    interned: BTreeSet<Acl>,
-    prune_at: usize,
-}
-
-impl AclTable {
-    fn intern(&mut self, entries: &[AclEntry]) -> Acl {
-        if let Some(acl) = self.interned.get(entries) {
-            return acl.clone();
-        }
-        if self.interned.len() >= self.prune_at {
-            // Only this table holds the unused ones.
-            self.interned.retain(|acl| std::sync::Arc::strong_count(acl) > 1);
-            self.prune_at = self.interned.len() * 2 + 64;
-        }
-        let acl: Acl = entries.into();
-        self.interned.insert(acl.clone());
-        acl
-    }
 }
 
 impl Default for Tree {
@@ -68,56 +79,85 @@ impl Default for Tree {
 impl Tree {
     /// A tree holding only the root.
     pub fn new() -> Self {
-        let mut acls = AclTable::default();
-        let root = Node {
-            data: Some(Vec::new()),
-            stat: Stat::default(),
-            kind: NodeKind::Persistent,
-            children: BTreeSet::new(),
-            acl: acls.intern(&acl::open()),
-        };
-        Tree { nodes: BTreeMap::from([("/".to_owned(), root)]), ttl_paths: BTreeSet::new(), acls }
+        let mut tree = Tree { nodes: BTreeSet::new(), ttl_paths: BTreeSet::new(), acls: AclTable::default() };
+        tree.insert_root();
+        tree
     }
 
-    /// Rebuilds a tree from stored records (any order). Records whose parent is missing are
-    /// returned as orphans: a consistent store has none.
+    fn insert_root(&mut self) {
+        let acl = self.acls.acquire(&super::acl::open());
+        self.nodes.insert(Packed::new("/", &Stat::default(), NodeKind::Persistent, acl, Some(&[])));
+    }
+
+    /// Rebuilds a tree from stored records (any order; a missing root is the default one).
+    /// Records whose parent is missing are returned as orphans: a consistent store has none.
     pub fn from_records(records: impl IntoIterator<Item = (String, NodeRecord)>) -> (Self, Vec<String>) {
-        let mut tree = Tree::new();
+        let (mut acls, mut ttl_paths) = (AclTable::default(), BTreeSet::new());
+        let mut packed = Vec::new();
         for (p, record) in records {
             if matches!(record.kind, NodeKind::Ttl { .. }) {
-                tree.ttl_paths.insert(p.clone());
+                ttl_paths.insert(p.clone());
             }
-            let acl = tree.acls.intern(&record.acl);
-            let node = Node { data: record.data, stat: record.stat, kind: record.kind, children: BTreeSet::new(), acl };
-            tree.nodes.insert(p, node);
+            let acl = acls.acquire(&record.acl);
+            packed.push(Packed::new(&p, &record.stat, record.kind, acl, record.data.as_deref()));
         }
-        let paths: Vec<String> = tree.nodes.keys().filter(|p| *p != "/").cloned().collect();
-        let mut orphans = Vec::new();
-        for p in paths {
-            let parent = path::parent(&p).unwrap_or("/");
-            match tree.nodes.get_mut(parent) {
-                Some(parent_node) => {
-                    parent_node.children.insert(path::name(&p).to_owned());
-                }
-                None => orphans.push(p),
-            }
+        // Built from a sorted sequence, the set's nodes are full (inserts leave them half so).
+        let mut tree = Tree { nodes: packed.into_iter().collect(), ttl_paths, acls };
+        if !tree.contains("/") {
+            tree.insert_root();
         }
+        let orphans = tree
+            .nodes
+            .iter()
+            .map(Packed::path)
+            .filter(|p| path::parent(p).is_some_and(|parent| !tree.contains(parent)))
+            .map(str::to_owned)
+            .collect();
         (tree, orphans)
     }
 
-    pub fn get(&self, p: &str) -> Option<&Node> {
-        self.nodes.get(p)
+    fn view<'a>(&'a self, packed: &'a Packed) -> Node<'a> {
+        Node { packed, acl: self.acls.get(packed.acl_id()) }
+    }
+
+    pub fn get(&self, p: &str) -> Option<Node<'_>> {
+        self.nodes.get(p.as_bytes()).map(|packed| self.view(packed))
     }
 
     pub fn contains(&self, p: &str) -> bool {
-        self.nodes.contains_key(p)
+        self.nodes.contains(p.as_bytes())
     }
 
     /// How many nodes lie under `p` (not counting `p`): one range scan, no recursion.
     pub fn descendants(&self, p: &str) -> usize {
-        let prefix = if p == "/" { "/".to_owned() } else { format!("{p}/") };
-        let after = (std::ops::Bound::Excluded(prefix.as_str()), std::ops::Bound::Unbounded);
-        self.nodes.range::<str, _>(after).take_while(|(k, _)| k.starts_with(prefix.as_str())).count()
+        let prefix = subtree_prefix(p);
+        let after = (Bound::Excluded(prefix.as_bytes()), Bound::Unbounded);
+        self.nodes.range::<[u8], _>(after).take_while(|n| n.path().starts_with(prefix.as_str())).count()
+    }
+
+    /// The children of `p` by name, in name order: a scan of the paths after `p/` that
+    /// jumps over each child's own subtree with one ordered look-up, so listing costs the
+    /// children, not the descendants.
+    pub fn children<'a>(&'a self, p: &str) -> impl Iterator<Item = (&'a str, Node<'a>)> + 'a {
+        let prefix = subtree_prefix(p);
+        let mut scan = self.nodes.range::<[u8], _>((Bound::Excluded(prefix.as_bytes()), Bound::Unbounded));
+        let mut skip_to = Vec::new();
+        std::iter::from_fn(move || {
+            loop {
+                let packed = scan.next()?;
+                let name = packed.path().strip_prefix(prefix.as_str())?;
+                let Some((child, _)) = name.split_once('/') else {
+                    return Some((name, self.view(packed)));
+                };
+                // A grandchild: every path under `child/` sorts before `child0` ('0' follows
+                // '/'), so the next sibling is at or after it.
+                skip_to.clear();
+                skip_to.extend_from_slice(prefix.as_bytes());
+                skip_to.extend_from_slice(child.as_bytes());
+                skip_to.push(b'0');
+                scan = self.nodes.range::<[u8], _>((Bound::Included(&skip_to[..]), Bound::Unbounded));
+            }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -128,26 +168,39 @@ impl Tree {
         self.nodes.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Node<'_>)> {
+        self.nodes.iter().map(|packed| (packed.path(), self.view(packed)))
     }
 
     /// The TTL nodes, by path.
-    pub fn ttl_nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.ttl_paths.iter().filter_map(|p| self.nodes.get_key_value(p))
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = (&str, Node<'_>)> {
+        self.ttl_paths.iter().filter_map(|p| self.get(p).map(|n| (p.as_str(), n)))
     }
 
     /// The stored form of the node at `p`, if any.
     pub fn record(&self, p: &str) -> Option<NodeRecord> {
-        self.nodes.get(p).map(|n| NodeRecord { stat: n.stat, kind: n.kind, data: n.data.clone(), acl: n.acl.to_vec() })
+        self.get(p).map(|n| NodeRecord {
+            stat: n.stat(),
+            kind: n.kind(),
+            data: n.data().map(<[u8]>::to_vec),
+            acl: n.acl().to_vec(),
+        })
     }
 
-    /// Inserts a new node under an existing parent, updating the parent's child bookkeeping.
+    /// Changes the node at `p` in place (out of the set and back: its path stays).
+    fn modify<T>(&mut self, p: &str, change: impl FnOnce(&mut Packed) -> T) -> T {
+        let mut packed = self.nodes.take(p.as_bytes()).expect("a prepared txn changes only existing nodes");
+        let out = change(&mut packed);
+        self.nodes.insert(packed);
+        out
+    }
+
+    /// Inserts a new node under an existing parent, updating the parent's stat.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         &mut self,
         p: &str,
-        data: Option<Vec<u8>>,
+        data: Option<&[u8]>,
         kind: NodeKind,
         acl: &[AclEntry],
         owner: SessionId,
@@ -155,9 +208,7 @@ impl Tree {
         time_ms: u64,
     ) {
         let parent = path::parent(p).expect("create is never applied to the root");
-        let parent_node = self.nodes.get_mut(parent).expect("create's parent exists in a prepared txn");
-        parent_node.children.insert(path::name(p).to_owned());
-        touch_children(&mut parent_node.stat, zxid, 1);
+        self.modify(parent, |n| touch_children(n, zxid, 1));
         let stat = Stat {
             czxid: zxid,
             mzxid: zxid,
@@ -165,105 +216,72 @@ impl Tree {
             ctime_ms: time_ms,
             mtime_ms: time_ms,
             ephemeral_owner: owner,
-            data_length: data_length(data.as_deref()),
             ..Stat::default()
         };
         if matches!(kind, NodeKind::Ttl { .. }) {
             self.ttl_paths.insert(p.to_owned());
         }
-        let acl = self.acls.intern(acl);
-        let previous = self.nodes.insert(p.to_owned(), Node { data, stat, kind, children: BTreeSet::new(), acl });
-        assert!(previous.is_none(), "create of an existing node {p} in a prepared txn");
+        let acl = self.acls.acquire(acl);
+        let created = self.nodes.insert(Packed::new(p, &stat, kind, acl, data));
+        assert!(created, "create of an existing node {p} in a prepared txn");
     }
 
-    /// Removes a childless node, returning it.
-    pub fn delete(&mut self, p: &str, zxid: Zxid) -> Node {
-        let node = self.nodes.remove(p).expect("delete of a missing node in a prepared txn");
+    /// Removes a childless node, returning what callers still need of it.
+    pub fn delete(&mut self, p: &str, zxid: Zxid) -> Removed {
+        let packed = self.nodes.take(p.as_bytes()).expect("delete of a missing node in a prepared txn");
+        let stat = packed.stat();
+        assert!(stat.num_children == 0, "delete of {p} with children in a prepared txn");
         self.ttl_paths.remove(p);
-        assert!(node.children.is_empty(), "delete of {p} with children in a prepared txn");
+        let acl = self.acls.get(packed.acl_id()).clone();
+        self.acls.release(packed.acl_id());
         let parent = path::parent(p).expect("delete is never applied to the root");
-        let parent_node = self.nodes.get_mut(parent).expect("a node's parent exists");
-        parent_node.children.remove(path::name(p));
-        touch_children(&mut parent_node.stat, zxid, -1);
-        node
+        self.modify(parent, |n| touch_children(n, zxid, -1));
+        Removed { stat, acl }
     }
 
     /// Replaces a node's data.
-    pub fn set(&mut self, p: &str, data: Option<Vec<u8>>, zxid: Zxid, time_ms: u64) -> Stat {
-        let node = self.nodes.get_mut(p).expect("set of a missing node in a prepared txn");
-        node.stat.version = node.stat.version.wrapping_add(1);
-        node.stat.mzxid = zxid;
-        node.stat.mtime_ms = time_ms;
-        node.stat.data_length = data_length(data.as_deref());
-        node.data = data;
-        node.stat
+    pub fn set(&mut self, p: &str, data: Option<&[u8]>, zxid: Zxid, time_ms: u64) -> Stat {
+        let old = self.nodes.take(p.as_bytes()).expect("set of a missing node in a prepared txn");
+        let mut stat = old.stat();
+        stat.version = stat.version.wrapping_add(1);
+        stat.mzxid = zxid;
+        stat.mtime_ms = time_ms;
+        let mut packed = old.with_data(data);
+        packed.set_stat(&stat);
+        let stat = packed.stat();
+        self.nodes.insert(packed);
+        stat
     }
-}
 
-impl Tree {
     /// Replaces a node's ACL, counting the change in its `aversion`.
     pub fn set_acl(&mut self, p: &str, acl: &[AclEntry]) -> Stat {
-        let acl = self.acls.intern(acl);
-        let node = self.nodes.get_mut(p).expect("set_acl of a missing node in a prepared txn");
-        node.acl = acl;
-        node.stat.aversion = node.stat.aversion.wrapping_add(1);
-        node.stat
+        let id = self.acls.acquire(acl);
+        let (old, stat) = self.modify(p, |n| {
+            let old = n.acl_id();
+            n.set_acl_id(id);
+            let mut stat = n.stat();
+            stat.aversion = stat.aversion.wrapping_add(1);
+            n.set_stat(&stat);
+            (old, stat)
+        });
+        self.acls.release(old);
+        stat
     }
 }
 
-/// Null data has length 0, as in ZooKeeper.
-fn data_length(data: Option<&[u8]>) -> u32 {
-    data.map_or(0, |d| d.len() as u32)
+/// The prefix every path under `p` starts with.
+fn subtree_prefix(p: &str) -> String {
+    if p == "/" { "/".to_owned() } else { format!("{p}/") }
 }
 
 /// A child was created (`delta` 1) or deleted (-1): ZooKeeper counts both in `cversion`.
-fn touch_children(stat: &mut Stat, zxid: Zxid, delta: i32) {
+fn touch_children(node: &mut Packed, zxid: Zxid, delta: i32) {
+    let mut stat = node.stat();
     stat.cversion = stat.cversion.wrapping_add(1);
     stat.pzxid = zxid;
     stat.num_children = stat.num_children.wrapping_add_signed(delta);
+    node.set_stat(&stat);
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_and_delete_keep_parent_bookkeeping() {
-        let mut tree = Tree::new();
-        let open = acl::open();
-        tree.create("/a", Some(b"x".to_vec()), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 10);
-        tree.create("/a/b", Some(vec![]), NodeKind::Ephemeral, &open, SessionId(7), Zxid(2), 11);
-        let a = tree.get("/a").unwrap();
-        assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (1, 1, Zxid(2)));
-        assert_eq!(a.children.iter().collect::<Vec<_>>(), ["b"]);
-        tree.delete("/a/b", Zxid(3));
-        let a = tree.get("/a").unwrap();
-        assert_eq!((a.stat.cversion, a.stat.num_children, a.stat.pzxid), (2, 0, Zxid(3)));
-        assert_eq!(a.stat.mzxid, Zxid(1), "child changes leave the data zxid alone");
-    }
-
-    #[test]
-    fn descendants_count_every_depth_and_not_siblings_sharing_a_prefix() {
-        let mut tree = Tree::new();
-        let open = acl::open();
-        for (i, p) in ["/a", "/a/b", "/a/b/c", "/ab", "/a-"].into_iter().enumerate() {
-            tree.create(p, Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(i as u64 + 1), 0);
-        }
-        assert_eq!(tree.descendants("/a"), 2, "/ab and /a- are not under /a");
-        assert_eq!(tree.descendants("/a/b/c"), 0);
-        assert_eq!(tree.descendants("/"), 5);
-    }
-
-    #[test]
-    fn rebuilds_children_from_records_and_reports_orphans() {
-        let mut tree = Tree::new();
-        let open = acl::open();
-        tree.create("/a", Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(1), 0);
-        tree.create("/a/b", Some(vec![]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(2), 0);
-        let mut records: Vec<_> = tree.iter().map(|(p, _)| (p.clone(), tree.record(p).unwrap())).collect();
-        records.push(("/x/y".into(), tree.record("/a").unwrap()));
-        let (rebuilt, orphans) = Tree::from_records(records);
-        assert_eq!(rebuilt.get("/a").unwrap().children, tree.get("/a").unwrap().children);
-        assert_eq!(orphans, ["/x/y"]);
-    }
-}
+mod tests;

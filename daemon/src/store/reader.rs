@@ -3,7 +3,7 @@
 //! consistent as of one commit, while the engine keeps writing.
 
 use super::{LOG, META, NODES, SESSIONS, StoreError, corrupt, engine, records};
-use crate::state::{NodeRecord, Restored, SessionRecord};
+use crate::state::{History, HistoryBound, NodeRecord, Restored, SessionRecord, Tree};
 use baton_proto::txn::decode_record;
 use baton_proto::{SessionId, Zxid};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -76,17 +76,25 @@ impl StoreReader {
         Ok(before.transpose().map_err(engine)?.map(|(k, _)| Zxid(k.value())))
     }
 
-    /// Everything needed to rebuild the state machine, with the newest `history_txns` log
-    /// entries; and the retained log's window.
-    pub fn restore(&self, history_txns: usize) -> Result<(Restored, super::LogWindow), StoreError> {
+    /// Everything needed to rebuild the state machine, with the newest log entries the
+    /// watch history keeps (`history`); and the retained log's window.
+    pub fn restore(&self, history: HistoryBound) -> Result<(Restored, super::LogWindow), StoreError> {
         let read = self.begin()?;
         let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
-        let mut nodes = Vec::new();
-        for entry in read.open_table(NODES).map_err(engine)?.iter().map_err(engine)? {
-            let (key, value) = entry.map_err(engine)?;
-            let record: NodeRecord =
-                records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
-            nodes.push((key.value().to_owned(), record));
+        // Streamed into the tree: the first bad record ends the stream and fails the restore.
+        let mut failure = None;
+        let nodes = read.open_table(NODES).map_err(engine)?;
+        let records = nodes.iter().map_err(engine)?.map_while(|entry| {
+            let decoded = entry.map_err(engine).and_then(|(key, value)| {
+                let record: NodeRecord =
+                    records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
+                Ok((key.value().to_owned(), record))
+            });
+            decoded.map_err(|e| failure = Some(e)).ok()
+        });
+        let (tree, orphans) = Tree::from_records(records);
+        if let Some(e) = failure {
+            return Err(e);
         }
         let mut sessions = Vec::new();
         for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
@@ -102,10 +110,17 @@ impl StoreReader {
             log_bytes += entry.map_err(engine)?.1.value().len() as u64;
         }
         let mut recent_txns = Vec::new();
-        for entry in log.iter().map_err(engine)?.rev().take(history_txns) {
+        // Newest first, only as many as the history keeps: the rest would be decoded (with
+        // their data) only to be dropped.
+        let mut history_bytes = 0usize;
+        for entry in log.iter().map_err(engine)?.rev().take(history.txns) {
             let (key, value) = entry.map_err(engine)?;
             let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
             let txn = decode_record(record).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            history_bytes = history_bytes.saturating_add(History::cost(&txn));
+            if history_bytes > history.bytes && !recent_txns.is_empty() {
+                break;
+            }
             recent_txns.push(txn);
         }
         recent_txns.reverse();
@@ -124,7 +139,7 @@ impl StoreReader {
             return Err(StoreError::Corrupt { table: "log", key: last.zxid.to_string(), reason });
         }
         let window = super::LogWindow { floor: log_floor, txns: log_len, bytes: log_bytes };
-        Ok((Restored { epoch, last_zxid, history_floor, nodes, sessions, recent_txns }, window))
+        Ok((Restored { epoch, last_zxid, history_floor, tree, orphans, sessions, recent_txns }, window))
     }
 
     /// Up to `max` log entries after `zxid`.

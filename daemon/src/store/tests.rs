@@ -36,11 +36,11 @@ fn write_from(sm: &mut StateMachine, store: &mut Store, first: usize, n: usize) 
 fn reopened_store_restores_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (mut store, restored) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.last_zxid, Zxid::ZERO);
     write_some(&mut sm, &mut store, 10);
     drop(store);
-    let (_store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (_store, restored) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.recent_txns.len(), 11);
     let back = StateMachine::restore(Limits::default(), restored).unwrap();
     assert_eq!(back.digest(), sm.digest());
@@ -50,14 +50,14 @@ fn reopened_store_restores_the_same_state() {
 fn log_is_trimmed_to_its_retention_and_the_floor_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, _) = Store::open(dir.path(), keep(4), 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(4), HistoryBound::txns(100)).unwrap();
     write_some(&mut sm, &mut store, 9);
     drop(store);
-    let (store, restored) = Store::open(dir.path(), keep(4), 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), keep(4), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.recent_txns.len(), 4);
     assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
     drop(store);
-    let (_store, restored) = Store::open(dir.path(), keep(4), 2).unwrap();
+    let (_store, restored) = Store::open(dir.path(), keep(4), HistoryBound::txns(2)).unwrap();
     assert_eq!(restored.recent_txns.len(), 2, "history loads only what it keeps");
     assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
 }
@@ -65,8 +65,8 @@ fn log_is_trimmed_to_its_retention_and_the_floor_recorded() {
 #[test]
 fn a_second_open_of_the_same_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Store::open(dir.path(), keep(4), 4).unwrap();
-    assert!(Store::open(dir.path(), keep(4), 4).is_err(), "two daemons must never share a store");
+    let _first = Store::open(dir.path(), keep(4), HistoryBound::txns(4)).unwrap();
+    assert!(Store::open(dir.path(), keep(4), HistoryBound::txns(4)).is_err(), "two daemons must never share a store");
 }
 
 #[test]
@@ -74,13 +74,13 @@ fn log_is_also_trimmed_by_bytes_and_its_window_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
     let retention = Retention { txns: 1000, bytes: 200 };
-    let (mut store, _) = Store::open(dir.path(), retention, 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), retention, HistoryBound::txns(100)).unwrap();
     write_some(&mut sm, &mut store, 20);
     let window = store.log_window();
     assert!(window.bytes <= 200 && window.txns >= 1, "{window:?}");
     assert!(window.txns < 21, "trimmed by bytes, not count: {window:?}");
     drop(store);
-    let (store, restored) = Store::open(dir.path(), retention, 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), retention, HistoryBound::txns(100)).unwrap();
     assert_eq!(store.log_window(), window);
     assert_eq!(restored.recent_txns.len() as u64, window.txns);
     assert_eq!(restored.history_floor, window.floor);
@@ -90,7 +90,7 @@ fn log_is_also_trimmed_by_bytes_and_its_window_survives_a_reopen() {
 fn log_is_trimmed_in_chunks_never_past_its_retention() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, _) = Store::open(dir.path(), keep(64), 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(64), HistoryBound::txns(100)).unwrap();
     for round in 0..10 {
         write_from(&mut sm, &mut store, round * 9, 9);
         let (window, written) = (store.log_window(), (round as u64 + 1) * 10);
@@ -98,7 +98,7 @@ fn log_is_trimmed_in_chunks_never_past_its_retention() {
         assert!(window.txns >= 62.min(written), "at least 31/32 of it once full: {window:?}");
     }
     drop(store);
-    let (store, restored) = Store::open(dir.path(), keep(64), 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), keep(64), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.history_floor.0 + 1, restored.recent_txns[0].zxid.0);
     assert_eq!(restored.recent_txns.len() as u64, store.log_window().txns);
 }
@@ -107,7 +107,7 @@ fn log_is_trimmed_in_chunks_never_past_its_retention() {
 fn the_newest_zxid_comes_from_the_log_not_from_a_meta_write_per_commit() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, _) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     write_some(&mut sm, &mut store, 3);
     let window = store.log_window();
     let db = store.db().unwrap();
@@ -115,7 +115,7 @@ fn the_newest_zxid_comes_from_the_log_not_from_a_meta_write_per_commit() {
     let meta = read.open_table(META).unwrap();
     assert!(meta.get("last_zxid").unwrap().is_none(), "ordinary commits leave meta alone");
     drop((meta, read, db, store));
-    let (store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.last_zxid, sm.last_zxid());
     assert_eq!(store.log_window(), window, "the log's bytes are counted at open");
 }
@@ -124,7 +124,7 @@ fn the_newest_zxid_comes_from_the_log_not_from_a_meta_write_per_commit() {
 fn a_store_that_kept_last_zxid_and_log_bytes_in_meta_opens_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachine::new(Limits::default());
-    let (mut store, _) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     write_some(&mut sm, &mut store, 3);
     let window = store.log_window();
     // What builds before 2026-11-25 wrote on every commit.
@@ -136,7 +136,7 @@ fn a_store_that_kept_last_zxid_and_log_bytes_in_meta_opens_the_same() {
     }
     write.commit().unwrap();
     drop(store);
-    let (store, restored) = Store::open(dir.path(), keep(100), 100).unwrap();
+    let (store, restored) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
     assert_eq!(restored.last_zxid, sm.last_zxid());
     assert_eq!(store.log_window(), window);
     let back = StateMachine::restore(Limits::default(), restored).unwrap();
@@ -146,13 +146,13 @@ fn a_store_that_kept_last_zxid_and_log_bytes_in_meta_opens_the_same() {
 #[test]
 fn a_store_of_another_format_is_refused_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(dir.path(), keep(10), 10).unwrap());
+    drop(Store::open(dir.path(), keep(10), HistoryBound::txns(10)).unwrap());
     {
         let db = Database::create(dir.path().join(DB_FILE_NAME)).unwrap();
         let write = db.begin_write().unwrap();
         write.open_table(META).unwrap().insert("format", STORE_FORMAT - 1).unwrap();
         write.commit().unwrap();
     }
-    let refused = Store::open(dir.path(), keep(10), 10).err().expect("an older format is refused");
+    let refused = Store::open(dir.path(), keep(10), HistoryBound::txns(10)).err().expect("an older format is refused");
     assert!(matches!(refused, StoreError::Format { found } if found == STORE_FORMAT - 1), "{refused}");
 }

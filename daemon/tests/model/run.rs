@@ -8,7 +8,7 @@ use super::{FIXED, NAMES, STRANGER, T0};
 use baton_proto::message::{CreateRequest, MultiOp, Op, OpResult};
 use baton_proto::txn::{decode_record, encode_record};
 use baton_proto::{ErrorCode, NodeKind, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
-use batond::state::{Applied, Limits, NodeRecord, Rejection, Restored, SessionRecord, StateMachine};
+use batond::state::{Applied, Limits, NodeRecord, Rejection, Restored, SessionRecord, StateMachine, Tree};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) struct Run {
@@ -44,7 +44,7 @@ impl Run {
 
     fn nth_node(&self, i: usize) -> String {
         let tree = self.sm.tree();
-        tree.iter().nth(i % tree.len()).unwrap().0.clone()
+        tree.iter().nth(i % tree.len()).unwrap().0.to_owned()
     }
 
     fn resolve(&self, target: &Target) -> String {
@@ -56,7 +56,7 @@ impl Run {
     }
 
     fn version(&self, p: &str, version: &Version) -> Option<i32> {
-        let current = self.sm.tree().get(p).map_or(0, |n| n.stat.version);
+        let current = self.sm.tree().get(p).map_or(0, |n| n.stat().version);
         match version {
             Version::Any => None,
             Version::Current => Some(current),
@@ -279,34 +279,42 @@ impl Run {
             }
         }
         for (p, node) in tree.iter() {
-            let s = &node.stat;
-            let expected = names.remove(p.as_str()).unwrap_or_default();
-            assert_eq!(node.children.iter().map(String::as_str).collect::<BTreeSet<_>>(), expected, "{p}: children");
+            let s = &node.stat();
+            let expected = names.remove(p).unwrap_or_default();
+            let children: Vec<&str> = tree.children(p).map(|(name, _)| name).collect();
+            assert!(children.is_sorted(), "{p}: children out of order");
+            assert_eq!(children.into_iter().collect::<BTreeSet<_>>(), expected, "{p}: children");
             assert_eq!(s.num_children as usize, expected.len(), "{p}: num_children");
-            assert_eq!(s.data_length as usize, node.data.as_ref().map_or(0, Vec::len), "{p}: data_length");
+            let data_len = node.data().map_or(0, <[u8]>::len);
+            assert_eq!(s.data_length as usize, data_len, "{p}: data_length");
             assert!(s.czxid <= s.mzxid && s.czxid <= s.pzxid, "{p}: {s:?}");
             assert!(s.mzxid <= last && s.pzxid <= last, "{p}: {s:?} is newer than {last}");
             assert!(s.ctime_ms <= s.mtime_ms, "{p}: {s:?}");
-            assert_eq!(node.kind == NodeKind::Ephemeral, !s.ephemeral_owner.is_none(), "{p}: {:?} {s:?}", node.kind);
+            assert_eq!(
+                node.kind() == NodeKind::Ephemeral,
+                !s.ephemeral_owner.is_none(),
+                "{p}: {:?} {s:?}",
+                node.kind()
+            );
             if !s.ephemeral_owner.is_none() {
-                assert!(node.children.is_empty(), "ephemeral {p} has children");
+                assert!(s.num_children == 0, "ephemeral {p} has children");
                 let owner = sessions.get(s.ephemeral_owner);
                 assert!(owner.is_some_and(|o| o.ephemerals.contains(p)), "{p}: owner {} lost", s.ephemeral_owner);
             }
-            assert!(node.children.len() <= limits.children_per_node_max as usize, "{p} has too many children");
-            assert!(node.data.as_ref().map_or(0, Vec::len) <= limits.node_data_max, "{p} has too much data");
+            assert!(s.num_children <= limits.children_per_node_max, "{p} has too many children");
+            assert!(data_len <= limits.node_data_max, "{p} has too much data");
         }
         for (id, session) in sessions.iter() {
             let owned = session.ephemerals.len();
             assert!(owned <= limits.ephemerals_per_session_max, "session {id} owns {owned} ephemerals");
             for p in &session.ephemerals {
-                let owner = tree.get(p).map(|n| n.stat.ephemeral_owner);
+                let owner = tree.get(p).map(|n| n.stat().ephemeral_owner);
                 assert_eq!(owner, Some(id), "session {id} lists {p}");
             }
         }
-        let ttl: BTreeSet<&String> = tree.ttl_nodes().map(|(p, _)| p).collect();
-        let expected: BTreeSet<&String> =
-            tree.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Ttl { .. })).map(|(p, _)| p).collect();
+        let ttl: BTreeSet<&str> = tree.ttl_nodes().map(|(p, _)| p).collect();
+        let expected: BTreeSet<&str> =
+            tree.iter().filter(|(_, n)| matches!(n.kind(), NodeKind::Ttl { .. })).map(|(p, _)| p).collect();
         assert_eq!(ttl, expected, "TTL index");
         self.check_store_mirror();
     }
@@ -315,7 +323,7 @@ impl Run {
     fn check_store_mirror(&self) {
         let (tree, sessions) = (self.sm.tree(), self.sm.sessions());
         let records: BTreeMap<String, NodeRecord> =
-            tree.iter().map(|(p, _)| (p.clone(), tree.record(p).unwrap())).collect();
+            tree.iter().map(|(p, _)| (p.to_owned(), tree.record(p).unwrap())).collect();
         assert_eq!(self.stored_nodes, records, "the store deltas must add up to the tree");
         let records: BTreeMap<SessionId, SessionRecord> = sessions.iter().map(|(id, s)| (id, s.record)).collect();
         assert_eq!(self.stored_sessions, records, "the store deltas must add up to the session table");
@@ -325,10 +333,10 @@ impl Run {
         let model = self.model.as_ref().unwrap();
         let tree = self.sm.tree();
         assert_eq!(self.sm.last_zxid(), model.last_zxid, "last zxid");
-        let paths: BTreeSet<&String> = tree.iter().map(|(p, _)| p).chain(model.nodes.keys()).collect();
+        let paths: BTreeSet<&str> = tree.iter().map(|(p, _)| p).chain(model.nodes.keys().map(String::as_str)).collect();
         for p in paths {
-            let got = tree.get(p).map(|n| (&n.data, n.kind, n.stat));
-            let want = model.nodes.get(p).map(|n| (&n.data, n.kind, ref_stat(&model.nodes, p)));
+            let got = tree.get(p).map(|n| (n.data(), n.kind(), n.stat()));
+            let want = model.nodes.get(p).map(|n| (n.data.as_deref(), n.kind, ref_stat(&model.nodes, p)));
             assert_eq!(got, want, "node {p}");
         }
         let got: Vec<_> = self.sm.sessions().iter().map(|(id, s)| (id, s.record, s.ephemerals.clone())).collect();
@@ -354,11 +362,13 @@ impl Run {
         assert_eq!(replica.digest(), self.sm.digest(), "replica digest");
         assert!(replica.tree().iter().eq(self.sm.tree().iter()), "replica tree");
 
+        let (tree, orphans) = Tree::from_records(self.stored_nodes.clone());
         let restored = Restored {
             epoch: self.sm.epoch(),
             last_zxid: self.sm.last_zxid(),
             history_floor: Zxid::ZERO,
-            nodes: self.stored_nodes.clone().into_iter().collect(),
+            tree,
+            orphans,
             sessions: self.stored_sessions.clone().into_iter().collect(),
             recent_txns: self.log.clone(),
         };
