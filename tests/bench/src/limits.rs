@@ -1,6 +1,8 @@
 //! The machine's own limits, measured in the same run as the servers: the fdatasync rate and
 //! latency on the data filesystem (4 KiB appends, each followed by `fdatasync`), and raw echo
-//! round trips over a Unix socket and over loopback TCP, with an in-process echo server.
+//! round trips over a Unix socket and over loopback TCP, with an in-process echo server, and
+//! over a Unix socket to an echo server in a process of its own (`echo-server`): a client and
+//! a server in two processes pay the wake-ups of both, which one process's tasks can avoid.
 
 use crate::report::{Latencies, Sample};
 use anyhow::Result;
@@ -91,8 +93,46 @@ where
     Ok((total as f64 / (last - start).as_secs_f64(), all))
 }
 
-/// Echo over a Unix socket in `dir` and over loopback TCP, with each client count. Samples
-/// `echo.{unix,tcp}.c{N}` (round trips/s) and `echo.{unix,tcp}.c1.p50` (µs).
+/// Serves echo on a Unix socket at `path` until killed: the `echo-server` child of `echo`.
+pub async fn echo_server(path: &Path) -> Result<()> {
+    let unix = UnixListener::bind(path)?;
+    loop {
+        let (s, _) = unix.accept().await?;
+        tokio::spawn(echo_serve(s));
+    }
+}
+
+/// An `echo-server` child process, killed (by its own PID) when dropped.
+struct EchoProcess(std::process::Child);
+
+impl EchoProcess {
+    fn start(path: &Path) -> Result<EchoProcess> {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("echo-server")
+            .arg("--socket")
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        let process = EchoProcess(child);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            anyhow::ensure!(Instant::now() < give_up, "the echo server did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(process)
+    }
+}
+
+impl Drop for EchoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Echo over a Unix socket in `dir` and over loopback TCP, with each client count, and over a
+/// Unix socket to a server process of its own. Samples `echo.{unix,tcp,unix_process}.c{N}`
+/// (round trips/s) and `echo.{unix,tcp,unix_process}.c1.p50` (µs).
 pub async fn echo(dir: &Path, counts: &[usize], duration: Duration) -> Result<Vec<Sample>> {
     let sock = dir.join("echo.sock");
     let unix = UnixListener::bind(&sock)?;
@@ -129,6 +169,17 @@ pub async fn echo(dir: &Path, counts: &[usize], duration: Duration) -> Result<Ve
             out.push(Sample::new("echo.tcp.c1.p50", lat.quantile_us(0.5), "us"));
         }
     }
+    let process_sock = dir.join("echo-process.sock");
+    let process = EchoProcess::start(&process_sock)?;
+    for &n in counts {
+        let (rate, mut lat) = echo_run(n, duration, || UnixStream::connect(&process_sock)).await?;
+        out.push(Sample::new(format!("echo.unix_process.c{n}"), rate, "ops/s"));
+        if n == 1 {
+            out.push(Sample::new("echo.unix_process.c1.p50", lat.quantile_us(0.5), "us"));
+        }
+    }
+    drop(process);
+    let _ = std::fs::remove_file(&process_sock);
     for s in servers {
         s.abort();
     }

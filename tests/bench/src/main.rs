@@ -122,6 +122,12 @@ enum Workload {
         #[command(subcommand)]
         curve: Curve,
     },
+    /// Internal: serve Unix-socket echo at `--socket` until killed (the `limits` child).
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long)]
+        socket: PathBuf,
+    },
     /// Internal: hold an ephemeral node until killed (the `expiry` child).
     #[command(hide = true)]
     Hold {
@@ -178,6 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
     let reps = cli.reps.max(1);
     let figures = match &cli.workload {
         Workload::Hold { path } => return expiry::hold(&ep, path).await,
+        Workload::EchoServer { socket } => return limits::echo_server(socket).await,
         Workload::All => {
             for w in ["latency", "write", "read", "watch", "lock", "expiry"] {
                 let figures =
