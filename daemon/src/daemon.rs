@@ -44,9 +44,6 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let listeners = runtime
-        .block_on(Listeners::bind(&config.socket, config.listen))
-        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
     let metrics_listener = match config.metrics_listen {
         Some(addr) => Some(
             runtime
@@ -55,24 +52,13 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // The client socket last: once it answers, every other listener is bound too.
+    let listeners = runtime
+        .block_on(Listeners::bind(&config.socket, config.listen))
+        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
 
     let (engine_tx, engine_rx) = mpsc::channel(ENGINE_QUEUE_DEPTH);
-    let engine_config = EngineConfig {
-        session_timeout_min_ms: config.session_timeout_min_ms,
-        session_timeout_max_ms: config.session_timeout_max_ms,
-        batch_txns_max: config.batch_txns_max,
-        outbound_bytes_max: config.outbound_bytes_max,
-        role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
-        peer_addr: config.standby_of.clone(),
-        mode: config.replication_mode(),
-        sync: (config.replication_mode() == Some(ReplicationMode::Sync)).then(|| SyncPolicy {
-            wait_when_gone: config.sync_standby_gone == SyncStandbyGone::Wait,
-            standby_timeout: Duration::from_millis(config.sync_standby_timeout_ms),
-        }),
-        superusers: config.superusers()?,
-        root_acl: config.root_acl()?,
-        tick: Duration::from_millis(config.tick_ms),
-    };
+    let engine_config = engine_config(config)?;
     let auth = Authenticator::new(config.tokens_file.as_deref(), config.tcp_allow_anonymous)
         .map_err(|e| anyhow::anyhow!(e))?;
     let tls = config.tls_files().map(|files| TlsServer::load(&files)).transpose().map_err(|e| anyhow::anyhow!(e))?;
@@ -92,7 +78,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         reader: engine.store_reader(),
         engine: engine_tx.clone(),
     };
-    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || engine.run(engine_rx))?;
+    let (engine_thread, engine_done_rx) = spawn_engine(engine, engine_rx)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let limits = ConnLimits {
@@ -105,7 +91,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     };
     runtime.block_on(async {
         tokio::spawn(async move {
-            if let Err(e) = signals::forward_termination(shutdown_tx).await {
+            if let Err(e) = signals::forward_shutdown(shutdown_tx, engine_done_rx).await {
                 warn!(error = %e, "cannot watch for signals");
             }
         });
@@ -130,10 +116,60 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     })?;
     drop(runtime);
     match engine_thread.join() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => bail!("the engine thread panicked"),
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(panic)) | Err(panic) => bail!(
+            "the engine stopped on an internal error ({}); if the store in {} is damaged, restore it from a backup (batond --restore) or a standby",
+            panic_message(panic.as_ref()),
+            config.data_dir.display()
+        ),
     }
+}
+
+/// The engine's settings, from the daemon's.
+fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
+    Ok(EngineConfig {
+        session_timeout_min_ms: config.session_timeout_min_ms,
+        session_timeout_max_ms: config.session_timeout_max_ms,
+        batch_txns_max: config.batch_txns_max,
+        outbound_bytes_max: config.outbound_bytes_max,
+        role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
+        peer_addr: config.standby_of.clone(),
+        mode: config.replication_mode(),
+        sync: (config.replication_mode() == Some(ReplicationMode::Sync)).then(|| SyncPolicy {
+            wait_when_gone: config.sync_standby_gone == SyncStandbyGone::Wait,
+            standby_timeout: Duration::from_millis(config.sync_standby_timeout_ms),
+        }),
+        superusers: config.superusers()?,
+        root_acl: config.root_acl()?,
+        tick: Duration::from_millis(config.tick_ms),
+    })
+}
+
+type EngineThread = std::thread::JoinHandle<std::thread::Result<Result<(), crate::engine::EngineError>>>;
+
+/// Starts the engine's thread. However the engine ends — an error, or a panic such as redb's on
+/// a damaged page met only at a commit — the returned receiver hears of it, so that the daemon
+/// does not go on listening without an engine: it stops, saying why.
+fn spawn_engine(
+    engine: Engine,
+    inputs: mpsc::Receiver<EngineInput>,
+) -> std::io::Result<(EngineThread, oneshot::Receiver<()>)> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run(inputs)));
+        let _ = done_tx.send(());
+        ended
+    })?;
+    Ok((thread, done_rx))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic")
 }
 
 /// A beat every `every` until shutdown (missed beats are delayed, not bunched).
@@ -174,11 +210,7 @@ fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)
     let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
     let history = HistoryBound { txns: config.watch_history_txns, bytes: config.watch_history_bytes };
     let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, history)).map_err(|panic| {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic");
+        let why = panic_message(panic.as_ref());
         anyhow::anyhow!(
             "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
             config.data_dir.display()

@@ -410,22 +410,33 @@ async fn damaged_store_trials(modes: &[u64], trials: u64) -> Damage {
         let what = damage(&mut bytes, modes[(trial % modes.len() as u64) as usize], &mut rng);
         assert_ne!(bytes, pristine, "trial {trial}: the damage changed nothing");
         std::fs::write(data.join("baton.redb"), &bytes).unwrap();
+        let log_path = scratch.path().join("t18.log");
+        let refusal = |log: &str, unclear: &mut Vec<String>| {
+            // Clear: the daemon's last word is its own error message, not a panic's.
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
+            if last.contains("panicked") || last.contains("RUST_BACKTRACE") {
+                let at = log.find("panicked").unwrap_or(0);
+                let panic: Vec<&str> = log[at..].lines().take(2).collect();
+                unclear.push(format!("trial {trial} ({what}): {}", panic.join(" ")));
+            } else if last.is_empty() {
+                unclear.push(format!("trial {trial} ({what}): exited with an empty log"));
+            }
+        };
         match start_on(&data, scratch.path()) {
             Start::Refused(log) => {
                 refused += 1;
-                // Clear: the daemon's last word is its own error message, not a panic's.
-                let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
-                if last.contains("panicked") || last.contains("RUST_BACKTRACE") {
-                    let at = log.find("panicked").unwrap_or(0);
-                    let panic: Vec<&str> = log[at..].lines().take(2).collect();
-                    unclear.push(format!("trial {trial} ({what}): {}", panic.join(" ")));
-                } else if last.is_empty() {
-                    unclear.push(format!("trial {trial} ({what}): exited with an empty log"));
-                }
+                refusal(&log, &mut unclear);
             }
-            Start::Serving(_child) => {
+            Start::Serving(mut child) => {
                 let (errors, bad) = read_back(&scratch.path().join("t18.sock"), NODES).await;
-                if !bad.is_empty() {
+                // Damage that only a write meets (redb's allocator state) stops the daemon
+                // after it began listening: that is a refusal too, if it says why.
+                if bad.iter().any(|b| b.starts_with("listening but no session"))
+                    && let Some(log) = exited_within(&mut child, Duration::from_secs(10), &log_path)
+                {
+                    refused += 1;
+                    refusal(&log, &mut unclear);
+                } else if !bad.is_empty() {
                     wrong.push(format!("trial {trial} ({what}): {}", bad.join("; ")));
                 } else if errors > 0 {
                     served_with_errors += 1;
@@ -499,6 +510,18 @@ async fn t18_a_bit_flipped_inside_a_stored_value_is_detected_not_served() {
             }
         }
     }
+}
+
+/// The daemon's log once it has exited within `limit`, or `None` if it is still running.
+fn exited_within(child: &mut Spawned, limit: Duration, log: &Path) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    while child.0.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(std::fs::read_to_string(log).unwrap_or_default())
 }
 
 /// Reads every node back: (read errors, wrong answers).
