@@ -90,3 +90,17 @@ pub fn weight(message: &baton_proto::ServerMessage) -> usize {
         ServerMessage::Event(event) => FIXED + event.path.len(),
     }
 }
+
+/// Output is written once this much is buffered, or when a connection's outbox is momentarily
+/// empty (client and ZooKeeper connections alike).
+pub const WRITE_CHUNK: usize = 64 * 1024;
+
+/// After a write: a connection's output buffer starts empty and grows with what is written, so
+/// an idle session (of thousands) holds almost nothing; past two chunks it goes back to one,
+/// so a busy connection keeps a chunk rather than what its largest reply needed.
+pub fn trim_output_buffer(buf: &mut Vec<u8>) {
+    if buf.capacity() > 2 * WRITE_CHUNK {
+        buf.clear();
+        buf.shrink_to(WRITE_CHUNK);
+    }
+}

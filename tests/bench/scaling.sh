@@ -27,15 +27,8 @@ batond="$target_dir/release/batond"
 work="$(mktemp -d /var/tmp/baton-scaling.XXXXXX)"
 figures="$work/figures.jsonl"
 batond_pid=""
-stop_batond() {
-  if [ -n "$batond_pid" ] && [ -d "/proc/$batond_pid" ]; then
-    kill -TERM "$batond_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do [ -d "/proc/$batond_pid" ] || break; sleep 0.1; done
-    [ -d "/proc/$batond_pid" ] && kill -KILL "$batond_pid" 2>/dev/null || true
-    wait "$batond_pid" 2>/dev/null || true
-  fi
-  batond_pid=""
-}
+# shellcheck source=lib.sh
+source "$repo/tests/bench/lib.sh"
 cleanup() {
   set +e
   stop_batond

@@ -110,25 +110,15 @@ fn acl_open(w: &mut Writer) {
 }
 
 fn create(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
+    create_nullable(path, Some(data), flags)
+}
+
+/// A create whose data may be null (length -1), as kazoo sends `create(path, None)`.
+fn create_nullable(path: &str, data: Option<&[u8]>, flags: i32) -> Vec<u8> {
     let mut w = Writer::new();
-    w.string(path).bytes(data);
+    w.string(path).opt_bytes(data);
     acl_open(&mut w);
     w.int(flags);
-    w.into_bytes()
-}
-
-/// A create whose data is null (length -1), as kazoo sends `create(path, None)`.
-fn create_null(path: &str) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.string(path).opt_bytes(None);
-    acl_open(&mut w);
-    w.int(0);
-    w.into_bytes()
-}
-
-fn set_null(path: &str) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.string(path).opt_bytes(None).int(-1);
     w.into_bytes()
 }
 
@@ -151,8 +141,12 @@ fn path_int(path: &str, n: i32) -> Vec<u8> {
 }
 
 fn set_data(path: &str, data: &[u8], version: i32) -> Vec<u8> {
+    set_nullable(path, Some(data), version)
+}
+
+fn set_nullable(path: &str, data: Option<&[u8]>, version: i32) -> Vec<u8> {
     let mut w = Writer::new();
-    w.string(path).bytes(data).int(version);
+    w.string(path).opt_bytes(data).int(version);
     w.into_bytes()
 }
 
@@ -196,11 +190,11 @@ fn sequence() -> Vec<(&'static str, i32, Vec<u8>)> {
         ("ephemeral", 1, create("/diff/e", b"", 1)),
         ("child of ephemeral", 1, create("/diff/e/c", b"", 0)),
         ("container", 19, create("/diff/c", b"", 4)),
-        ("create null data", 1, create_null("/diff/null")),
+        ("create null data", 1, create_nullable("/diff/null", None, 0)),
         ("getData null", 4, path_watch("/diff/null", false)),
         ("create empty data", 1, create("/diff/empty", b"", 0)),
         ("getData empty", 4, path_watch("/diff/empty", false)),
-        ("setData null", 5, set_null("/diff/empty")),
+        ("setData null", 5, set_nullable("/diff/empty", None, -1)),
         ("getData set to null", 4, path_watch("/diff/empty", false)),
         ("getChildren", 8, path_watch("/diff", false)),
         ("getChildren2", 12, path_watch("/diff", true)),

@@ -32,12 +32,6 @@ pub struct ConnLimits {
     pub outbound_bytes_max: usize,
 }
 
-/// Output is written once this much is buffered, or when the outbox is momentarily empty.
-const WRITE_CHUNK: usize = 64 * 1024;
-/// The most output buffer a connection keeps between writes. The buffer starts empty and
-/// grows with what is written, so an idle session (of thousands) holds almost nothing, and a
-/// busy one keeps a chunk instead of what its largest reply needed.
-const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The read buffer of a connection's requests (larger frames are read past it).
 const READ_BUFFER: usize = 4 * 1024;
 /// Reads answered on the connection in a row before its writer gets a turn.
@@ -281,7 +275,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     if let Some(first) = first {
         take(&first, frame_len_max, buf, &mut written);
     }
-    while buf.len() < WRITE_CHUNK {
+    while buf.len() < wire::WRITE_CHUNK {
         match outbox.try_recv() {
             Ok(next) => take(&next, frame_len_max, buf, &mut written),
             Err(_) => break,
@@ -290,10 +284,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     if writer.write_all(buf).await.is_err() || writer.flush().await.is_err() {
         return None;
     }
-    if buf.capacity() > WRITE_BUFFER_KEPT {
-        buf.clear();
-        buf.shrink_to(WRITE_CHUNK);
-    }
+    wire::trim_output_buffer(buf);
     Some(written)
 }
 

@@ -35,11 +35,6 @@ use tracing::{Instrument, debug, info, info_span, trace, warn};
 const CONN_BASE: ConnId = 1 << 62;
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Output is written once this much is buffered, or when the outbox is momentarily empty.
-const WRITE_CHUNK: usize = 64 * 1024;
-/// The most output buffer a connection keeps between writes (it starts empty and grows with
-/// what is written, so idle sessions hold almost nothing).
-const WRITE_BUFFER_KEPT: usize = 2 * WRITE_CHUNK;
 /// The password ZooKeeper clients keep for a session: 16 bytes.
 const PASSWORD_LEN: usize = 16;
 
@@ -282,7 +277,7 @@ where
                 }
                 Encoded::Stop(why) => return Some(why),
             }
-            if hang_up || buf.len() >= WRITE_CHUNK {
+            if hang_up || buf.len() >= wire::WRITE_CHUNK {
                 break;
             }
             next = outbox.try_recv().ok();
@@ -295,10 +290,7 @@ where
         if hang_up {
             break None;
         }
-        if buf.capacity() > WRITE_BUFFER_KEPT {
-            buf.clear();
-            buf.shrink_to(WRITE_CHUNK);
-        }
+        wire::trim_output_buffer(&mut buf);
     }
 }
 
