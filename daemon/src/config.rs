@@ -70,6 +70,12 @@ pub struct Config {
     pub log_retention_txns: u64,
     /// Bytes of log records kept; whichever of the two limits is reached first trims the log.
     pub log_retention_bytes: u64,
+    /// Commits made durable by the write-ahead journal before one goes to the database
+    /// durably (a checkpoint) and the journal starts over.
+    pub journal_checkpoint_commits: u64,
+    /// Bytes the journal may hold before a checkpoint; a batch larger than this goes to the
+    /// database durably at once.
+    pub journal_checkpoint_bytes: u64,
     /// Transactions whose changes are kept in memory for resuming watchers.
     pub watch_history_txns: usize,
     /// Memory those changes may take; whichever of the two limits is reached first forgets
@@ -186,6 +192,8 @@ impl Default for Config {
             batch_txns_max: BATCH_TXNS_MAX,
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
+            journal_checkpoint_commits: crate::store::Checkpoints::default().commits,
+            journal_checkpoint_bytes: crate::store::Checkpoints::default().bytes,
             watch_history_txns: WATCH_HISTORY_TXNS,
             watch_history_bytes: WATCH_HISTORY_BYTES,
             watches_per_session_max: WATCHES_PER_SESSION_MAX,
@@ -277,7 +285,7 @@ impl Config {
                 self.frame_len_max, self.node_data_max
             ));
         }
-        let positive: [(&str, u64); 15] = [
+        let positive: [(&str, u64); 17] = [
             ("connections_max", self.connections_max as u64),
             ("connections_per_peer_max", self.connections_per_peer_max as u64),
             ("requests_in_flight_max", self.requests_in_flight_max as u64),
@@ -288,6 +296,8 @@ impl Config {
             ("batch_txns_max", self.batch_txns_max as u64),
             ("log_retention_txns", self.log_retention_txns),
             ("log_retention_bytes", self.log_retention_bytes),
+            ("journal_checkpoint_commits", self.journal_checkpoint_commits),
+            ("journal_checkpoint_bytes", self.journal_checkpoint_bytes),
             ("watch_history_txns", self.watch_history_txns as u64),
             ("watch_history_bytes", self.watch_history_bytes as u64),
             ("watches_per_session_max", self.watches_per_session_max as u64),

@@ -10,7 +10,7 @@ use crate::sd_notify;
 use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
 use crate::signals;
 use crate::state::{HistoryBound, StateMachine};
-use crate::store::{Retention, Store};
+use crate::store::{Checkpoints, Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
@@ -216,7 +216,13 @@ fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)
             config.data_dir.display()
         )
     })?;
-    opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    let (mut store, restored) =
+        opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    store.set_checkpoints(Checkpoints {
+        commits: config.journal_checkpoint_commits,
+        bytes: config.journal_checkpoint_bytes,
+    });
+    Ok((store, restored))
 }
 
 /// Tells systemd (when it started us as `Type=notify`) that clients can be served — the

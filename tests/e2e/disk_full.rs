@@ -101,7 +101,7 @@ async fn full_disk(disk: &SmallDisk) {
             }
             // The failing commit disconnects everyone; the client resumes and goes on.
             Err(e) if e.is_retryable() => {}
-            Err(e) => panic!("unexpected error: {e}"),
+            Err(e) => panic!("unexpected error: {e}; log:\n{}", daemon.log()),
         }
     }
     let refused = refused.expect("the disk filled up");

@@ -332,6 +332,9 @@ impl Engine {
         self.outputs.extend(conns.into_iter().map(|conn| Output::Close(conn, goodbye.clone())));
         let last_zxid = self.sm.last_zxid();
         self.flush()?;
+        if let Err(e) = self.store.close() {
+            warn!(error = %e, "the closing checkpoint failed: the next start reads the journal back");
+        }
         info!(%last_zxid, "engine stopped");
         Ok(())
     }

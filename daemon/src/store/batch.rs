@@ -33,3 +33,20 @@ impl Batch {
         self.txns.len()
     }
 }
+
+impl From<&Batch> for super::Entry {
+    /// The batch as the records the store writes.
+    fn from(batch: &Batch) -> Self {
+        let encode = |record: &Option<_>| record.as_ref().map(super::encode_stored);
+        super::Entry {
+            epoch: batch.epoch,
+            txns: batch.txns.iter().map(|(zxid, record)| (zxid.0, record.clone())).collect(),
+            nodes: batch.nodes.iter().map(|(p, record)| (p.clone(), encode(record))).collect(),
+            sessions: batch
+                .sessions
+                .iter()
+                .map(|(id, record)| (id.0, record.as_ref().map(super::encode_stored)))
+                .collect(),
+        }
+    }
+}

@@ -14,11 +14,18 @@
 //!   before 2026-11-25 also keep `last_zxid` and `log_bytes` up to date; both are still read
 //!   correctly.)
 //!
-//! A group commit writes a batch of txns and the node and session records they changed in one
-//! redb write transaction with immediate durability: when
-//! [`Store::commit`] returns, all of it is on disk, or none of it is.
+//! - `meta` also holds `journal_generation`: the journal generation that follows redb's last
+//!   durable commit.
+//!
+//! A group commit writes a batch of txns and the node and session records they changed to the
+//! write-ahead journal (`baton.journal`, see [`journal`]) and syncs it, then applies them to
+//! redb in a non-durable commit that readers see at once: when [`Store::commit`] returns, all
+//! of the batch is on disk, or none of it is. Every [`Checkpoints::commits`] commits (or
+//! [`Checkpoints::bytes`] of journal) a commit goes to redb durably instead, and the journal
+//! starts over. Opening the store applies the journal's batches to redb again.
 
 mod batch;
+mod journal;
 mod reader;
 mod records;
 
@@ -29,9 +36,11 @@ pub use records::{decode as decode_stored, encode as encode_stored};
 
 use crate::state::{HistoryBound, Restored};
 use baton_proto::Zxid;
-use redb::{Database, ReadableTable, TableDefinition};
+use journal::{Entry, Journal};
+use redb::{Database, ReadableTable, StorageBackend, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -47,6 +56,8 @@ pub(crate) const STORE_FORMAT: u64 = 4;
 const TRIM_CHUNK_DIVISOR: u64 = 32;
 /// The file inside the data directory.
 pub const DB_FILE_NAME: &str = "baton.redb";
+/// The write-ahead journal, beside it.
+pub const JOURNAL_FILE_NAME: &str = "baton.journal";
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -61,6 +72,8 @@ pub enum StoreError {
     Backup(String),
     #[error("the store is being reopened after a storage failure")]
     Closed,
+    #[error("journal: {0}")]
+    Journal(String),
 }
 
 pub(crate) fn engine<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -80,6 +93,14 @@ pub struct Store {
     window: LogWindow,
     /// The epoch in `meta` as of the last commit (`None`: not known, write it).
     epoch: Option<u32>,
+    journal: Journal,
+    checkpoints: Checkpoints,
+    /// A redb call failed: redb refuses every call until the database is reopened.
+    redb_failed: bool,
+    /// Journal entries redb could not take yet (see [`Store::catch_up`]), oldest first.
+    pending: Vec<Entry>,
+    /// Whether `pending` is not empty, for readers on other threads.
+    behind: Arc<AtomicBool>,
     /// A negative control only: commit without fsync, acknowledging what a power cut loses.
     #[cfg(feature = "negative-controls")]
     skip_fsync: bool,
@@ -91,6 +112,22 @@ pub struct Store {
 pub struct Retention {
     pub txns: u64,
     pub bytes: u64,
+}
+
+/// When the journal is folded into a durable redb commit: after `commits` journaled commits,
+/// or before the journal would pass `bytes`. Each checkpoint costs one durable redb commit,
+/// and its sync writes every page the commits since the last one changed; the journal is what
+/// a restart reads back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoints {
+    pub commits: u64,
+    pub bytes: u64,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints { commits: 128, bytes: 1024 * 1024 }
+    }
 }
 
 /// The retained log: every txn after `floor`, `txns` of them, `bytes` of records.
@@ -107,40 +144,95 @@ impl Store {
     pub fn open(data_dir: &Path, retention: Retention, history: HistoryBound) -> Result<(Store, Restored), StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
         let db = open_database(&path)?;
-        Store::from_database(db, path, retention, history)
+        let journal = journal::JournalFile::open(&data_dir.join(JOURNAL_FILE_NAME))?;
+        Store::from_database(db, Box::new(journal), path, retention, history)
     }
 
-    /// As [`Store::open`], on a storage backend of the caller's (a simulated disk that fails
-    /// or loses power, for tests).
+    /// As [`Store::open`], on storage backends of the caller's for the database and the
+    /// journal (simulated disks that fail or lose power, for tests).
     pub fn open_on(
-        backend: impl redb::StorageBackend,
+        backend: impl StorageBackend,
+        journal: impl StorageBackend,
         retention: Retention,
         history: HistoryBound,
     ) -> Result<(Store, Restored), StoreError> {
         let db = Database::builder().create_with_backend(backend).map_err(engine)?;
-        Store::from_database(db, PathBuf::new(), retention, history)
+        Store::from_database(db, Box::new(journal), PathBuf::new(), retention, history)
     }
 
     fn from_database(
         db: Database,
+        journal: Box<dyn StorageBackend>,
         path: PathBuf,
         retention: Retention,
         history: HistoryBound,
     ) -> Result<(Store, Restored), StoreError> {
         initialize(&db)?;
+        let generation = journal_generation(&db)?;
+        let (journal, entries) = Journal::open(journal, generation)?;
         let slot: DbSlot = Arc::new(std::sync::RwLock::new(Some(Arc::new(db))));
-        let (restored, window) = StoreReader::new(slot.clone()).restore(history)?;
         let retention = Retention { txns: retention.txns.max(1), bytes: retention.bytes };
-        let store = Store {
+        let mut store = Store {
             slot,
             path,
             retention,
-            window,
-            epoch: Some(restored.epoch),
+            window: LogWindow::default(),
+            epoch: None,
+            journal,
+            checkpoints: Checkpoints::default(),
+            redb_failed: false,
+            pending: Vec::new(),
+            behind: Arc::new(AtomicBool::new(false)),
             #[cfg(feature = "negative-controls")]
             skip_fsync: false,
         };
+        store.catch_up(entries)?;
+        let (restored, window) = store.reader().restore(history, &store.pending)?;
+        store.window = window;
+        store.epoch = Some(restored.epoch);
         Ok((store, restored))
+    }
+
+    /// Sets when the journal is checkpointed.
+    pub fn set_checkpoints(&mut self, checkpoints: Checkpoints) {
+        self.checkpoints = Checkpoints { commits: checkpoints.commits.max(1), bytes: checkpoints.bytes };
+    }
+
+    /// Applies the journal's entries that redb does not have yet, in a non-durable commit:
+    /// the journal keeps them durable until the next checkpoint. If redb cannot take them (a
+    /// full disk), they stay pending: laid over what redb holds for [`Store::restored`], and
+    /// written by the next checkpoint, which [`Store::probe`] retries; until then readers
+    /// are refused, since redb is older than what was acknowledged.
+    fn catch_up(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let reader = self.reader();
+        let (_, last) = reader.last_even_behind()?;
+        self.window = reader.window()?;
+        let mut newer = Vec::new();
+        for entry in entries {
+            let (Some(first), Some(newest)) = (entry.txns.first(), entry.txns.last()) else { continue };
+            if first.0 > last.0 {
+                newer.push(entry);
+            } else if newest.0 > last.0 {
+                let reason = format!("an entry straddles the store's last zxid {last}");
+                return Err(corrupt("journal", Zxid(first.0), reason));
+            }
+        }
+        self.pending.clear();
+        self.behind.store(false, Ordering::Release);
+        if newer.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(entries = newer.len(), "applying the journal's entries to the store");
+        let entries: Vec<&Entry> = newer.iter().collect();
+        if let Err(e) = self.write(&entries, false, None) {
+            tracing::warn!(error = %e, entries = newer.len(), "the store cannot take the journal's entries yet: they stay in the journal");
+            self.reopen_database()?;
+            self.window = self.reader().window()?;
+            self.epoch = None;
+            self.pending = newer;
+            self.behind.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// A negative control: from now on commits are not fsynced, so an acknowledged write
@@ -156,12 +248,13 @@ impl Store {
 
     /// A handle for reading committed state from other threads (replication).
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(self.slot.clone())
+        StoreReader::new(self.slot.clone(), self.behind.clone())
     }
 
     /// Replaces everything with `snapshot` (a standby catching up from scratch), in one
     /// durable transaction; the log restarts empty after the snapshot's zxid.
     pub fn install(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let generation = next_generation(self.journal.generation());
         let write = self.db()?.begin_write().map_err(engine)?;
         {
             let mut nodes = write.open_table(NODES).map_err(engine)?;
@@ -179,8 +272,10 @@ impl Store {
             meta.insert("last_zxid", snapshot.last_zxid.0).map_err(engine)?;
             meta.insert("epoch", u64::from(snapshot.epoch)).map_err(engine)?;
             meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
+            meta.insert("journal_generation", generation).map_err(engine)?;
         }
-        write.commit().map_err(engine)?;
+        write.commit().map_err(|e| self.redb_error(e))?;
+        self.journal.restart(generation);
         self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
         self.epoch = Some(snapshot.epoch);
         Ok(())
@@ -188,68 +283,143 @@ impl Store {
 
     /// Reads back the state as [`Store::open`] does (after [`Store::install`]).
     pub fn restored(&self, history: HistoryBound) -> Result<Restored, StoreError> {
-        Ok(self.reader().restore(history)?.0)
+        Ok(self.reader().restore(history, &self.pending)?.0)
     }
 
-    /// Writes a batch in one durable transaction, trimming the log to its retention.
+    /// Makes a batch durable — in the journal, or at a checkpoint in redb — and applies it to
+    /// redb, trimming the log to its retention.
     ///
     /// # Errors
     /// Any failure: nothing of the batch may be acknowledged, the in-memory state is ahead
-    /// of the disk, and the database must be reopened ([`Store::reopen`]) before it is used
+    /// of the disk, and the store must be reopened ([`Store::reopen`]) before it is used
     /// again.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        #[allow(unused_mut)]
-        let mut write = self.db()?.begin_write().map_err(engine)?;
+        let entry = Entry::from(batch);
         #[cfg(feature = "negative-controls")]
         if self.skip_fsync {
-            write.set_durability(redb::Durability::None).map_err(engine)?;
+            return self.write(&[&entry], false, None);
+        }
+        let size = self.journal.encode(&entry);
+        if !self.pending.is_empty()
+            || self.journal.records() >= self.checkpoints.commits
+            || self.journal.bytes() + size > self.checkpoints.bytes
+        {
+            return self.checkpoint(&[&entry]);
+        }
+        self.journal.append_encoded()?;
+        self.write(&[&entry], false, None)
+    }
+
+    /// One durable redb commit of the pending entries and `entries`, after which the journal
+    /// starts a new generation.
+    fn checkpoint(&mut self, entries: &[&Entry]) -> Result<(), StoreError> {
+        let generation = next_generation(self.journal.generation());
+        let pending = std::mem::take(&mut self.pending);
+        let all: Vec<&Entry> = pending.iter().chain(entries.iter().copied()).collect();
+        let written = self.write(&all, true, Some(generation));
+        drop(all);
+        if let Err(e) = written {
+            self.pending = pending;
+            return Err(e);
+        }
+        self.behind.store(false, Ordering::Release);
+        self.journal.restart(generation);
+        Ok(())
+    }
+
+    /// Applies `entries` to redb in one write transaction, durable or not; `generation` is
+    /// recorded as the journal's next.
+    fn write(&mut self, entries: &[&Entry], durable: bool, generation: Option<u64>) -> Result<(), StoreError> {
+        let mut write = self.db()?.begin_write().map_err(|e| self.redb_error(e))?;
+        #[cfg(feature = "negative-controls")]
+        let durable = durable && !self.skip_fsync;
+        if !durable {
+            write.set_durability(redb::Durability::None).map_err(|e| self.redb_error(e))?;
         }
         let mut window = self.window;
-        {
-            let mut log = write.open_table(LOG).map_err(engine)?;
-            let mut sealed = Vec::new();
-            for (zxid, record) in &batch.txns {
-                records::seal_into(&mut sealed, record);
-                log.insert(zxid.0, sealed.as_slice()).map_err(engine)?;
-                window.txns += 1;
-                window.bytes += sealed.len() as u64;
+        let epoch = entries.last().map_or(self.epoch.unwrap_or(1), |e| e.epoch);
+        let applied = self.apply(&write, entries, &mut window, epoch, generation);
+        let committed = applied.and_then(|()| write.commit().map_err(engine));
+        if let Err(e) = committed {
+            self.redb_failed = true;
+            return Err(e);
+        }
+        self.window = window;
+        self.epoch = Some(epoch);
+        Ok(())
+    }
+
+    fn apply(
+        &self,
+        write: &redb::WriteTransaction,
+        entries: &[&Entry],
+        window: &mut LogWindow,
+        epoch: u32,
+        generation: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut log = write.open_table(LOG).map_err(engine)?;
+        let mut sealed = Vec::new();
+        for (zxid, record) in entries.iter().flat_map(|e| &e.txns) {
+            records::seal_into(&mut sealed, record);
+            log.insert(*zxid, sealed.as_slice()).map_err(engine)?;
+            window.txns += 1;
+            window.bytes += sealed.len() as u64;
+        }
+        let trimmed = self.trim(&mut log, window)?;
+        // Each table a transaction touches costs a root update and a copied page: `meta`
+        // is written only when something in it changes (a trim, a new epoch, a checkpoint);
+        // the newest zxid is the log's last key.
+        if trimmed || self.epoch != Some(epoch) || generation.is_some() {
+            let mut meta = write.open_table(META).map_err(engine)?;
+            if trimmed {
+                meta.insert("log_floor", window.floor.0).map_err(engine)?;
             }
-            let trimmed = self.trim(&mut log, &mut window)?;
-            // Each table a transaction touches costs a root update and a copied page: `meta`
-            // is written only when something in it changes (a trim, a new epoch); the newest
-            // zxid is the log's last key.
-            if trimmed || self.epoch != Some(batch.epoch) {
-                let mut meta = write.open_table(META).map_err(engine)?;
-                if trimmed {
-                    meta.insert("log_floor", window.floor.0).map_err(engine)?;
-                }
-                if self.epoch != Some(batch.epoch) {
-                    meta.insert("epoch", u64::from(batch.epoch)).map_err(engine)?;
-                }
+            if self.epoch != Some(epoch) {
+                meta.insert("epoch", u64::from(epoch)).map_err(engine)?;
             }
-            if !batch.nodes.is_empty() {
-                let mut nodes = write.open_table(NODES).map_err(engine)?;
-                for (p, record) in &batch.nodes {
-                    match record {
-                        Some(record) => nodes.insert(p.as_str(), records::encode(record).as_slice()).map_err(engine)?,
-                        None => nodes.remove(p.as_str()).map_err(engine)?,
-                    };
-                }
-            }
-            if !batch.sessions.is_empty() {
-                let mut sessions = write.open_table(SESSIONS).map_err(engine)?;
-                for (id, record) in &batch.sessions {
-                    match record {
-                        Some(record) => sessions.insert(id.0, records::encode(record).as_slice()).map_err(engine)?,
-                        None => sessions.remove(id.0).map_err(engine)?,
-                    };
-                }
+            if let Some(generation) = generation {
+                meta.insert("journal_generation", generation).map_err(engine)?;
             }
         }
-        write.commit().map_err(engine)?;
-        self.window = window;
-        self.epoch = Some(batch.epoch);
+        let mut nodes = None;
+        for (p, record) in entries.iter().flat_map(|e| &e.nodes) {
+            let nodes = match &mut nodes {
+                Some(nodes) => nodes,
+                None => nodes.insert(write.open_table(NODES).map_err(engine)?),
+            };
+            match record {
+                Some(record) => nodes.insert(p.as_str(), record.as_slice()).map_err(engine)?,
+                None => nodes.remove(p.as_str()).map_err(engine)?,
+            };
+        }
+        let mut sessions = None;
+        for (id, record) in entries.iter().flat_map(|e| &e.sessions) {
+            let sessions = match &mut sessions {
+                Some(sessions) => sessions,
+                None => sessions.insert(write.open_table(SESSIONS).map_err(engine)?),
+            };
+            match record {
+                Some(record) => sessions.insert(*id, record.as_slice()).map_err(engine)?,
+                None => sessions.remove(*id).map_err(engine)?,
+            };
+        }
         Ok(())
+    }
+
+    fn redb_error<E: Into<redb::Error>>(&mut self, e: E) -> StoreError {
+        self.redb_failed = true;
+        engine(e)
+    }
+
+    /// On a clean stop: a checkpoint, so that the next start has no journal to read.
+    ///
+    /// # Errors
+    /// The checkpoint failed; the journal still holds what it must.
+    pub fn close(&mut self) -> Result<(), StoreError> {
+        if self.journal.records() == 0 || self.redb_failed {
+            return Ok(());
+        }
+        self.checkpoint(&[])
     }
 
     /// Trims the log to its retention, in chunks: once it is over, down to a 32nd below, so
@@ -276,12 +446,24 @@ impl Store {
         slot_db(&self.slot)
     }
 
-    /// Closes and reopens the database after a storage failure (redb refuses every call
-    /// after an I/O error until then), and re-reads the log's window.
+    /// After a storage failure: closes and reopens the database if a redb call failed (redb
+    /// refuses every call after an I/O error until then), reads the journal back from the disk
+    /// and applies what redb lacks, and re-reads the log's window.
     ///
     /// # Errors
-    /// The database cannot be opened again.
+    /// The database cannot be opened again, or the journal not applied to it.
     pub fn reopen(&mut self) -> Result<(), StoreError> {
+        if self.redb_failed {
+            self.reopen_database()?;
+        }
+        let generation = journal_generation(&*self.db()?)?;
+        let entries = self.journal.reload(generation)?;
+        self.epoch = None;
+        self.catch_up(entries)
+    }
+
+    /// Closes the database and opens it again from the disk.
+    fn reopen_database(&mut self) -> Result<(), StoreError> {
         if self.path.as_os_str().is_empty() {
             return Err(StoreError::Closed);
         }
@@ -299,24 +481,16 @@ impl Store {
             }
         };
         *write_slot(&self.slot) = Some(Arc::new(db));
-        let (restored, window) = self.reader().restore(HistoryBound::txns(0))?;
-        self.window = window;
-        self.epoch = Some(restored.epoch);
+        self.redb_failed = false;
         Ok(())
     }
 
-    /// A tiny durable write, to learn whether the storage takes writes again.
+    /// A tiny durable write (a checkpoint), to learn whether the storage takes writes again.
     ///
     /// # Errors
     /// It still does not.
     pub fn probe(&mut self) -> Result<(), StoreError> {
-        let write = self.db()?.begin_write().map_err(engine)?;
-        {
-            let mut meta = write.open_table(META).map_err(engine)?;
-            let probes = meta.get("probes").map_err(engine)?.map_or(0, |v| v.value());
-            meta.insert("probes", probes + 1).map_err(engine)?;
-        }
-        write.commit().map_err(engine)
+        self.checkpoint(&[])
     }
 
     /// What the retained log holds now.
@@ -324,9 +498,9 @@ impl Store {
         self.window
     }
 
-    /// The stored size of the database file in bytes.
+    /// The stored size of the database file and the journal in bytes.
     pub fn file_len(&self) -> u64 {
-        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+        std::fs::metadata(&self.path).map_or(0, |m| m.len()) + self.journal.file_len()
     }
 }
 
@@ -366,6 +540,7 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         if existing.is_none() {
             meta.insert("format", STORE_FORMAT).map_err(engine)?;
             meta.insert("epoch", 1).map_err(engine)?;
+            meta.insert("journal_generation", next_generation(0)).map_err(engine)?;
         }
         write.open_table(NODES).map_err(engine)?;
         write.open_table(SESSIONS).map_err(engine)?;
@@ -373,6 +548,29 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
     }
     write.commit().map_err(engine)?;
     Ok(())
+}
+
+/// The journal generation that follows the last durable commit (0 in a store written before
+/// the journal, which has none).
+fn journal_generation(db: &Database) -> Result<u64, StoreError> {
+    use redb::ReadableDatabase;
+    let read = db.begin_read().map_err(engine)?;
+    let meta = read.open_table(META).map_err(engine)?;
+    Ok(meta.get("journal_generation").map_err(engine)?.map_or(0, |v| v.value()))
+}
+
+/// A fresh random generation, never `previous` nor 0: a journal left beside a store it does
+/// not belong to (one restored from a backup, say) is never read as its own.
+fn next_generation(previous: u64) -> u64 {
+    loop {
+        let generation = getrandom::u64().unwrap_or_else(|_| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            now.as_nanos() as u64 ^ previous.rotate_left(17)
+        });
+        if generation != previous && generation != 0 {
+            return generation;
+        }
+    }
 }
 
 /// Whether the format marker and every table exist.

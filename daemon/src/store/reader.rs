@@ -2,11 +2,15 @@
 //! ranges and snapshots. Each call reads one redb read transaction, so what it returns is
 //! consistent as of one commit, while the engine keeps writing.
 
+use super::journal::Entry;
 use super::{LOG, META, NODES, SESSIONS, StoreError, corrupt, engine, records};
 use crate::state::{History, HistoryBound, NodeRecord, Restored, SessionRecord, Tree};
 use baton_proto::txn::decode_record;
-use baton_proto::{SessionId, Zxid};
+use baton_proto::{SessionId, Txn, Zxid};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A consistent copy of the state, as stored records, for a standby.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub enum LogRange {
 #[derive(Clone)]
 pub struct StoreReader {
     slot: super::DbSlot,
+    /// Set while the database lacks journal entries it could not take (a full disk): what it
+    /// holds is then older than what was acknowledged, and is not handed out.
+    behind: Arc<AtomicBool>,
 }
 
 struct Position {
@@ -38,11 +45,18 @@ struct Position {
 }
 
 impl StoreReader {
-    pub(crate) fn new(slot: super::DbSlot) -> Self {
-        StoreReader { slot }
+    pub(crate) fn new(slot: super::DbSlot, behind: Arc<AtomicBool>) -> Self {
+        StoreReader { slot, behind }
     }
 
     fn begin(&self) -> Result<ReadTransaction, StoreError> {
+        if self.behind.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.begin_even_behind()
+    }
+
+    fn begin_even_behind(&self) -> Result<ReadTransaction, StoreError> {
         super::slot_db(&self.slot)?.begin_read().map_err(engine)
     }
 
@@ -61,10 +75,28 @@ impl StoreReader {
         })
     }
 
-    /// The durable epoch and newest zxid.
+    /// The stored epoch and newest zxid.
     pub fn last(&self) -> Result<(u32, Zxid), StoreError> {
         let position = Self::position(&self.begin()?)?;
         Ok((position.epoch, position.last_zxid))
+    }
+
+    /// As [`StoreReader::last`], while the store is behind its journal too.
+    pub(crate) fn last_even_behind(&self) -> Result<(u32, Zxid), StoreError> {
+        let position = Self::position(&self.begin_even_behind()?)?;
+        Ok((position.epoch, position.last_zxid))
+    }
+
+    /// What the retained log holds.
+    pub(crate) fn window(&self) -> Result<super::LogWindow, StoreError> {
+        let read = self.begin_even_behind()?;
+        let position = Self::position(&read)?;
+        let log = read.open_table(LOG).map_err(engine)?;
+        let mut bytes = 0;
+        for entry in log.iter().map_err(engine)? {
+            bytes += entry.map_err(engine)?.1.value().len() as u64;
+        }
+        Ok(super::LogWindow { floor: position.log_floor, txns: log.len().map_err(engine)?, bytes })
     }
 
     /// The newest log entry before `zxid`, if retained: where an epoch that began at `zxid`
@@ -77,14 +109,23 @@ impl StoreReader {
     }
 
     /// Everything needed to rebuild the state machine, with the newest log entries the
-    /// watch history keeps (`history`); and the retained log's window.
-    pub fn restore(&self, history: HistoryBound) -> Result<(Restored, super::LogWindow), StoreError> {
-        let read = self.begin()?;
-        let Position { epoch, last_zxid, log_floor } = Self::position(&read)?;
+    /// watch history keeps (`history`); and the retained log's window. `pending` are journal
+    /// entries the database does not hold yet, newer than all it holds: they are laid over it.
+    pub(crate) fn restore(
+        &self,
+        history: HistoryBound,
+        pending: &[Entry],
+    ) -> Result<(Restored, super::LogWindow), StoreError> {
+        let read = self.begin_even_behind()?;
+        let Position { mut epoch, mut last_zxid, log_floor } = Self::position(&read)?;
+        if let Some(newest) = pending.last() {
+            epoch = newest.epoch;
+            last_zxid = last_zxid.max(Zxid(newest.last_zxid().unwrap_or(0)));
+        }
         // Streamed into the tree: the first bad record ends the stream and fails the restore.
         let mut failure = None;
         let nodes = read.open_table(NODES).map_err(engine)?;
-        let records = nodes.iter().map_err(engine)?.map_while(|entry| {
+        let stored = nodes.iter().map_err(engine)?.map_while(|entry| {
             let decoded = entry.map_err(engine).and_then(|(key, value)| {
                 let record: NodeRecord =
                     records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
@@ -92,7 +133,9 @@ impl StoreReader {
             });
             decoded.map_err(|e| failure = Some(e)).ok()
         });
-        let (tree, orphans) = Tree::from_records(records);
+        let newer: Overlay<String, NodeRecord> =
+            overlay(pending.iter().flat_map(|e| &e.nodes), "nodes", |p: &String| p.clone())?;
+        let (tree, orphans) = Tree::from_records(merge(stored, newer));
         if let Some(e) = failure {
             return Err(e);
         }
@@ -103,35 +146,42 @@ impl StoreReader {
                 records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
             sessions.push((SessionId(key.value()), record));
         }
+        let newer: Overlay<SessionId, SessionRecord> =
+            overlay(pending.iter().flat_map(|e| &e.sessions), "sessions", |id: &u64| SessionId(*id))?;
+        let sessions = merge(sessions.into_iter(), newer).collect();
         let log = read.open_table(LOG).map_err(engine)?;
-        let log_len = log.len().map_err(engine)?;
-        let mut log_bytes = 0;
+        let pending_txns: Vec<&(u64, Vec<u8>)> = pending.iter().flat_map(|e| &e.txns).collect();
+        let log_len = log.len().map_err(engine)? + pending_txns.len() as u64;
+        let mut log_bytes = pending_txns.iter().map(|(_, r)| r.len() as u64 + 4).sum::<u64>();
         for entry in log.iter().map_err(engine)? {
             log_bytes += entry.map_err(engine)?.1.value().len() as u64;
         }
-        let mut recent_txns = Vec::new();
         // Newest first, only as many as the history keeps: the rest would be decoded (with
-        // their data) only to be dropped.
-        let mut history_bytes = 0usize;
-        for entry in log.iter().map_err(engine)?.rev().take(history.txns) {
+        // their data) only to be dropped. The entry after the last one kept tells where the
+        // kept history begins.
+        let stored = log.iter().map_err(engine)?.rev().map(|entry| -> Result<(Zxid, Txn), StoreError> {
             let (key, value) = entry.map_err(engine)?;
             let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
-            let txn = decode_record(record).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            Ok((Zxid(key.value()), decode_record(record).map_err(|e| corrupt("log", Zxid(key.value()), e))?))
+        });
+        let journaled = pending_txns.iter().rev().map(|(zxid, record)| -> Result<(Zxid, Txn), StoreError> {
+            Ok((Zxid(*zxid), decode_record(record).map_err(|e| corrupt("journal", Zxid(*zxid), e))?))
+        });
+        let mut newest_first = journaled.chain(stored);
+        let mut recent_txns = Vec::new();
+        let mut history_bytes = 0usize;
+        let mut history_floor = log_floor;
+        for entry in newest_first.by_ref() {
+            let (zxid, txn) = entry?;
             history_bytes = history_bytes.saturating_add(History::cost(&txn));
-            if history_bytes > history.bytes && !recent_txns.is_empty() {
+            if recent_txns.len() >= history.txns || (history_bytes > history.bytes && !recent_txns.is_empty()) {
+                // Everything after this one is kept.
+                history_floor = zxid;
                 break;
             }
             recent_txns.push(txn);
         }
         recent_txns.reverse();
-        let history_floor = match recent_txns.first() {
-            Some(first) if (recent_txns.len() as u64) < log_len => {
-                // The entry before the oldest one loaded: everything after it is loaded.
-                let before = log.range(..first.zxid.0).map_err(engine)?.next_back();
-                before.transpose().map_err(engine)?.map_or(log_floor, |(k, _)| Zxid(k.value()))
-            }
-            _ => log_floor,
-        };
         if let Some(last) = recent_txns.last()
             && last.zxid != last_zxid
         {
@@ -231,4 +281,57 @@ impl StoreReader {
         }
         Ok((snapshot.last_zxid, snapshot.nodes.len() as u64))
     }
+}
+
+/// Journaled records laid over stored ones, in key order (`None`: removed).
+type Overlay<K, T> = Vec<(K, Option<T>)>;
+
+/// The newest of each journaled record, decoded, in key order.
+fn overlay<'a, K: Ord + 'a, Key, T: serde::de::DeserializeOwned>(
+    records: impl Iterator<Item = &'a (K, Option<Vec<u8>>)>,
+    table: &'static str,
+    key: impl Fn(&K) -> Key,
+) -> Result<Overlay<Key, T>, StoreError> {
+    let mut newest: BTreeMap<&K, &Option<Vec<u8>>> = BTreeMap::new();
+    for (k, record) in records {
+        newest.insert(k, record);
+    }
+    let mut decoded = Vec::with_capacity(newest.len());
+    for (k, record) in newest {
+        let record = match record {
+            Some(bytes) => Some(records::decode(bytes).map_err(|reason| corrupt(table, "journal", reason))?),
+            None => None,
+        };
+        decoded.push((key(k), record));
+    }
+    Ok(decoded)
+}
+
+/// `base` (in key order) with `newer` (in key order) laid over it: a newer record replaces
+/// the base's, a newer `None` removes it.
+fn merge<K: Ord, T>(base: impl Iterator<Item = (K, T)>, newer: Overlay<K, T>) -> impl Iterator<Item = (K, T)> {
+    let mut base = base.peekable();
+    let mut newer = newer.into_iter().peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let order = match (base.peek(), newer.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((b, _)), Some((n, _))) => b.cmp(n),
+            };
+            if order == std::cmp::Ordering::Equal {
+                base.next();
+            }
+            let take_newer = order != std::cmp::Ordering::Less;
+            if take_newer {
+                let (key, record) = newer.next()?;
+                if let Some(record) = record {
+                    return Some((key, record));
+                }
+            } else {
+                return base.next();
+            }
+        }
+    })
 }
