@@ -8,7 +8,9 @@
 # Usage: tests/bench/idle-code.sh
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-(cd "$repo" && cargo build --release -q -p batond -p baton-bench)
+# The binaries as README's install builds them (one feature set, so one set of hashes for the
+# instances of generics); tests/bench/side-by-side.sh measures that build too.
+(cd "$repo" && cargo build --release -q --locked --bins)
 target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 work="$(mktemp -d /var/tmp/baton-idle-code.XXXXXX)"
 batond_pid=""

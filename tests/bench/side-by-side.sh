@@ -38,13 +38,16 @@ if [ -n "$need" ]; then
 fi
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 
-echo "== build" >&2
-(cd "$repo" && cargo build --release -q -p batond -p baton-bench --features baton-bench/etcd)
-target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-bench="$target_dir/release/baton-bench"
-batond="$target_dir/release/batond"
-
 work="$(mktemp -d /var/tmp/baton-bench.XXXXXX)"
+echo "== build" >&2
+target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+# batond exactly as README's install builds it (the benchmark's etcd feature would build its
+# dependencies with other features, and daemon/idle-code.ld's layout is made for this build).
+(cd "$repo" && cargo build --release -q --locked --bins)
+batond="$work/batond"
+cp "$target_dir/release/batond" "$batond"
+(cd "$repo" && cargo build --release -q -p baton-bench --features baton-bench/etcd)
+bench="$target_dir/release/baton-bench"
 figures="$work/figures.jsonl"
 batond_pid=""
 zk_pidfile=""
