@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates daemon/idle-code.ld: the functions an idle batond has run (start-up on an empty
-# data dir, one answered request, a few periodic ticks), which daemon/build.rs has the linker
+# data dir, a session that reads and closes, a few requests, periodic ticks), which daemon/build.rs has the linker
 # place together so that the code an idle daemon never runs is never faulted in. Run it after
 # larger changes to start-up or to the dependencies; a stale list costs memory, not
 # correctness. Needs valgrind (callgrind) and python3; loopback only; stops batond by PID.
@@ -22,6 +22,11 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.%p" \
   "$target_dir/release/batond" --data-dir "$work/data" --socket "$work/s.sock" 2>"$work/log" &
 batond_pid=$!
 for _ in $(seq 1 600); do [ -S "$work/s.sock" ] && break; sleep 0.1; done
+# What side-by-side.sh does before it measures the idle footprint: the start-up probe (a
+# session, a read, the session closed: a durable write), then the footprint's own requests.
+"$target_dir/release/baton-bench" --target baton --addr "$work/s.sock" startup \
+  --launched-at "$EPOCHREALTIME" --label empty >/dev/null
+sleep 1
 "$target_dir/release/baton-bench" --target baton --addr "$work/s.sock" footprint \
   --pid "$batond_pid" --data-dir "$work/data" >/dev/null
 sleep 3 # a few periodic ticks
