@@ -6,10 +6,10 @@
 //!                 │  EngineInput (bounded channel)            ▲ ServerMessage (bounded, per
 //!                 ▼                                           │ connection; slow ones are cut)
 //!              engine (one thread: the single writer)
-//!                 │ prepare ─► apply (speculative) ─► one redb commit per batch ─► release
+//!                 │ prepare ─► apply (speculative) ─► one durable commit per batch ─► release
 //!                 ▼                                            replies and events (after the
 //!              state (pure: tree, sessions, watches, history)  standby's ack in sync mode)
-//!              store (redb: nodes, sessions, log, meta)
+//!              store (journal, then redb: nodes, sessions, log, meta)
 //!                 │ committed records (feed)  ▲ Replicate / InstallSnapshot
 //!                 ▼                           │
 //!              replication::primary ══TCP══ replication::standby  (on the peer host)

@@ -1,8 +1,9 @@
 //! The engine: the single writer. One thread owns the state machine and the store.
 //!
 //! Each round it takes every input waiting (up to a batch limit), answers reads and prepares
-//! and applies writes against the in-memory state, commits all of the round's txns in one
-//! durable redb transaction (group commit), and only then releases the round's outputs —
+//! and applies writes against the in-memory state, makes all of the round's txns durable in
+//! one group commit (a journal record and one sync; see `store`), and only then releases the
+//! round's outputs —
 //! replies, events and hello answers — in the order they were produced. So nothing that
 //! reflects a write leaves the daemon before the write is on disk, and a watch event always
 //! precedes the replies that reveal its change. A client that cannot keep up is cut off,
