@@ -124,8 +124,10 @@ impl StoreReader {
         }
         // Streamed into the tree: the first bad record ends the stream and fails the restore.
         let mut failure = None;
+        let mut nodes_read = 0u64;
         let nodes = read.open_table(NODES).map_err(engine)?;
         let stored = nodes.iter().map_err(engine)?.map_while(|entry| {
+            nodes_read += 1;
             let decoded = entry.map_err(engine).and_then(|(key, value)| {
                 let record: NodeRecord =
                     records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
@@ -139,13 +141,16 @@ impl StoreReader {
         if let Some(e) = failure {
             return Err(e);
         }
+        all_read("nodes", nodes_read, &nodes)?;
         let mut sessions = Vec::new();
-        for entry in read.open_table(SESSIONS).map_err(engine)?.iter().map_err(engine)? {
+        let sessions_table = read.open_table(SESSIONS).map_err(engine)?;
+        for entry in sessions_table.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
             let record: SessionRecord =
                 records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
             sessions.push((SessionId(key.value()), record));
         }
+        all_read("sessions", sessions.len() as u64, &sessions_table)?;
         let newer: Overlay<SessionId, SessionRecord> =
             overlay(pending.iter().flat_map(|e| &e.sessions), "sessions", |id: &u64| SessionId(*id))?;
         let sessions = merge(sessions.into_iter(), newer).collect();
@@ -153,9 +158,12 @@ impl StoreReader {
         let pending_txns: Vec<&(u64, Vec<u8>)> = pending.iter().flat_map(|e| &e.txns).collect();
         let log_len = log.len().map_err(engine)? + pending_txns.len() as u64;
         let mut log_bytes = pending_txns.iter().map(|(_, r)| r.len() as u64 + 4).sum::<u64>();
+        let mut log_read = 0;
         for entry in log.iter().map_err(engine)? {
             log_bytes += entry.map_err(engine)?.1.value().len() as u64;
+            log_read += 1;
         }
+        all_read("log", log_read, &log)?;
         // Newest first, only as many as the history keeps: the rest would be decoded (with
         // their data) only to be dropped. The entry after the last one kept tells where the
         // kept history begins.
@@ -281,6 +289,17 @@ impl StoreReader {
         }
         Ok((snapshot.last_zxid, snapshot.nodes.len() as u64))
     }
+}
+
+/// Whether reading `table` through gave as many records as its header counts: a damaged
+/// index page can make a scan skip records without any value failing its checksum.
+fn all_read(name: &'static str, read: u64, table: &impl ReadableTableMetadata) -> Result<(), StoreError> {
+    let stored = table.len().map_err(engine)?;
+    if read == stored {
+        return Ok(());
+    }
+    let reason = format!("{read} records could be read of the {stored} it holds: a damaged index page");
+    Err(StoreError::Corrupt { table: name, key: "(whole table)".to_owned(), reason })
 }
 
 /// Journaled records laid over stored ones, in key order (`None`: removed).
