@@ -669,18 +669,22 @@ impl Engine {
     /// handing them out.
     fn flush(&mut self) -> Result<(), EngineError> {
         let committed = !self.batch.is_empty();
+        let mut durable = None;
         if committed {
             let batch = std::mem::take(&mut self.batch);
             let started = Instant::now();
-            if let Err(failure) = self.store.commit(&batch) {
-                let recovered = self.storage_failed(&failure);
-                self.sm.unlock(self.reads_open());
-                return recovered;
+            match self.store.commit_durably(&batch) {
+                Ok(unapplied) => durable = Some((batch, unapplied)),
+                Err(failure) => {
+                    let recovered = self.storage_failed(&failure);
+                    self.sm.unlock(self.reads_open());
+                    return recovered;
+                }
             }
-            self.metrics.commit(batch.len(), started.elapsed());
-            debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
-            // No standby listening is fine: it catches up from the stored log.
-            let _ = self.replica.feed.send(Arc::new(batch.txns));
+            if let Some((batch, _)) = &durable {
+                self.metrics.commit(batch.len(), started.elapsed());
+                debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
+            }
         }
         for done in self.replica.applied.drain(..) {
             let _ = done.send(self.sm.last_zxid());
@@ -715,7 +719,17 @@ impl Engine {
                 }
             }
         }
-        if committed {
+        // The round is durable and answered; now redb takes it (its readers: the standby's
+        // catch-up, backups), and then the standby's stream.
+        if let Some((batch, unapplied)) = durable {
+            if let Err(failure) = self.store.apply_journaled(unapplied) {
+                self.lock_state();
+                let recovered = self.storage_failed(&failure);
+                self.sm.unlock(self.reads_open());
+                return recovered;
+            }
+            // No standby listening is fine: it catches up from the stored log.
+            let _ = self.replica.feed.send(Arc::new(batch.txns));
             self.metrics.store_bytes(self.store.file_len());
         }
         self.metrics.publish(&gauges);

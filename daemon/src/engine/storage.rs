@@ -4,7 +4,9 @@
 //! watches go on meanwhile. Every client is disconnected once at the failure: the replies and
 //! events of the failed round described changes that never happened, and reconnecting clients
 //! resume their sessions and watches from what is durable (their in-flight requests end as
-//! connection loss: not applied).
+//! connection loss: not applied). If redb fails to take a round that the journal already made
+//! durable (and whose replies went out), the recovery is the same, and the round is kept: the
+//! store reads it back from the journal.
 
 use super::{ConnId, Engine, EngineError};
 use crate::state::StateMachine;

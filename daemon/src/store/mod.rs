@@ -114,6 +114,11 @@ pub struct Retention {
     pub bytes: u64,
 }
 
+/// A batch made durable by the journal that redb has not taken yet ([`Store::commit_durably`]).
+#[derive(Debug)]
+#[must_use = "redb must take the batch: pass it to Store::apply_journaled"]
+pub struct Unapplied(Option<Entry>);
+
 /// When the journal is folded into a durable redb commit: after `commits` journaled commits,
 /// or before the journal would pass `bytes`. Each checkpoint costs one durable redb commit,
 /// and its sync writes every page the commits since the last one changed; the journal is what
@@ -294,20 +299,44 @@ impl Store {
     /// of the disk, and the store must be reopened ([`Store::reopen`]) before it is used
     /// again.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let unapplied = self.commit_durably(batch)?;
+        self.apply_journaled(unapplied)
+    }
+
+    /// The first half of [`Store::commit`]: when it returns, the batch is durable, and may be
+    /// acknowledged. What redb still has to take comes back, for [`Store::apply_journaled`],
+    /// which must follow before anything else is done with the store.
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_durably(&mut self, batch: &Batch) -> Result<Unapplied, StoreError> {
         let entry = Entry::from(batch);
         #[cfg(feature = "negative-controls")]
         if self.skip_fsync {
-            return self.write(&[&entry], false, None);
+            return Ok(Unapplied(Some(entry)));
         }
         let size = self.journal.encode(&entry);
         if !self.pending.is_empty()
             || self.journal.records() >= self.checkpoints.commits
             || self.journal.bytes() + size > self.checkpoints.bytes
         {
-            return self.checkpoint(&[&entry]);
+            self.checkpoint(&[&entry])?;
+            return Ok(Unapplied(None));
         }
         self.journal.append_encoded()?;
-        self.write(&[&entry], false, None)
+        Ok(Unapplied(Some(entry)))
+    }
+
+    /// The second half of [`Store::commit`]: a journaled batch goes to redb, in a non-durable
+    /// commit that readers see at once.
+    ///
+    /// # Errors
+    /// As [`Store::commit`]; the batch stays durable in the journal.
+    pub fn apply_journaled(&mut self, unapplied: Unapplied) -> Result<(), StoreError> {
+        match unapplied.0 {
+            Some(entry) => self.write(&[&entry], false, None),
+            None => Ok(()),
+        }
     }
 
     /// One durable redb commit of the pending entries and `entries`, after which the journal
