@@ -125,13 +125,22 @@ impl StoreReader {
         // Streamed into the tree: the first bad record ends the stream and fails the restore.
         let mut failure = None;
         let mut nodes_read = 0u64;
+        let mut previous = String::new();
         let nodes = read.open_table(NODES).map_err(engine)?;
         let stored = nodes.iter().map_err(engine)?.map_while(|entry| {
             nodes_read += 1;
             let decoded = entry.map_err(engine).and_then(|(key, value)| {
+                let path = key.value();
+                // Keys are not checksummed: a damaged one shows as a key out of order (a
+                // bit flip cannot keep it between its neighbours and unique).
+                if nodes_read > 1 && path <= previous.as_str() {
+                    return Err(corrupt("nodes", path, format!("out of order after {previous}: a damaged key")));
+                }
+                previous.clear();
+                previous.push_str(path);
                 let record: NodeRecord =
-                    records::decode(value.value()).map_err(|reason| corrupt("nodes", key.value(), reason))?;
-                Ok((key.value().to_owned(), record))
+                    records::decode(value.value()).map_err(|reason| corrupt("nodes", path, reason))?;
+                Ok((path.to_owned(), record))
             });
             decoded.map_err(|e| failure = Some(e)).ok()
         });
@@ -146,6 +155,7 @@ impl StoreReader {
         let sessions_table = read.open_table(SESSIONS).map_err(engine)?;
         for entry in sessions_table.iter().map_err(engine)? {
             let (key, value) = entry.map_err(engine)?;
+            in_order("sessions", sessions.last().map(|(id, _): &(SessionId, _)| id.0), key.value())?;
             let record: SessionRecord =
                 records::decode(value.value()).map_err(|reason| corrupt("sessions", SessionId(key.value()), reason))?;
             sessions.push((SessionId(key.value()), record));
@@ -159,8 +169,12 @@ impl StoreReader {
         let log_len = log.len().map_err(engine)? + pending_txns.len() as u64;
         let mut log_bytes = pending_txns.iter().map(|(_, r)| r.len() as u64 + 4).sum::<u64>();
         let mut log_read = 0;
+        let mut previous_zxid = None;
         for entry in log.iter().map_err(engine)? {
-            log_bytes += entry.map_err(engine)?.1.value().len() as u64;
+            let (key, value) = entry.map_err(engine)?;
+            in_order("log", previous_zxid, key.value())?;
+            previous_zxid = Some(key.value());
+            log_bytes += value.value().len() as u64;
             log_read += 1;
         }
         all_read("log", log_read, &log)?;
@@ -288,6 +302,17 @@ impl StoreReader {
             std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
         Ok((snapshot.last_zxid, snapshot.nodes.len() as u64))
+    }
+}
+
+/// Whether `key` follows `previous` (keys are not checksummed: a damaged one shows as a key
+/// out of order).
+fn in_order(table: &'static str, previous: Option<u64>, key: u64) -> Result<(), StoreError> {
+    match previous {
+        Some(previous) if key <= previous => {
+            Err(corrupt(table, format!("{key:#x}"), format!("out of order after {previous:#x}: a damaged key")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -156,3 +156,28 @@ fn a_store_of_another_format_is_refused_not_read() {
     let refused = Store::open(dir.path(), keep(10), HistoryBound::txns(10)).err().expect("an older format is refused");
     assert!(matches!(refused, StoreError::Format { found } if found == STORE_FORMAT - 1), "{refused}");
 }
+
+#[test]
+fn a_damaged_key_is_refused_not_served_under_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
+    write_some(&mut sm, &mut store, 30);
+    store.close().unwrap();
+    drop(store);
+    // "/n21" becomes "/n20" wherever it is stored: the key of /n21 now repeats /n20's, and
+    // the node's value (which does not hold its path) still checks out.
+    let path = dir.path().join(DB_FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut flipped = 0;
+    for at in 0..bytes.len() - 3 {
+        if &bytes[at..at + 4] == b"/n21" {
+            bytes[at + 3] ^= 0x01;
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "the key is in the file");
+    std::fs::write(&path, &bytes).unwrap();
+    let refused = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).err().expect("a damaged key is refused");
+    assert!(refused.to_string().contains("out of order"), "{refused}");
+}
