@@ -209,9 +209,7 @@ impl Store {
     /// written by the next checkpoint, which [`Store::probe`] retries; until then readers
     /// are refused, since redb is older than what was acknowledged.
     fn catch_up(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
-        let reader = self.reader();
-        let (_, last) = reader.last_even_behind()?;
-        self.window = reader.window()?;
+        let (_, last) = self.reader().last_even_behind()?;
         let mut newer = Vec::new();
         for entry in entries {
             let (Some(first), Some(newest)) = (entry.txns.first(), entry.txns.last()) else { continue };
@@ -228,11 +226,12 @@ impl Store {
             return Ok(());
         }
         tracing::info!(entries = newer.len(), "applying the journal's entries to the store");
+        // The write trims the log: it needs the log's window as redb has it.
+        self.window = self.reader().window()?;
         let entries: Vec<&Entry> = newer.iter().collect();
         if let Err(e) = self.write(&entries, false, None) {
             tracing::warn!(error = %e, entries = newer.len(), "the store cannot take the journal's entries yet: they stay in the journal");
             self.reopen_database()?;
-            self.window = self.reader().window()?;
             self.epoch = None;
             self.pending = newer;
             self.behind.store(true, Ordering::Release);
@@ -366,7 +365,8 @@ impl Store {
             write.set_durability(redb::Durability::None).map_err(|e| self.redb_error(e))?;
         }
         let mut window = self.window;
-        let epoch = entries.last().map_or(self.epoch.unwrap_or(1), |e| e.epoch);
+        // A checkpoint of nothing (a probe, a clean stop) leaves the epoch as it is.
+        let epoch = entries.last().map(|e| e.epoch);
         let applied = self.apply(&write, entries, &mut window, epoch, generation);
         let committed = applied.and_then(|()| write.commit().map_err(engine));
         if let Err(e) = committed {
@@ -374,7 +374,9 @@ impl Store {
             return Err(e);
         }
         self.window = window;
-        self.epoch = Some(epoch);
+        if epoch.is_some() {
+            self.epoch = epoch;
+        }
         Ok(())
     }
 
@@ -383,7 +385,7 @@ impl Store {
         write: &redb::WriteTransaction,
         entries: &[&Entry],
         window: &mut LogWindow,
-        epoch: u32,
+        epoch: Option<u32>,
         generation: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut log = write.open_table(LOG).map_err(engine)?;
@@ -398,40 +400,23 @@ impl Store {
         // Each table a transaction touches costs a root update and a copied page: `meta`
         // is written only when something in it changes (a trim, a new epoch, a checkpoint);
         // the newest zxid is the log's last key.
-        if trimmed || self.epoch != Some(epoch) || generation.is_some() {
+        let new_epoch = epoch.filter(|e| self.epoch != Some(*e));
+        if trimmed || new_epoch.is_some() || generation.is_some() {
             let mut meta = write.open_table(META).map_err(engine)?;
             if trimmed {
                 meta.insert("log_floor", window.floor.0).map_err(engine)?;
             }
-            if self.epoch != Some(epoch) {
+            if let Some(epoch) = new_epoch {
                 meta.insert("epoch", u64::from(epoch)).map_err(engine)?;
             }
             if let Some(generation) = generation {
                 meta.insert("journal_generation", generation).map_err(engine)?;
             }
         }
-        let mut nodes = None;
-        for (p, record) in entries.iter().flat_map(|e| &e.nodes) {
-            let nodes = match &mut nodes {
-                Some(nodes) => nodes,
-                None => nodes.insert(write.open_table(NODES).map_err(engine)?),
-            };
-            match record {
-                Some(record) => nodes.insert(p.as_str(), record.as_slice()).map_err(engine)?,
-                None => nodes.remove(p.as_str()).map_err(engine)?,
-            };
-        }
-        let mut sessions = None;
-        for (id, record) in entries.iter().flat_map(|e| &e.sessions) {
-            let sessions = match &mut sessions {
-                Some(sessions) => sessions,
-                None => sessions.insert(write.open_table(SESSIONS).map_err(engine)?),
-            };
-            match record {
-                Some(record) => sessions.insert(*id, record.as_slice()).map_err(engine)?,
-                None => sessions.remove(*id).map_err(engine)?,
-            };
-        }
+        let nodes = entries.iter().flat_map(|e| &e.nodes).map(|(p, record)| (p.as_str(), record));
+        put_records(write, NODES, nodes)?;
+        let sessions = entries.iter().flat_map(|e| &e.sessions).map(|(id, record)| (*id, record));
+        put_records(write, SESSIONS, sessions)?;
         Ok(())
     }
 
@@ -488,7 +473,9 @@ impl Store {
         let generation = journal_generation(&*self.db()?)?;
         let entries = self.journal.reload(generation)?;
         self.epoch = None;
-        self.catch_up(entries)
+        self.catch_up(entries)?;
+        self.window = self.reader().window()?;
+        Ok(())
     }
 
     /// Closes the database and opens it again from the disk.
@@ -576,6 +563,27 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         write.open_table(LOG).map_err(engine)?;
     }
     write.commit().map_err(engine)?;
+    Ok(())
+}
+
+/// Writes stored records into `table` (`None` removes the key); the table is opened only if
+/// there is something to write, since each table a transaction touches costs a root update.
+fn put_records<'a, K: redb::Key + 'static>(
+    write: &redb::WriteTransaction,
+    table: TableDefinition<K, &[u8]>,
+    records: impl Iterator<Item = (K::SelfType<'a>, &'a Option<Vec<u8>>)>,
+) -> Result<(), StoreError> {
+    let mut records = records.peekable();
+    if records.peek().is_none() {
+        return Ok(());
+    }
+    let mut table = write.open_table(table).map_err(engine)?;
+    for (key, record) in records {
+        match record {
+            Some(record) => table.insert(key, record.as_slice()).map_err(engine)?,
+            None => table.remove(key).map_err(engine)?,
+        };
+    }
     Ok(())
 }
 

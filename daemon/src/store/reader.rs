@@ -109,8 +109,9 @@ impl StoreReader {
     }
 
     /// Everything needed to rebuild the state machine, with the newest log entries the
-    /// watch history keeps (`history`); and the retained log's window. `pending` are journal
-    /// entries the database does not hold yet, newer than all it holds: they are laid over it.
+    /// watch history keeps (`history`); and the log table's window (redb's own, without
+    /// `pending`). `pending` are journal entries the database does not hold yet, newer than
+    /// all it holds: they are laid over it.
     pub(crate) fn restore(
         &self,
         history: HistoryBound,
@@ -166,8 +167,10 @@ impl StoreReader {
         let sessions = merge(sessions.into_iter(), newer).collect();
         let log = read.open_table(LOG).map_err(engine)?;
         let pending_txns: Vec<&(u64, Vec<u8>)> = pending.iter().flat_map(|e| &e.txns).collect();
-        let log_len = log.len().map_err(engine)? + pending_txns.len() as u64;
-        let mut log_bytes = pending_txns.iter().map(|(_, r)| r.len() as u64 + 4).sum::<u64>();
+        // The window is the log table's own: pending entries are counted when a checkpoint
+        // writes them.
+        let log_len = log.len().map_err(engine)?;
+        let mut log_bytes = 0;
         let mut log_read = 0;
         let mut previous_zxid = None;
         for entry in log.iter().map_err(engine)? {

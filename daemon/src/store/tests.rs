@@ -181,3 +181,16 @@ fn a_damaged_key_is_refused_not_served_under_another_name() {
     let refused = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).err().expect("a damaged key is refused");
     assert!(refused.to_string().contains("out of order"), "{refused}");
 }
+
+#[test]
+fn a_probe_after_a_reopen_keeps_the_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), keep(10), HistoryBound::txns(10)).unwrap();
+    // A store whose epoch is not the first one (a promoted standby's).
+    store.install(&Snapshot { epoch: 3, last_zxid: Zxid(3 << 32), ..Snapshot::default() }).unwrap();
+    store.reopen().unwrap();
+    store.probe().unwrap();
+    drop(store);
+    let (_store, restored) = Store::open(dir.path(), keep(10), HistoryBound::txns(10)).unwrap();
+    assert_eq!(restored.epoch, 3);
+}
