@@ -3,35 +3,42 @@
 //! With many small nodes the per-node overhead is what costs memory: a map entry holding a
 //! 150-byte struct (half-empty B-tree leaves double it), a path string, a data vector with
 //! spare capacity and a set of child names each cost an allocation or more. Packed, a node with
-//! a 19-byte path and 100 bytes of data takes 192 bytes of heap (docs/BENCHMARKS.md,
+//! a 20-byte path and 100 bytes of data takes 160 bytes of heap (docs/BENCHMARKS.md,
 //! "Optimisations"); fields most nodes lack (an owner, a TTL) take no room.
 //!
-//! Layout (integers little-endian): path length (u16), path, a flags byte (kind tag in bits
-//! 0–1, data present in bit 2, owner present in bit 3), the stat's fields that every node has
-//! at fixed offsets, the ACL id (u32), then the owner (u64) only for an ephemeral and `ttl_ms`
-//! (u64) only for a TTL node, then the data. `data_length` is the data's own length.
+//! Layout: path length (u16, little-endian), path, a flags byte (kind tag in bits 0–1, data
+//! present in bit 2, owner present in bit 3), then the metadata as LEB128 varints — ACL id,
+//! czxid, mzxid − czxid, pzxid − czxid, ctime, mtime − ctime (differences wrapping), version,
+//! cversion, aversion, num_children — then the owner (u64 LE) only for an ephemeral and
+//! `ttl_ms` (u64 LE) only for a TTL node, then the data. Most of the stat is small or equal to
+//! another field, so the varints take about 20 bytes where fixed fields took 60: for the
+//! 100-byte node above that is the step from a 192-byte to a 160-byte malloc chunk.
+//! `data_length` is the data's own length. A stat change re-encodes the node.
 
 use baton_proto::{NodeKind, SessionId, Stat, Zxid};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
-const FLAGS_AT: usize = 0;
-/// czxid, mzxid, pzxid, ctime, mtime (u64 each); version, cversion, aversion, num_children
-/// (32 bits each).
-const STAT_AT: usize = 1;
-const STAT_LEN: usize = 5 * 8 + 4 * 4;
-const ACL_AT: usize = STAT_AT + STAT_LEN;
-const FIXED_LEN: usize = ACL_AT + 4;
-
 const KIND_MASK: u8 = 0b11;
 const HAS_DATA: u8 = 1 << 2;
 const HAS_OWNER: u8 = 1 << 3;
 const TTL_TAG: u8 = 3;
+/// The most bytes the varint metadata can take: ten fields of at most ten bytes.
+const META_MAX: usize = 10 * 10;
 
 /// A node, ordered (and borrowed as `[u8]`) by its path alone, so a set of them is a map
 /// from path to node without storing the path twice.
 #[derive(Clone, Debug)]
 pub struct Packed(Box<[u8]>);
+
+/// Everything after the path, decoded.
+struct Meta {
+    flags: u8,
+    acl_id: u32,
+    stat: Stat,
+    ttl_ms: Option<u64>,
+    data_at: usize,
+}
 
 impl Packed {
     /// # Panics
@@ -52,29 +59,48 @@ impl Packed {
         if owner.is_some() {
             flags |= HAS_OWNER;
         }
+        let mut meta = [0u8; META_MAX];
+        let mut meta_len = 0;
+        let fields = [
+            u64::from(acl_id),
+            stat.czxid.0,
+            stat.mzxid.0.wrapping_sub(stat.czxid.0),
+            stat.pzxid.0.wrapping_sub(stat.czxid.0),
+            stat.ctime_ms,
+            stat.mtime_ms.wrapping_sub(stat.ctime_ms),
+            u64::from(stat.version as u32),
+            u64::from(stat.cversion as u32),
+            u64::from(stat.aversion as u32),
+            u64::from(stat.num_children),
+        ];
+        for field in fields {
+            meta_len += put_varint(&mut meta[meta_len..], field);
+        }
         let optional_len = 8 * (usize::from(owner.is_some()) + usize::from(ttl_ms.is_some()));
         let data_len = data.map_or(0, <[u8]>::len);
         // Exact: shrinking a larger allocation may leave it in its bigger malloc chunk.
-        let mut bytes = Vec::with_capacity(2 + path.len() + FIXED_LEN + optional_len + data_len);
+        let mut bytes = Vec::with_capacity(2 + path.len() + 1 + meta_len + optional_len + data_len);
         bytes.extend_from_slice(&path_len.to_le_bytes());
         bytes.extend_from_slice(path.as_bytes());
         bytes.push(flags);
-        bytes.resize(bytes.len() + FIXED_LEN - 1, 0);
+        bytes.extend_from_slice(&meta[..meta_len]);
         for optional in [owner, ttl_ms].into_iter().flatten() {
             bytes.extend_from_slice(&optional.to_le_bytes());
         }
         if let Some(data) = data {
             bytes.extend_from_slice(data);
         }
-        let mut packed = Packed(bytes.into_boxed_slice());
-        packed.set_stat(stat);
-        packed.set_acl_id(acl_id);
-        packed
+        Packed(bytes.into_boxed_slice())
     }
 
-    /// The same node with other data (a new allocation: the size changes).
-    pub fn with_data(&self, data: Option<&[u8]>) -> Self {
-        Packed::new(self.path(), &self.stat(), self.kind(), self.acl_id(), data)
+    /// The same node with another stat and data: one decode, one allocation.
+    ///
+    /// # Panics
+    /// If `stat` names another owner than the node's.
+    pub fn with_stat_and_data(&self, stat: &Stat, data: Option<&[u8]>) -> Self {
+        let node = self.unpack();
+        assert!(stat.ephemeral_owner == node.stat.ephemeral_owner, "a node's owner is fixed at its creation");
+        Packed::new(self.path(), stat, node.kind, node.acl_id, data)
     }
 
     fn path_bytes(&self) -> &[u8] {
@@ -86,59 +112,61 @@ impl Packed {
         std::str::from_utf8(self.path_bytes()).expect("a packed path was a str")
     }
 
-    /// Where the metadata starts: right after the path.
-    fn meta_at(&self) -> usize {
-        2 + self.path_bytes().len()
+    fn meta(&self) -> Meta {
+        let mut at = 2 + self.path_bytes().len();
+        let flags = self.0[at];
+        at += 1;
+        let mut next = || {
+            let (value, len) = get_varint(&self.0[at..]);
+            at += len;
+            value
+        };
+        let acl_id = next() as u32;
+        let czxid = next();
+        let mzxid = czxid.wrapping_add(next());
+        let pzxid = czxid.wrapping_add(next());
+        let ctime_ms = next();
+        let mtime_ms = ctime_ms.wrapping_add(next());
+        let (version, cversion, aversion) = (next() as u32 as i32, next() as u32 as i32, next() as u32 as i32);
+        let num_children = next() as u32;
+        let mut fixed = |present: bool| {
+            present.then(|| {
+                at += 8;
+                u64::from_le_bytes(self.0[at - 8..at].try_into().expect("8 bytes"))
+            })
+        };
+        let owner = fixed(flags & HAS_OWNER != 0);
+        let ttl_ms = fixed(flags & KIND_MASK == TTL_TAG);
+        let data_length = if flags & HAS_DATA != 0 { (self.0.len() - at) as u32 } else { 0 };
+        let stat = Stat {
+            czxid: Zxid(czxid),
+            mzxid: Zxid(mzxid),
+            pzxid: Zxid(pzxid),
+            ctime_ms,
+            mtime_ms,
+            version,
+            cversion,
+            aversion,
+            num_children,
+            ephemeral_owner: SessionId(owner.unwrap_or(0)),
+            data_length,
+        };
+        Meta { flags, acl_id, stat, ttl_ms, data_at: at }
     }
 
-    fn flags(&self) -> u8 {
-        self.0[self.meta_at() + FLAGS_AT]
-    }
-
-    fn u64_at(&self, at: usize) -> u64 {
-        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    fn u32_at(&self, at: usize) -> u32 {
-        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes"))
-    }
-
-    /// The optional fields present, in order: (owner, ttl_ms) offsets, and where data starts.
-    fn optional_at(&self) -> (Option<usize>, Option<usize>, usize) {
-        let flags = self.flags();
-        let mut at = self.meta_at() + FIXED_LEN;
-        let owner = (flags & HAS_OWNER != 0).then(|| {
-            at += 8;
-            at - 8
-        });
-        let ttl = (flags & KIND_MASK == TTL_TAG).then(|| {
-            at += 8;
-            at - 8
-        });
-        (owner, ttl, at)
-    }
-
-    pub fn data(&self) -> Option<&[u8]> {
-        let (_, _, data_at) = self.optional_at();
-        (self.flags() & HAS_DATA != 0).then(|| &self.0[data_at..])
+    /// Every field but the path, decoded in one pass (what a read needs).
+    pub fn unpack(&self) -> Unpacked<'_> {
+        let meta = self.meta();
+        Unpacked {
+            stat: meta.stat,
+            kind: kind_of(meta.flags, meta.ttl_ms),
+            acl_id: meta.acl_id,
+            data: (meta.flags & HAS_DATA != 0).then(|| &self.0[meta.data_at..]),
+        }
     }
 
     pub fn stat(&self) -> Stat {
-        let at = self.meta_at() + STAT_AT;
-        let (owner_at, _, _) = self.optional_at();
-        Stat {
-            czxid: Zxid(self.u64_at(at)),
-            mzxid: Zxid(self.u64_at(at + 8)),
-            pzxid: Zxid(self.u64_at(at + 16)),
-            ctime_ms: self.u64_at(at + 24),
-            mtime_ms: self.u64_at(at + 32),
-            version: self.u32_at(at + 40) as i32,
-            cversion: self.u32_at(at + 44) as i32,
-            aversion: self.u32_at(at + 48) as i32,
-            num_children: self.u32_at(at + 52),
-            ephemeral_owner: SessionId(owner_at.map_or(0, |o| self.u64_at(o))),
-            data_length: self.data().map_or(0, |d| d.len() as u32),
-        }
+        self.meta().stat
     }
 
     /// Stores every field of `stat` but `data_length` (always the data's length) and
@@ -147,41 +175,60 @@ impl Packed {
     /// # Panics
     /// If `stat` names another owner than the node's.
     pub fn set_stat(&mut self, stat: &Stat) {
-        let (owner_at, _, _) = self.optional_at();
-        let owner = SessionId(owner_at.map_or(0, |o| self.u64_at(o)));
-        let at = self.meta_at() + STAT_AT;
-        let words = [stat.czxid.0, stat.mzxid.0, stat.pzxid.0, stat.ctime_ms, stat.mtime_ms];
-        let halves = [stat.version as u32, stat.cversion as u32, stat.aversion as u32, stat.num_children];
-        let m = &mut self.0[at..at + STAT_LEN];
-        for (i, w) in words.into_iter().enumerate() {
-            m[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-        }
-        for (i, h) in halves.into_iter().enumerate() {
-            m[40 + i * 4..44 + i * 4].copy_from_slice(&h.to_le_bytes());
-        }
-        assert!(stat.ephemeral_owner == owner, "a node's owner is fixed at its creation");
-    }
-
-    pub fn kind(&self) -> NodeKind {
-        match self.flags() & KIND_MASK {
-            0 => NodeKind::Persistent,
-            1 => NodeKind::Ephemeral,
-            2 => NodeKind::Container,
-            _ => {
-                let (_, ttl_at, _) = self.optional_at();
-                NodeKind::Ttl { ttl_ms: self.u64_at(ttl_at.expect("a TTL node stores its TTL")) }
-            }
-        }
+        *self = self.with_stat_and_data(stat, self.unpack().data);
     }
 
     pub fn acl_id(&self) -> u32 {
-        self.u32_at(self.meta_at() + ACL_AT)
+        self.meta().acl_id
     }
 
     pub fn set_acl_id(&mut self, id: u32) {
-        let at = self.meta_at() + ACL_AT;
-        self.0[at..at + 4].copy_from_slice(&id.to_le_bytes());
+        let node = self.unpack();
+        *self = Packed::new(self.path(), &node.stat, node.kind, id, node.data);
     }
+}
+
+/// A packed node's fields but its path, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct Unpacked<'a> {
+    pub stat: Stat,
+    pub kind: NodeKind,
+    pub acl_id: u32,
+    /// `None`: null data, distinct from empty data.
+    pub data: Option<&'a [u8]>,
+}
+
+fn kind_of(flags: u8, ttl_ms: Option<u64>) -> NodeKind {
+    match flags & KIND_MASK {
+        0 => NodeKind::Persistent,
+        1 => NodeKind::Ephemeral,
+        2 => NodeKind::Container,
+        _ => NodeKind::Ttl { ttl_ms: ttl_ms.expect("a TTL node stores its TTL") },
+    }
+}
+
+/// Writes `value` as LEB128 (seven bits a byte, low first) into `out`; returns its length.
+fn put_varint(out: &mut [u8], mut value: u64) -> usize {
+    let mut len = 0;
+    while value >= 0x80 {
+        out[len] = (value as u8) | 0x80;
+        value >>= 7;
+        len += 1;
+    }
+    out[len] = value as u8;
+    len + 1
+}
+
+/// Reads a LEB128 value written by [`put_varint`]: the value and its length.
+fn get_varint(bytes: &[u8]) -> (u64, usize) {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (value, i + 1);
+        }
+    }
+    unreachable!("a packed varint ends inside the node")
 }
 
 // Equality and order are the path's: byte order, the same as `str`'s.
@@ -252,14 +299,43 @@ mod tests {
             let packed = Packed::new(&path, &stat, kind, acl_id, data.as_deref());
             prop_assert_eq!(packed.path(), path.as_str());
             prop_assert_eq!(packed.stat(), stat);
-            prop_assert_eq!(packed.kind(), kind);
             prop_assert_eq!(packed.acl_id(), acl_id);
-            prop_assert_eq!(packed.data(), data.as_deref());
-            let changed = packed.with_data(new_data.as_deref());
-            prop_assert_eq!(changed.data(), new_data.as_deref());
-            prop_assert_eq!(changed.stat().data_length, new_data.as_ref().map_or(0, |d| d.len() as u32));
-            prop_assert_eq!((changed.path(), changed.kind(), changed.acl_id()), (path.as_str(), kind, acl_id));
+            let unpacked = packed.unpack();
+            prop_assert_eq!((unpacked.stat, unpacked.kind, unpacked.acl_id, unpacked.data), (stat, kind, acl_id, data.as_deref()));
+            let mut changed_stat = stat;
+            changed_stat.version = changed_stat.version.wrapping_add(1);
+            changed_stat.data_length = new_data.as_ref().map_or(0, |d| d.len() as u32);
+            let changed = packed.with_stat_and_data(&changed_stat, new_data.as_deref());
+            let unpacked = changed.unpack();
+            prop_assert_eq!((unpacked.stat, unpacked.data), (changed_stat, new_data.as_deref()));
+            prop_assert_eq!((changed.path(), unpacked.kind, unpacked.acl_id), (path.as_str(), kind, acl_id));
+            let mut restated = changed.clone();
+            let mut other = stat;
+            other.czxid = Zxid(words[1]);
+            other.mzxid = Zxid(words[0]);
+            other.mtime_ms = words[3];
+            other.version = halves[3];
+            other.data_length = changed.stat().data_length;
+            restated.set_stat(&other);
+            restated.set_acl_id(acl_id.wrapping_add(1));
+            prop_assert_eq!(restated.stat(), other);
+            prop_assert_eq!(restated.acl_id(), acl_id.wrapping_add(1));
+            let unpacked = restated.unpack();
+            prop_assert_eq!((restated.path(), unpacked.kind, unpacked.data), (path.as_str(), kind, new_data.as_deref()));
         }
+    }
+
+    /// The size docs/BENCHMARKS.md and the module docs give: a 100-byte node under a 20-byte
+    /// path, as the benchmark's fill creates them, fits a 160-byte malloc chunk (glibc adds 8
+    /// bytes and rounds up to 16, so at most 152 bytes).
+    #[test]
+    fn a_filled_node_fits_a_160_byte_chunk() {
+        let zxid = Zxid((7 << 32) | 0x1_e240);
+        let now = 1_764_120_000_000;
+        let stat = Stat { czxid: zxid, mzxid: zxid, pzxid: zxid, ctime_ms: now, mtime_ms: now, ..Stat::default() };
+        let packed = Packed::new("/bench/fill/n0123456", &stat, NodeKind::Persistent, 1, Some(&[7; 100]));
+        assert_eq!(packed.0.len(), 142);
+        assert_eq!(packed.stat().data_length, 100);
     }
 
     #[test]
@@ -267,7 +343,7 @@ mod tests {
         let stat = Stat::default();
         let null = Packed::new("/a", &stat, NodeKind::Persistent, 0, None);
         let empty = Packed::new("/a", &stat, NodeKind::Persistent, 0, Some(&[]));
-        assert_eq!((null.data(), empty.data()), (None, Some(&[][..])));
+        assert_eq!((null.unpack().data, empty.unpack().data), (None, Some(&[][..])));
     }
 
     #[test]

@@ -6,32 +6,32 @@
 
 use super::acl::Acl;
 use super::acl_table::AclTable;
-use super::packed::Packed;
+use super::packed::{Packed, Unpacked};
 use baton_proto::path;
 use baton_proto::{AclEntry, NodeKind, SessionId, Stat, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-/// A node as the tree holds it, borrowed from the tree.
+/// A node as the tree holds it, decoded once, borrowed from the tree.
 #[derive(Clone, Copy, Debug)]
 pub struct Node<'a> {
-    packed: &'a Packed,
+    fields: Unpacked<'a>,
     acl: &'a Acl,
 }
 
 impl<'a> Node<'a> {
     pub fn stat(&self) -> Stat {
-        self.packed.stat()
+        self.fields.stat
     }
 
     pub fn kind(&self) -> NodeKind {
-        self.packed.kind()
+        self.fields.kind
     }
 
     /// `None`: null data, distinct from empty data.
     pub fn data(&self) -> Option<&'a [u8]> {
-        self.packed.data()
+        self.fields.data
     }
 
     pub fn acl(&self) -> &'a Acl {
@@ -117,7 +117,8 @@ impl Tree {
     }
 
     fn view<'a>(&'a self, packed: &'a Packed) -> Node<'a> {
-        Node { packed, acl: self.acls.get(packed.acl_id()) }
+        let fields = packed.unpack();
+        Node { fields, acl: self.acls.get(fields.acl_id) }
     }
 
     pub fn get(&self, p: &str) -> Option<Node<'_>> {
@@ -246,9 +247,8 @@ impl Tree {
         stat.version = stat.version.wrapping_add(1);
         stat.mzxid = zxid;
         stat.mtime_ms = time_ms;
-        let mut packed = old.with_data(data);
-        packed.set_stat(&stat);
-        let stat = packed.stat();
+        stat.data_length = data.map_or(0, |d| d.len() as u32);
+        let packed = old.with_stat_and_data(&stat, data);
         self.nodes.insert(packed);
         stat
     }
