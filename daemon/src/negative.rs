@@ -16,8 +16,14 @@ pub struct NegativeControls {
 }
 
 impl NegativeControls {
-    /// From `BATON_NEGATIVE_CONTROLS`; always none without the feature.
+    /// From `BATON_NEGATIVE_CONTROLS`, read (and warned about) once per process; always none
+    /// without the feature.
     pub fn from_env() -> NegativeControls {
+        static READ: std::sync::OnceLock<NegativeControls> = std::sync::OnceLock::new();
+        *READ.get_or_init(Self::read_env)
+    }
+
+    fn read_env() -> NegativeControls {
         let mut controls = NegativeControls::default();
         if cfg!(feature = "negative-controls")
             && let Ok(names) = std::env::var("BATON_NEGATIVE_CONTROLS")

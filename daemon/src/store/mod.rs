@@ -259,6 +259,19 @@ impl Store {
     /// durable transaction; the log restarts empty after the snapshot's zxid.
     pub fn install(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let generation = next_generation(self.journal.generation());
+        if let Err(e) = self.write_snapshot(snapshot, generation) {
+            // Whichever call failed, redb refuses every call until it is reopened.
+            self.redb_failed = true;
+            return Err(e);
+        }
+        self.journal.restart(generation);
+        self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
+        self.epoch = Some(snapshot.epoch);
+        Ok(())
+    }
+
+    /// Replaces every table's contents with `snapshot` in one durable commit.
+    fn write_snapshot(&self, snapshot: &Snapshot, generation: u64) -> Result<(), StoreError> {
         let write = self.db()?.begin_write().map_err(engine)?;
         {
             let mut nodes = write.open_table(NODES).map_err(engine)?;
@@ -278,11 +291,7 @@ impl Store {
             meta.insert("log_floor", snapshot.last_zxid.0).map_err(engine)?;
             meta.insert("journal_generation", generation).map_err(engine)?;
         }
-        write.commit().map_err(|e| self.redb_error(e))?;
-        self.journal.restart(generation);
-        self.window = LogWindow { floor: snapshot.last_zxid, txns: 0, bytes: 0 };
-        self.epoch = Some(snapshot.epoch);
-        Ok(())
+        write.commit().map_err(engine)
     }
 
     /// Reads back the state as [`Store::open`] does (after [`Store::install`]).
