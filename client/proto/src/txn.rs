@@ -143,7 +143,12 @@ pub enum RecordError {
 
 /// A txn as stored: the format version byte, then postcard.
 pub fn encode_record(txn: &Txn) -> Vec<u8> {
-    let mut out = vec![TXN_FORMAT_VERSION];
+    // Sized exactly (postcard's counting pass): grown by doubling, a record was reallocated
+    // five or six times, and the engine's heap kept the outgrown blocks between the tree's
+    // nodes (docs/BENCHMARKS.md, "Records encoded at their exact size").
+    let size = postcard::experimental::serialized_size(txn).unwrap_or(0);
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(TXN_FORMAT_VERSION);
     // Encoding into a Vec cannot fail for these types (no maps with non-string keys, no
     // sequences of unknown length); a failure would be a bug worth stopping for.
     match postcard::to_extend(txn, out) {
@@ -207,5 +212,18 @@ mod tests {
         trailing.push(0);
         assert!(decode_record(&trailing).is_err());
         assert!(matches!(decode_record(&[]), Err(RecordError::Empty)));
+    }
+
+    /// A record's allocation is exactly its length: outgrown blocks of records grown by
+    /// doubling fragmented the daemon's heap (docs/BENCHMARKS.md).
+    #[test]
+    fn a_record_is_allocated_at_its_exact_size() {
+        let data = Some(vec![7; 100]);
+        let create =
+            TxnOp::Create { path: "/bench/fill/n0000001".into(), data, kind: NodeKind::Persistent, acl: Vec::new() };
+        for txn in [write(vec![create]), write(vec![TxnOp::Delete { path: "/a".into() }])] {
+            let bytes = encode_record(&txn);
+            assert_eq!(bytes.capacity(), bytes.len());
+        }
     }
 }

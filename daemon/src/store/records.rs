@@ -12,7 +12,11 @@ pub const RECORD_FORMAT_VERSION: u8 = 3;
 const CHECKSUM_LEN: usize = 4;
 
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    match postcard::to_extend(record, vec![RECORD_FORMAT_VERSION]) {
+    // Sized exactly, with room for the checksum (see `baton_proto::txn::encode_record`).
+    let size = postcard::experimental::serialized_size(record).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(1 + size + CHECKSUM_LEN);
+    bytes.push(RECORD_FORMAT_VERSION);
+    match postcard::to_extend(record, bytes) {
         Ok(bytes) => seal(bytes),
         Err(e) => panic!("encoding a stored record cannot fail: {e}"),
     }
@@ -71,5 +75,13 @@ mod tests {
             assert!(err.contains("checksum mismatch"), "bit {bit}: {err}");
         }
         assert!(unseal(&[1, 2]).unwrap_err().contains("too short"));
+    }
+
+    #[test]
+    fn a_sealed_record_is_allocated_at_its_exact_size() {
+        for record in [("a node", 42u64, vec![7u8; 100]), ("", 0, Vec::new())] {
+            let sealed = encode(&record);
+            assert_eq!(sealed.capacity(), sealed.len());
+        }
     }
 }
