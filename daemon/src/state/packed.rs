@@ -31,15 +31,6 @@ const META_MAX: usize = 10 * 10;
 #[derive(Clone, Debug)]
 pub struct Packed(Box<[u8]>);
 
-/// Everything after the path, decoded.
-struct Meta {
-    flags: u8,
-    acl_id: u32,
-    stat: Stat,
-    ttl_ms: Option<u64>,
-    data_at: usize,
-}
-
 impl Packed {
     /// # Panics
     /// If the path is longer than 65,535 bytes (paths are limited to far less).
@@ -112,7 +103,8 @@ impl Packed {
         std::str::from_utf8(self.path_bytes()).expect("a packed path was a str")
     }
 
-    fn meta(&self) -> Meta {
+    /// Every field but the path, decoded in one pass (what a read needs).
+    pub fn unpack(&self) -> Unpacked<'_> {
         let mut at = 2 + self.path_bytes().len();
         let flags = self.0[at];
         at += 1;
@@ -137,7 +129,7 @@ impl Packed {
         };
         let owner = fixed(flags & HAS_OWNER != 0);
         let ttl_ms = fixed(flags & KIND_MASK == TTL_TAG);
-        let data_length = if flags & HAS_DATA != 0 { (self.0.len() - at) as u32 } else { 0 };
+        let data = (flags & HAS_DATA != 0).then(|| &self.0[at..]);
         let stat = Stat {
             czxid: Zxid(czxid),
             mzxid: Zxid(mzxid),
@@ -149,24 +141,13 @@ impl Packed {
             aversion,
             num_children,
             ephemeral_owner: SessionId(owner.unwrap_or(0)),
-            data_length,
+            data_length: data.map_or(0, |d| d.len() as u32),
         };
-        Meta { flags, acl_id, stat, ttl_ms, data_at: at }
-    }
-
-    /// Every field but the path, decoded in one pass (what a read needs).
-    pub fn unpack(&self) -> Unpacked<'_> {
-        let meta = self.meta();
-        Unpacked {
-            stat: meta.stat,
-            kind: kind_of(meta.flags, meta.ttl_ms),
-            acl_id: meta.acl_id,
-            data: (meta.flags & HAS_DATA != 0).then(|| &self.0[meta.data_at..]),
-        }
+        Unpacked { stat, kind: kind_of(flags, ttl_ms), acl_id, data }
     }
 
     pub fn stat(&self) -> Stat {
-        self.meta().stat
+        self.unpack().stat
     }
 
     /// Stores every field of `stat` but `data_length` (always the data's length) and
@@ -179,7 +160,7 @@ impl Packed {
     }
 
     pub fn acl_id(&self) -> u32 {
-        self.meta().acl_id
+        self.unpack().acl_id
     }
 
     pub fn set_acl_id(&mut self, id: u32) {
