@@ -311,6 +311,8 @@ impl Engine {
         self.flush()?;
         while let Some(first) = inputs.blocking_recv() {
             self.lock_state();
+            let readable_before = self.reads_open();
+            self.sm.begin_round(readable_before);
             self.round = Instant::now();
             let mut shutdown = self.handle(first)?;
             while !shutdown && self.batch.len() < self.config.batch_txns_max {
@@ -673,7 +675,14 @@ impl Engine {
         if committed {
             let batch = std::mem::take(&mut self.batch);
             let started = Instant::now();
-            match self.store.commit_durably(&batch) {
+            // Readers need not wait for the sync: they answer as the state was before the
+            // round, which is durable and holds every write acknowledged so far.
+            if self.reads_open() && self.sm.readable_before_round() {
+                self.sm.unlock_while_committing();
+            }
+            let committed = self.store.commit_durably(&batch);
+            self.sm.lock();
+            match committed {
                 Ok(unapplied) => durable = Some((batch, unapplied)),
                 Err(failure) => {
                     let recovered = self.storage_failed(&failure);
@@ -686,6 +695,7 @@ impl Engine {
                 debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             }
         }
+        self.sm.end_round();
         for done in self.replica.applied.drain(..) {
             let _ = done.send(self.sm.last_zxid());
         }

@@ -5,7 +5,9 @@
 //! the round is committed and each of its events and hang-ups is announced to its
 //! connection (`ConnLink::announce`); it hands them out after unlocking, so that a reader
 //! need not wait while it does. A reader, which only ever *tries* the lock, sees the state
-//! between rounds, where everything is durable. It answers only on a connection whose
+//! between rounds, where everything is durable — or, while the engine syncs a round, the
+//! state as it was before that round (`unlock_while_committing`): durable too, and holding
+//! every write acknowledged so far, since none of the round's has been. It answers only on a connection whose
 //! writer has taken every announced event off the outbox: then every event for a change in
 //! that state is ahead of the answer it queues. (Replies need no count: the connection
 //! answers by itself only once every request it handed the engine has had its reply
@@ -29,6 +31,8 @@ struct Shared {
     /// for local sessions), while replies wait for a synchronous standby (the state is ahead
     /// of what was released), and with the stale-reads negative control.
     open: bool,
+    /// The engine is making a round durable: readers answer as the state was before it.
+    before_round: bool,
 }
 
 /// The engine's side: the state machine, locked while a round runs.
@@ -40,7 +44,7 @@ pub(super) struct Published {
 impl Published {
     /// Starts locked: the engine's start-up is a round too.
     pub fn new(sm: StateMachine) -> Self {
-        let lock = Arc::new(RwLock::new(Shared { sm, open: false }));
+        let lock = Arc::new(RwLock::new(Shared { sm, open: false, before_round: false }));
         let guard = Some(lock.write_arc());
         Published { lock, guard }
     }
@@ -56,6 +60,18 @@ impl Published {
     pub fn unlock(&mut self, open: bool) {
         if let Some(mut guard) = self.guard.take() {
             guard.open = open;
+            guard.before_round = false;
+        }
+    }
+
+    /// Lets readers in while the round is made durable, to answer as the state was before
+    /// it (see `StateMachine::lookup_before_round`); `lock` takes the state back. The
+    /// engine must have kept the round's earlier state, and be free to answer reads.
+    pub fn unlock_while_committing(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            debug_assert!(guard.sm.readable_before_round());
+            guard.open = true;
+            guard.before_round = true;
         }
     }
 
@@ -118,7 +134,15 @@ impl StateView {
         {
             return false;
         }
-        if !queue(shared.sm.last_zxid(), shared.sm.lookup(session, op)) {
+        let (zxid, result) = if shared.before_round {
+            match shared.sm.lookup_before_round(session, op) {
+                Some(answer) => answer,
+                None => return false,
+            }
+        } else {
+            (shared.sm.last_zxid(), shared.sm.lookup(session, op))
+        };
+        if !queue(zxid, result) {
             return false;
         }
         link.touched.store(true, Ordering::Relaxed);
@@ -198,6 +222,16 @@ mod tests {
         (Published::new(sm), txn.session_id)
     }
 
+    fn create(p: &str) -> Op {
+        Op::Create(baton_proto::message::CreateRequest {
+            path: p.into(),
+            data: Some(Vec::new()),
+            kind: baton_proto::message::CreateKind::Persistent,
+            sequential: false,
+            acl: Vec::new(),
+        })
+    }
+
     fn get() -> Op {
         Op::Get { path: "/".into(), watch: false }
     }
@@ -227,6 +261,32 @@ mod tests {
         published.unlock(true);
         assert_eq!(answer(&view, session, &link, &get()), Some(zxid));
         assert!(link.take_touched(), "an answered read renews its session");
+    }
+
+    #[test]
+    fn while_a_round_is_committed_reads_see_the_state_before_it() {
+        let (mut published, session) = published();
+        let view = published.view(Arc::new(Metrics::new(&super::super::OP_NAMES)));
+        let link = ConnLink::default();
+        let before = published.last_zxid();
+        published.begin_round(true);
+        let txn = published.prepare_write(session, &create("/new"), 0).expect("a valid create");
+        published.apply(&txn);
+        published.unlock_while_committing();
+        let exists = Op::Exists { path: "/new".into(), watch: false };
+        let mut seen = None;
+        assert!(view.answer(session, &link, &exists, |zxid, result| {
+            seen = Some((zxid, result));
+            true
+        }));
+        assert!(matches!(seen, Some((zxid, Ok(Response::Exists(None)))) if zxid == before), "{seen:?}");
+        let descendants = Op::CountDescendants { path: "/".into() };
+        assert_eq!(answer(&view, session, &link, &descendants), None, "a read that needs more than the tree");
+
+        published.lock();
+        published.end_round();
+        published.unlock(true);
+        assert_eq!(answer(&view, session, &link, &exists), Some(txn.zxid), "the committed round is visible");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! Why the guarantees hold:
 //! - **Linearizable, durable**: the state is only readable between rounds (see
 //!   `engine::StateView`), when everything in it is committed and every write whose reply was
-//!   released is in it. A reader that finds a round running asks the engine instead.
+//!   released is in it — or while a round is synced, as the state was before that round
+//!   (`get`, `exists` and `children`), which is just as committed and complete: none of the
+//!   round's writes has been acknowledged. A reader that finds a round running, or needs more
+//!   than the tree during a sync, asks the engine instead.
 //! - **Events before replies**: a round announces its events to their connections before it
 //!   lets readers in, and a read is answered here only once this connection's writer has
 //!   taken every announced event off the outbox; its reply goes on the same outbox after

@@ -116,6 +116,8 @@ pub struct StateMachine {
     limits: Limits,
     /// Who each attached session is (not replicated: it is the connection's).
     identities: BTreeMap<SessionId, Identity>,
+    /// The last zxid before the current round (see [`StateMachine::begin_round`]).
+    round_started_after: Zxid,
 }
 
 /// Why a stored state could not be restored.
@@ -135,6 +137,7 @@ impl StateMachine {
             last_zxid: Zxid::ZERO,
             limits,
             identities: BTreeMap::new(),
+            round_started_after: Zxid::ZERO,
         }
     }
 
@@ -172,11 +175,30 @@ impl StateMachine {
             last_zxid: restored.last_zxid,
             limits,
             identities: BTreeMap::new(),
+            round_started_after: restored.last_zxid,
         })
     }
 
     pub fn tree(&self) -> &Tree {
         &self.tree
+    }
+
+    /// A round of the engine starts: with `readable_before`, what it changes is kept so that
+    /// reads can be answered as the state was before it ([`StateMachine::lookup_before_round`])
+    /// while the round is made durable.
+    pub fn begin_round(&mut self, readable_before: bool) {
+        self.tree.keep_before(readable_before);
+        self.round_started_after = self.last_zxid;
+    }
+
+    /// The round is durable: what it changed need not be kept any longer.
+    pub fn end_round(&mut self) {
+        self.tree.keep_before(false);
+    }
+
+    /// Whether reads can be answered as the state was before the current round.
+    pub fn readable_before_round(&self) -> bool {
+        self.tree.keeps_before()
     }
 
     pub fn sessions(&self) -> &Sessions {

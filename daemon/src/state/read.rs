@@ -1,6 +1,7 @@
 //! Reads and watch registration: answered from the current state, logging nothing.
 
 use super::StateMachine;
+use super::tree::TreeView;
 use super::watches::{SessionWatches, WatchKind};
 use baton_proto::message::{EventKind, Op, Response, WatchEvent, WatchSet};
 use baton_proto::{ErrorCode, ErrorReply, Perms, SessionId, Zxid, path};
@@ -49,25 +50,44 @@ impl StateMachine {
     /// Answers a read that changes nothing (a watch flag is ignored here; `read` sets it), so
     /// it can be answered from a shared reference: what connections serve by themselves.
     pub fn lookup(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
+        match op {
+            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } => self.look_at(session, op, self.tree.as_now()),
+            _ => self.lookup_other(session, op),
+        }
+    }
+
+    /// As [`StateMachine::lookup`], as the state was before the current round (see
+    /// `Tree::keep_before`), with that state's zxid: for `Get`, `Exists` and `Children`
+    /// only, the reads that need nothing but the tree (`None` for the others).
+    pub fn lookup_before_round(&self, session: SessionId, op: &Op) -> Option<(Zxid, Result<Response, ErrorReply>)> {
+        match op {
+            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } => {
+                Some((self.round_started_after, self.look_at(session, op, self.tree.as_before_round())))
+            }
+            _ => None,
+        }
+    }
+
+    /// A `Get`, `Exists` or `Children` in `tree`.
+    fn look_at(&self, session: SessionId, op: &Op, tree: TreeView<'_>) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
         match op {
-            Op::Ping => Ok(Response::Pong),
             Op::Get { path: p, .. } => {
                 valid_path(p)?;
-                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                let node = tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(node.acl(), Perms::READ, p)?;
                 Ok(Response::Data { data: node.data().map(<[u8]>::to_vec), stat: node.stat() })
             }
             Op::Exists { path: p, .. } => {
                 valid_path(p)?;
-                Ok(Response::Exists(self.tree.get(p).map(|n| n.stat())))
+                Ok(Response::Exists(tree.get(p).map(|n| n.stat())))
             }
             Op::Children { path: p, with_stats, .. } => {
                 valid_path(p)?;
-                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
+                let node = tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(node.acl(), Perms::READ, p)?;
                 let stat = node.stat();
-                let children = self.tree.children(p);
+                let children = tree.children(p).into_iter();
                 Ok(if *with_stats {
                     let children = children.map(|(name, c)| (name.to_owned(), c.stat())).collect();
                     Response::ChildrenWithStats { children, stat }
@@ -75,6 +95,15 @@ impl StateMachine {
                     Response::Children { children: children.map(|(name, _)| name.to_owned()).collect(), stat }
                 })
             }
+            other => Err(ErrorReply::new(ErrorCode::BadRequest, format!("{other:?} is not a tree read"))),
+        }
+    }
+
+    /// The reads other than `Get`, `Exists` and `Children`, in the tree as it is now.
+    fn lookup_other(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
+        let who = self.identity(session);
+        match op {
+            Op::Ping => Ok(Response::Pong),
             Op::Sync { path: p } => {
                 valid_path(p)?;
                 Ok(Response::Synced { zxid: self.last_zxid })

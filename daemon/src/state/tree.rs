@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
+mod before;
+pub use before::TreeView;
+
 /// A node as the tree holds it, decoded once, borrowed from the tree.
 #[derive(Clone, Copy, Debug)]
 pub struct Node<'a> {
@@ -68,6 +71,8 @@ pub struct Tree {
     /// Paths of TTL nodes, so reaping does not scan the whole tree.
     ttl_paths: BTreeSet<String>,
     acls: AclTable,
+    /// What the current round changed, as it was (see `before`).
+    before: before::Before,
 }
 
 impl Default for Tree {
@@ -79,7 +84,12 @@ impl Default for Tree {
 impl Tree {
     /// A tree holding only the root.
     pub fn new() -> Self {
-        let mut tree = Tree { nodes: BTreeSet::new(), ttl_paths: BTreeSet::new(), acls: AclTable::default() };
+        let mut tree = Tree {
+            nodes: BTreeSet::new(),
+            ttl_paths: BTreeSet::new(),
+            acls: AclTable::default(),
+            before: before::Before::default(),
+        };
         tree.insert_root();
         tree
     }
@@ -102,7 +112,7 @@ impl Tree {
             packed.push(Packed::new(&p, &record.stat, record.kind, acl, record.data.as_deref()));
         }
         // Built from a sorted sequence, the set's nodes are full (inserts leave them half so).
-        let mut tree = Tree { nodes: packed.into_iter().collect(), ttl_paths, acls };
+        let mut tree = Tree { nodes: packed.into_iter().collect(), ttl_paths, acls, before: before::Before::default() };
         if !tree.contains("/") {
             tree.insert_root();
         }
@@ -190,6 +200,7 @@ impl Tree {
 
     /// Changes the node at `p` in place (out of the set and back: its path stays).
     fn modify<T>(&mut self, p: &str, change: impl FnOnce(&mut Packed) -> T) -> T {
+        self.remember(p);
         let mut packed = self.nodes.take(p.as_bytes()).expect("a prepared txn changes only existing nodes");
         let out = change(&mut packed);
         self.nodes.insert(packed);
@@ -223,12 +234,14 @@ impl Tree {
             self.ttl_paths.insert(p.to_owned());
         }
         let acl = self.acls.acquire(acl);
+        self.remember(p);
         let created = self.nodes.insert(Packed::new(p, &stat, kind, acl, data));
         assert!(created, "create of an existing node {p} in a prepared txn");
     }
 
     /// Removes a childless node, returning what callers still need of it.
     pub fn delete(&mut self, p: &str, zxid: Zxid) -> Removed {
+        self.remember(p);
         let packed = self.nodes.take(p.as_bytes()).expect("delete of a missing node in a prepared txn");
         let stat = packed.stat();
         assert!(stat.num_children == 0, "delete of {p} with children in a prepared txn");
@@ -242,6 +255,7 @@ impl Tree {
 
     /// Replaces a node's data.
     pub fn set(&mut self, p: &str, data: Option<&[u8]>, zxid: Zxid, time_ms: u64) -> Stat {
+        self.remember(p);
         let old = self.nodes.take(p.as_bytes()).expect("set of a missing node in a prepared txn");
         let mut stat = old.stat();
         stat.version = stat.version.wrapping_add(1);
