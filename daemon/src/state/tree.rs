@@ -200,7 +200,7 @@ impl Tree {
 
     /// Changes the node at `p` in place (out of the set and back: its path stays).
     fn modify<T>(&mut self, p: &str, change: impl FnOnce(&mut Packed) -> T) -> T {
-        self.remember(p);
+        self.remember_copy(p);
         let mut packed = self.nodes.take(p.as_bytes()).expect("a prepared txn changes only existing nodes");
         let out = change(&mut packed);
         self.nodes.insert(packed);
@@ -234,20 +234,21 @@ impl Tree {
             self.ttl_paths.insert(p.to_owned());
         }
         let acl = self.acls.acquire(acl);
-        self.remember(p);
+        self.remember_absent(p);
         let created = self.nodes.insert(Packed::new(p, &stat, kind, acl, data));
         assert!(created, "create of an existing node {p} in a prepared txn");
     }
 
     /// Removes a childless node, returning what callers still need of it.
     pub fn delete(&mut self, p: &str, zxid: Zxid) -> Removed {
-        self.remember(p);
         let packed = self.nodes.take(p.as_bytes()).expect("delete of a missing node in a prepared txn");
         let stat = packed.stat();
         assert!(stat.num_children == 0, "delete of {p} with children in a prepared txn");
         self.ttl_paths.remove(p);
         let acl = self.acls.get(packed.acl_id()).clone();
-        self.acls.release(packed.acl_id());
+        let acl_id = packed.acl_id();
+        self.remember_taken(packed);
+        self.acls.release(acl_id);
         let parent = path::parent(p).expect("delete is never applied to the root");
         self.modify(parent, |n| touch_children(n, zxid, -1));
         Removed { stat, acl }
@@ -255,7 +256,6 @@ impl Tree {
 
     /// Replaces a node's data.
     pub fn set(&mut self, p: &str, data: Option<&[u8]>, zxid: Zxid, time_ms: u64) -> Stat {
-        self.remember(p);
         let old = self.nodes.take(p.as_bytes()).expect("set of a missing node in a prepared txn");
         let mut stat = old.stat();
         stat.version = stat.version.wrapping_add(1);
@@ -264,6 +264,7 @@ impl Tree {
         stat.data_length = data.map_or(0, |d| d.len() as u32);
         let packed = old.with_stat_and_data(&stat, data);
         self.nodes.insert(packed);
+        self.remember_taken(old);
         stat
     }
 

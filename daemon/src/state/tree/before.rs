@@ -2,21 +2,48 @@
 //!
 //! While the engine syncs a round, the in-memory tree already holds the round's changes, which
 //! no one may see before they are durable. Rather than make every reader wait for the sync,
-//! the tree keeps the first earlier state of each node the round changes, and readers answer
+//! the tree keeps the earlier state of each node the round changes, and readers answer
 //! from the tree as it was before the round: everything in it is durable, and every write
 //! acknowledged so far is in it, so such a read is linearizable (it takes effect before the
 //! round's writes, none of which has been acknowledged yet).
 
-use super::{Node, Packed, Tree, subtree_prefix};
+use super::{Node, Packed, Tree};
 use crate::state::acl::Acl;
+use baton_proto::path;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
-/// The first earlier state of each node the round changed (`None`: it did not exist).
+/// A node's state before a change of the round.
+#[derive(Clone, Debug)]
+enum Earlier {
+    /// It was this (a node a `set` or `delete` replaced is moved here rather than dropped, so
+    /// keeping it costs no copy).
+    Node(Packed, Acl),
+    /// It did not exist.
+    Absent(Box<str>),
+}
+
+impl Earlier {
+    fn path(&self) -> &str {
+        match self {
+            Earlier::Node(packed, _) => packed.path(),
+            Earlier::Absent(p) => p,
+        }
+    }
+
+    fn node(&self) -> Option<Node<'_>> {
+        match self {
+            Earlier::Node(packed, acl) => Some(Node { fields: packed.unpack(), acl }),
+            Earlier::Absent(_) => None,
+        }
+    }
+}
+
+/// Each change's earlier state, in the order of the changes: a node's first entry is its
+/// state before the round. Looked up by a scan, which only readers during a sync do.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Before {
     keeping: bool,
-    nodes: BTreeMap<String, Option<(Packed, Acl)>>,
+    changes: Vec<Earlier>,
 }
 
 impl Tree {
@@ -24,7 +51,7 @@ impl Tree {
     /// forgets what was kept: called at each round's start and end.
     pub fn keep_before(&mut self, keep: bool) {
         self.before.keeping = keep;
-        self.before.nodes.clear();
+        self.before.changes.clear();
     }
 
     /// Whether the tree keeps what the round changed (and so can be read as before it).
@@ -32,14 +59,27 @@ impl Tree {
         self.before.keeping
     }
 
-    /// Called before the node at `p` changes (or is created).
-    pub(super) fn remember(&mut self, p: &str) {
-        if !self.before.keeping || self.before.nodes.contains_key(p) {
-            return;
+    /// Keeps a copy of the node at `p`, about to change in place.
+    pub(super) fn remember_copy(&mut self, p: &str) {
+        if let Some(packed) = self.nodes.get(p.as_bytes()).filter(|_| self.before.keeping) {
+            let acl = self.acls.get(packed.acl_id()).clone();
+            self.before.changes.push(Earlier::Node(packed.clone(), acl));
         }
-        let earlier =
-            self.nodes.get(p.as_bytes()).map(|packed| (packed.clone(), self.acls.get(packed.acl_id()).clone()));
-        self.before.nodes.insert(p.to_owned(), earlier);
+    }
+
+    /// Keeps `packed`, just taken out of the tree, instead of dropping it.
+    pub(super) fn remember_taken(&mut self, packed: Packed) {
+        if self.before.keeping {
+            let acl = self.acls.get(packed.acl_id()).clone();
+            self.before.changes.push(Earlier::Node(packed, acl));
+        }
+    }
+
+    /// Notes that the node at `p`, about to be created, did not exist.
+    pub(super) fn remember_absent(&mut self, p: &str) {
+        if self.before.keeping {
+            self.before.changes.push(Earlier::Absent(p.into()));
+        }
     }
 
     /// The tree as it is now.
@@ -63,9 +103,9 @@ pub struct TreeView<'a> {
 impl<'a> TreeView<'a> {
     pub fn get(self, p: &str) -> Option<Node<'a>> {
         if self.before_round
-            && let Some(earlier) = self.tree.before.nodes.get(p)
+            && let Some(earlier) = self.tree.before.changes.iter().find(|e| e.path() == p)
         {
-            return earlier.as_ref().map(earlier_node);
+            return earlier.node();
         }
         self.tree.get(p)
     }
@@ -76,19 +116,14 @@ impl<'a> TreeView<'a> {
         if !self.before_round {
             return now.collect();
         }
-        // The children the round changed, as they were.
-        let prefix = subtree_prefix(p);
-        let changed: BTreeMap<&'a str, Option<Node<'a>>> = self
-            .tree
-            .before
-            .nodes
-            .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(changed, _)| changed.starts_with(prefix.as_str()))
-            .filter_map(|(changed, earlier)| {
-                let name = &changed[prefix.len()..];
-                (!name.contains('/')).then(|| (name, earlier.as_ref().map(earlier_node)))
-            })
-            .collect();
+        // The children the round changed, as they were (each one's first entry).
+        let mut changed: BTreeMap<&'a str, Option<Node<'a>>> = BTreeMap::new();
+        for earlier in &self.tree.before.changes {
+            let changed_path = earlier.path();
+            if path::parent(changed_path) == Some(p) {
+                changed.entry(path::name(changed_path)).or_insert_with(|| earlier.node());
+            }
+        }
         if changed.is_empty() {
             return now.collect();
         }
@@ -99,14 +134,11 @@ impl<'a> TreeView<'a> {
     }
 }
 
-fn earlier_node((packed, acl): &(Packed, Acl)) -> Node<'_> {
-    Node { fields: packed.unpack(), acl }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::acl;
+    use baton_proto::path;
     use baton_proto::{NodeKind, SessionId, Zxid};
 
     fn names(view: TreeView<'_>, p: &str) -> Vec<String> {
@@ -149,6 +181,55 @@ mod tests {
 
         tree.keep_before(false);
         assert_eq!(names(tree.as_before_round(), "/l"), ["b", "c"], "nothing kept: as it is now");
+    }
+
+    proptest::proptest! {
+        /// Whatever a round does, the tree read as before it is the tree as it was.
+        #[test]
+        fn as_before_round_is_the_tree_at_the_rounds_start(
+            warmup in proptest::collection::vec((0u8..3, 0usize..7), 0..30),
+            round in proptest::collection::vec((0u8..4, 0usize..7), 1..30),
+        ) {
+            const PATHS: [&str; 7] = ["/a", "/b", "/a/x", "/a/y", "/b/x", "/a/x/z", "/c"];
+            let open = acl::open();
+            let mut tree = Tree::new();
+            let mut zxid = 0;
+            let mut step = |tree: &mut Tree, (op, at): (u8, usize)| {
+                let p = PATHS[at];
+                zxid += 1;
+                let parent_exists = path::parent(p).is_some_and(|parent| tree.contains(parent));
+                match (op, tree.get(p).map(|n| n.stat().num_children)) {
+                    (0, None) if parent_exists => {
+                        tree.create(p, Some(&[op]), NodeKind::Persistent, &open, SessionId::NONE, Zxid(zxid), 0);
+                    }
+                    (1, Some(_)) => {
+                        tree.set(p, Some(&zxid.to_le_bytes()), Zxid(zxid), 0);
+                    }
+                    (2, Some(0)) => {
+                        tree.delete(p, Zxid(zxid));
+                    }
+                    (3, Some(_)) => {
+                        tree.set_acl(p, &[]);
+                    }
+                    _ => {}
+                }
+            };
+            for change in warmup {
+                step(&mut tree, change);
+            }
+            let at_start = tree.clone();
+            tree.keep_before(true);
+            for change in round {
+                step(&mut tree, change);
+            }
+            let before = tree.as_before_round();
+            for p in std::iter::once("/").chain(PATHS) {
+                proptest::prop_assert_eq!(before.get(p), at_start.get(p), "{}", p);
+                let listed: Vec<_> = before.children(p).into_iter().map(|(name, node)| (name, node.stat())).collect();
+                let expected: Vec<_> = at_start.children(p).map(|(name, node)| (name, node.stat())).collect();
+                proptest::prop_assert_eq!(listed, expected, "children of {}", p);
+            }
+        }
     }
 
     #[test]
