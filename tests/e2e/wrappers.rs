@@ -298,6 +298,23 @@ fn signals_to_the_wrapper_are_forwarded_and_cmd_status_returned() {
 }
 
 #[test]
+fn the_guard_outlives_signals_passed_on_to_the_group_and_still_kills_it() {
+    let mut w = World::new();
+    let file = w.file("pids");
+    // CMD and its grandchild ignore SIGTERM: the wrapper passes one on to the group, which
+    // also holds the guard; the guard must still be there when the wrapper is killed.
+    let ignoring = format!("trap '' TERM; echo $$ > {file}; sleep 60 & echo $! >> {file}; wait");
+    let mut wrapper = w.spawn(&["lock", "/locks/g", "--", "sh", "-c", &ignoring]);
+    let pids = pids(&w.path("pids"), 2);
+    wrapper.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pids.iter().all(|&p| !dead(p)), "the command ignores SIGTERM");
+    wrapper.signal(Signal::SIGKILL);
+    wrapper.wait(WAIT);
+    all_dead(&pids);
+}
+
+#[test]
 fn a_killed_wrapper_takes_its_command_group_along_and_frees_the_lock() {
     let mut w = World::new();
     let file = w.file("pids");

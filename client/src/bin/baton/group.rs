@@ -1,21 +1,21 @@
 //! CMD's process group, for the process wrappers (`lock`, `elect`, `register`).
 //!
-//! CMD starts in a process group of its own (`process_group(0)`: its pid is the group id),
-//! so one signal to the group reaches CMD and every process it started that stayed in the
-//! group, grandchildren included. When CMD ends, whatever it left in its group is killed
-//! too ([`ProcessGroup::finish`]), so nothing keeps running after the lock is released.
+//! CMD runs in a process group apart from the wrapper's, so one signal to the group reaches
+//! CMD and every process it started that stayed in the group, grandchildren included. When CMD
+//! ends, whatever it left in its group is killed too ([`ProcessGroup::finish`]), so nothing
+//! keeps running after the lock is released.
 //!
-//! A *guard* process (this same binary, run as the hidden `baton __guard`) holds the read
-//! end of a pipe whose write end only this process holds. If this process dies without
-//! cleaning up (SIGKILL, a crash, the OOM killer), the kernel closes the write end, the
-//! guard reads end-of-file and SIGKILLs the group: CMD never outlives its wrapper by more
-//! than the guard's reaction time. The guard sits in a process group of its own, so a
-//! Ctrl-C at the terminal does not reach it.
-//!
-//! Signalling a group takes kill(2) with a negative pid. This crate forbids unsafe code and
-//! none of its dependencies offers a safe wrapper, so [`signal_group`] runs `kill(1)` (a
-//! fork and exec, about a millisecond). When `kill(1)` cannot run, a SIGKILL still reaches
-//! CMD itself through [`std::process::Child::kill`], but not its grandchildren.
+//! The group is led by a *guard* process (this same binary, run as the hidden `baton
+//! __guard`), started first, which holds the read end of a pipe whose write end only this
+//! process holds. If this process dies without cleaning up (SIGKILL, a crash, the OOM
+//! killer), the kernel closes the write end, the guard reads end-of-file and SIGKILLs its
+//! group: CMD never outlives its wrapper by more than the guard's reaction time. Because the
+//! group exists before CMD does and CMD is started inside it, there is no moment at which CMD
+//! runs and the guard does not know its group (with CMD leading a group of its own, a wrapper
+//! killed between starting CMD and telling the guard CMD's pid left CMD running). The guard
+//! blocks the signals the wrapper passes on to the group, and says it is ready only then. The
+//! group is not the terminal's foreground group, so a Ctrl-C reaches the wrapper alone, which
+//! passes it on.
 
 use crate::exit::Outcome;
 use anyhow::{Context as _, Result};
@@ -92,6 +92,7 @@ impl ChildExits {
 #[derive(Debug)]
 pub struct ProcessGroup {
     child: Child,
+    pgid: u32,
     guard: Option<Guard>,
     status: Option<ExitStatus>,
     finished: bool,
@@ -109,7 +110,8 @@ impl ProcessGroup {
         let (program, args) = argv.split_first().context("no command given")?;
         let mut guard = Guard::spawn()?;
         let mut command = Command::new(program);
-        command.args(args).process_group(0);
+        // Into the guard's group (its pid), which exists and is guarded before CMD runs.
+        command.args(args).process_group(guard.pgid() as i32);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -122,13 +124,13 @@ impl ProcessGroup {
                 return Err(Outcome::CannotRun { message, status }.into());
             }
         };
-        guard.arm(child.id());
-        Ok(ProcessGroup { child, guard: Some(guard), status: None, finished: false })
+        let pgid = guard.pgid();
+        Ok(ProcessGroup { child, pgid, guard: Some(guard), status: None, finished: false })
     }
 
-    /// The process group's id (CMD's pid).
+    /// The process group's id (the guard's pid).
     pub fn pgid(&self) -> u32 {
-        self.child.id()
+        self.pgid
     }
 
     /// Sends `sig` to the whole group. A SIGKILL that `kill(1)` cannot deliver is sent to
@@ -216,7 +218,8 @@ struct Guard {
 }
 
 impl Guard {
-    /// Starts `baton __guard` in a process group of its own, its stdin a pipe from us.
+    /// Starts `baton __guard` leading a process group of its own, its stdin a pipe from us,
+    /// and waits until it is ready (it blocks the signals passed on to the group first).
     fn spawn() -> Result<Guard> {
         // /proc/self/exe still runs this very program after it was replaced on disk (an
         // upgrade while `elect` runs for weeks); its resolved path would not.
@@ -229,21 +232,25 @@ impl Guard {
             .arg0("baton")
             .arg(GUARD_COMMAND)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
             .spawn()
             .context("starting the guard process")?;
         let pipe = child.stdin.take();
-        Ok(Guard { child, pipe })
+        let mut guard = Guard { child, pipe };
+        let mut ready = [0u8; 1];
+        let answered = guard.child.stdout.take().map(|mut out| out.read_exact(&mut ready));
+        if !matches!(answered, Some(Ok(()))) || ready[0] != GUARD_READY {
+            guard.disarm();
+            anyhow::bail!("the guard process did not start");
+        }
+        Ok(guard)
     }
 
-    /// Tells the guard which group to kill should the pipe close.
-    fn arm(&mut self, pgid: u32) {
-        let written = self.pipe.as_mut().map(|pipe| writeln!(pipe, "{pgid}").and_then(|()| pipe.flush()));
-        if let Some(Err(e)) = written {
-            eprintln!("baton: warning: the guard process is gone ({e}); the command would outlive a killed baton");
-        }
+    /// The group it leads: its pid.
+    fn pgid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the guard without it killing anything: SIGKILL first, then the pipe closes.
@@ -254,30 +261,41 @@ impl Guard {
     }
 }
 
+/// What the guard writes once it is ready.
+const GUARD_READY: u8 = b'+';
+
 /// This process's own executable, on Linux.
 const SELF_EXE: &str = "/proc/self/exe";
 
 /// The hidden subcommand that runs the guard.
 pub const GUARD_COMMAND: &str = "__guard";
 
-/// The guard's body: read a process group id from stdin, wait for end-of-file, SIGKILL the
-/// group. Returns the exit status.
+/// The guard's body: block the signals the wrapper passes on to the group, say so, wait for
+/// end-of-file on stdin (the wrapper is gone), SIGKILL the group — itself included. Returns
+/// the exit status if it could not.
 pub fn run_guard() -> u8 {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    let mut passed_on = SigSet::empty();
+    for signal in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGTERM] {
+        passed_on.add(signal);
+    }
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&passed_on), None) {
+        eprintln!("baton: the guard process cannot block signals: {e}");
+        return crate::exit::FAILURE;
+    }
+    let mut stdout = std::io::stdout();
+    if stdout.write_all(&[GUARD_READY]).and_then(|()| stdout.flush()).is_err() {
+        return crate::exit::FAILURE;
+    }
     let mut input = Vec::new();
     // Blocks until every write end is closed: the wrapper exited, one way or another.
     let _ = std::io::stdin().lock().read_to_end(&mut input);
-    let text = String::from_utf8_lossy(&input);
-    let Some(pgid) = text.lines().next().and_then(|line| line.trim().parse::<u32>().ok()).filter(|&p| p > 1) else {
-        return 0;
-    };
+    let pgid = std::process::id();
+    eprintln!("baton: the wrapper died; killing its command's process group {pgid}");
     match signal_group(pgid, Sig::Kill) {
-        Ok(true) => {
-            eprintln!("baton: the wrapper died; killed its command's process group {pgid}");
-            0
-        }
-        Ok(false) => 0,
+        Ok(_) => 0,
         Err(e) => {
-            eprintln!("baton: the wrapper died, and its command's process group {pgid} could not be killed: {e}");
+            eprintln!("baton: the command's process group {pgid} could not be killed: {e}");
             crate::exit::FAILURE
         }
     }
