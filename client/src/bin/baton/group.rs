@@ -133,13 +133,13 @@ impl ProcessGroup {
         self.pgid
     }
 
-    /// Sends `sig` to the whole group. A SIGKILL that `kill(1)` cannot deliver is sent to
+    /// Sends `sig` to the whole group. A SIGKILL that cannot be sent to the group is sent to
     /// CMD itself at least.
     pub fn signal(&mut self, sig: Sig) {
         match signal_group(self.pgid(), sig) {
             Ok(_) => {}
             Err(e) => {
-                eprintln!("baton: cannot run kill(1) to send SIG{} to process group {}: {e}", sig.name(), self.pgid());
+                eprintln!("baton: cannot send SIG{} to process group {}: {e}", sig.name(), self.pgid());
                 if sig == Sig::Kill && self.status.is_none() {
                     let _ = self.child.kill();
                 }

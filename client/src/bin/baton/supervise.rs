@@ -29,8 +29,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
-/// How long before the session may expire the command must be dead: covers starting
-/// `kill(1)`, the kernel delivering SIGKILL, and the wrapper being scheduled a little late.
+/// How long before the session may expire the command must be dead: covers
+/// the kernel delivering SIGKILL to the group and the wrapper being scheduled a little late.
 pub const KILL_MARGIN: Duration = Duration::from_millis(250);
 
 /// How the supervised command ended.
