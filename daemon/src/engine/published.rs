@@ -7,11 +7,11 @@
 //! need not wait while it does. A reader, which only ever *tries* the lock, sees the state
 //! between rounds, where everything is durable — or, while the engine syncs a round, the
 //! state as it was before that round (`unlock_while_committing`): durable too, and holding
-//! every write acknowledged so far, since none of the round's has been. It answers only on a connection whose
-//! writer has taken every announced event off the outbox: then every event for a change in
-//! that state is ahead of the answer it queues. (Replies need no count: the connection
-//! answers by itself only once every request it handed the engine has had its reply
-//! written.) Otherwise — lock taken, events on their way — it asks the engine, whose next
+//! every write acknowledged so far, since none of the round's has been. It answers only on a
+//! connection whose writer has taken every announced event off the outbox: then every event
+//! for a change in that state is ahead of the answer it queues. (Replies need no count: the
+//! connection answers by itself only once every request it handed the engine has had its
+//! reply written.) Otherwise — lock taken, events on their way — it asks the engine, whose next
 //! round comes after that hand-over. It never waits, so a tokio worker never blocks on the
 //! engine's commit.
 

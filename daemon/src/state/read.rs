@@ -87,7 +87,7 @@ impl StateMachine {
                 let node = tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(node.acl(), Perms::READ, p)?;
                 let stat = node.stat();
-                let children = tree.children(p).into_iter();
+                let children = tree.children(p);
                 Ok(if *with_stats {
                     let children = children.map(|(name, c)| (name.to_owned(), c.stat())).collect();
                     Response::ChildrenWithStats { children, stat }

@@ -287,9 +287,8 @@ pub fn run_guard() -> u8 {
     if stdout.write_all(&[GUARD_READY]).and_then(|()| stdout.flush()).is_err() {
         return crate::exit::FAILURE;
     }
-    let mut input = Vec::new();
     // Blocks until every write end is closed: the wrapper exited, one way or another.
-    let _ = std::io::stdin().lock().read_to_end(&mut input);
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
     let pgid = std::process::id();
     eprintln!("baton: the wrapper died; killing its command's process group {pgid}");
     match signal_group(pgid, Sig::Kill) {

@@ -110,12 +110,18 @@ impl<'a> TreeView<'a> {
         self.tree.get(p)
     }
 
-    /// `p`'s children in name order.
-    pub fn children(self, p: &str) -> Vec<(&'a str, Node<'a>)> {
+    /// `p`'s children in name order (collected only when read as before the round).
+    pub fn children(self, p: &str) -> impl Iterator<Item = (&'a str, Node<'a>)> {
+        let (now, before) = if self.before_round {
+            (None, Some(self.children_before_round(p)))
+        } else {
+            (Some(self.tree.children(p)), None)
+        };
+        now.into_iter().flatten().chain(before.into_iter().flatten())
+    }
+
+    fn children_before_round(self, p: &str) -> Vec<(&'a str, Node<'a>)> {
         let now = self.tree.children(p);
-        if !self.before_round {
-            return now.collect();
-        }
         // The children the round changed, as they were (each one's first entry).
         let mut changed: BTreeMap<&'a str, Option<Node<'a>>> = BTreeMap::new();
         for earlier in &self.tree.before.changes {
@@ -142,7 +148,7 @@ mod tests {
     use baton_proto::{NodeKind, SessionId, Zxid};
 
     fn names(view: TreeView<'_>, p: &str) -> Vec<String> {
-        view.children(p).into_iter().map(|(name, _)| name.to_owned()).collect()
+        view.children(p).map(|(name, _)| name.to_owned()).collect()
     }
 
     fn data(view: TreeView<'_>, p: &str) -> Option<Vec<u8>> {
@@ -225,7 +231,7 @@ mod tests {
             let before = tree.as_before_round();
             for p in std::iter::once("/").chain(PATHS) {
                 proptest::prop_assert_eq!(before.get(p), at_start.get(p), "{}", p);
-                let listed: Vec<_> = before.children(p).into_iter().map(|(name, node)| (name, node.stat())).collect();
+                let listed: Vec<_> = before.children(p).map(|(name, node)| (name, node.stat())).collect();
                 let expected: Vec<_> = at_start.children(p).map(|(name, node)| (name, node.stat())).collect();
                 proptest::prop_assert_eq!(listed, expected, "children of {}", p);
             }
