@@ -303,6 +303,31 @@ impl Client {
         }
     }
 
+    /// Whether the node at `path` is first in line among its siblings — the child with the
+    /// lowest 10-digit sequential suffix, the order of the queueing recipes and of
+    /// [`MultiOp::HoldsLock`] — and, if it waits, a watcher for its turn. The watcher fires
+    /// with `Turn` once the node is first, `Deleted` if the node goes, or `WatchReset` after
+    /// a reconnect (ask again). Only the waiter a departure makes first is told, whoever left
+    /// the line, so a queue needs one watch per waiter and one wake-up per hand-off.
+    ///
+    /// # Errors
+    /// `NoAuth` without read permission on the parent; `InvalidArgument` for the root;
+    /// `Unimplemented` from a server older than turn watches; plus the connection and
+    /// session errors.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: a watch set by a cancelled call is removed again.
+    pub async fn turn_and_watch(&self, path: &str) -> Result<Turn> {
+        let (watch, watcher) = self.oneshot_watch(path, OneshotKind::Turn);
+        match self.call(Op::Turn { path: path.to_owned() }, Some(watch)).await {
+            Ok(Response::Turn { stat: None, .. }) => Ok(Turn::Gone),
+            Ok(Response::Turn { stat: Some(stat), first: true }) => Ok(Turn::First(stat)),
+            Ok(Response::Turn { stat: Some(stat), first: false }) => Ok(Turn::Waiting(stat, watcher)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) => Err(watcher.disarm(e)),
+        }
+    }
+
     /// The names of a node's children, sorted.
     ///
     /// # Errors
@@ -563,6 +588,17 @@ impl Client {
         let request = WatchRequest::Oneshot { kind, path: path.to_owned(), sender };
         (request, watcher)
     }
+}
+
+/// Where a node stands in its line ([`Client::turn_and_watch`]).
+#[derive(Debug)]
+pub enum Turn {
+    /// No such node.
+    Gone,
+    /// First in line: its stat.
+    First(Stat),
+    /// Waiting: its stat, and the watcher for its turn.
+    Waiting(Stat, OneshotWatcher),
 }
 
 /// The error for a failed first connection to `endpoint`.

@@ -92,6 +92,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Identity { .. } => "Identity",
         Response::Descendants(_) => "Descendants",
         Response::MultiRead(_) => "MultiRead",
+        Response::Turn { .. } => "Turn",
     }
 }
 
@@ -110,6 +111,7 @@ pub(crate) fn response_zxid(response: &Response) -> Zxid {
         | Response::Acl { stat, .. }
         | Response::Data { stat, .. }
         | Response::Exists(Some(stat))
+        | Response::Turn { stat: Some(stat), .. }
         | Response::Children { stat, .. } => stat_zxid(stat),
         Response::ChildrenWithStats { children, stat } => {
             children.iter().map(|(_, s)| stat_zxid(s)).fold(stat_zxid(stat), Zxid::max)

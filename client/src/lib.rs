@@ -45,7 +45,7 @@ pub use baton_proto::{
     AclEntry, CreateKind, CreateRequest, ErrorCode, EventKind, MultiOp, OpResult, Perms, Principal, SessionId, Stat,
     WatchEvent, Zxid,
 };
-pub use client::{Client, Promotion};
+pub use client::{Client, Promotion, Turn};
 pub use error::{Error, Result};
 pub use options::{
     CONNECT_TIMEOUT_DEFAULT, ClientBuilder, CreateOptions, REQUESTS_IN_FLIGHT_MAX_DEFAULT, SESSION_TIMEOUT_DEFAULT,

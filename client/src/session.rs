@@ -253,6 +253,9 @@ impl SessionTask {
         for path in self.watches.sweep() {
             self.remove_server_watch(conn, path);
         }
+        // The server forgot the turn watches with the connection, and has no history of turns
+        // to replay: their watchers are told to ask again.
+        self.watches.reset_turns(last_zxid);
         let watches = self.watches.watch_set();
         if watches.is_empty() {
             return;
@@ -360,6 +363,10 @@ impl SessionTask {
         let Pending { watch, reply, closes_session } = pending;
         match result {
             Ok(response) => {
+                // A turn that came at once (or a node that is gone) leaves no watch.
+                let watch = watch.filter(|_| {
+                    !matches!(response, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. })
+                });
                 if let Some(watch) = watch {
                     if watch.is_abandoned() {
                         // Registered so the next sweep removes the server's watch too.

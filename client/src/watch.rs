@@ -11,6 +11,7 @@
 //! | children   | `ChildrenChanged`, `Deleted` (one-shot)                                     |
 //! | persistent | `Created`, `Deleted`, `DataChanged`, `ChildrenChanged` (stays)              |
 //! | recursive  | `Created`, `Deleted`, `DataChanged` of the path and every descendant (stays)|
+//! | turn       | `Turn`, `Deleted` (one-shot; after a reconnect, a `WatchReset` from here)    |
 //!
 //! `WatchReset` reaches every watcher of exactly its path (and consumes one-shot ones).
 //!
@@ -30,6 +31,12 @@ pub(crate) enum OneshotKind {
     Data,
     Exists,
     Children,
+    /// First in line ([`baton_proto::Op::Turn`]).
+    Turn,
+}
+
+impl OneshotKind {
+    const ALL: [OneshotKind; 4] = [OneshotKind::Data, OneshotKind::Exists, OneshotKind::Children, OneshotKind::Turn];
 }
 
 /// Why a watcher ended without an event.
@@ -101,6 +108,7 @@ struct PathWatchers {
     data: Vec<OneshotSender>,
     exists: Vec<OneshotSender>,
     children: Vec<OneshotSender>,
+    turn: Vec<OneshotSender>,
     persistent: Vec<PersistentSender>,
     recursive: Vec<PersistentSender>,
 }
@@ -110,12 +118,18 @@ impl PathWatchers {
         self.data.is_empty()
             && self.exists.is_empty()
             && self.children.is_empty()
+            && self.turn.is_empty()
             && self.persistent.is_empty()
             && self.recursive.is_empty()
     }
 
     fn len(&self) -> usize {
-        self.data.len() + self.exists.len() + self.children.len() + self.persistent.len() + self.recursive.len()
+        self.data.len()
+            + self.exists.len()
+            + self.children.len()
+            + self.turn.len()
+            + self.persistent.len()
+            + self.recursive.len()
     }
 
     fn oneshots(&mut self, kind: OneshotKind) -> &mut Vec<OneshotSender> {
@@ -123,13 +137,14 @@ impl PathWatchers {
             OneshotKind::Data => &mut self.data,
             OneshotKind::Exists => &mut self.exists,
             OneshotKind::Children => &mut self.children,
+            OneshotKind::Turn => &mut self.turn,
         }
     }
 
     /// Drops watchers whose receiver is gone; returns whether any was dropped.
     fn prune(&mut self) -> bool {
         let before = self.len();
-        for kind in [OneshotKind::Data, OneshotKind::Exists, OneshotKind::Children] {
+        for kind in OneshotKind::ALL {
             self.oneshots(kind).retain(|s| !s.is_closed());
         }
         self.persistent.retain(|s| !s.events.is_closed());
@@ -138,7 +153,7 @@ impl PathWatchers {
     }
 
     fn end(self, end: WatchEnd) {
-        for sender in self.data.into_iter().chain(self.exists).chain(self.children) {
+        for sender in self.data.into_iter().chain(self.exists).chain(self.children).chain(self.turn) {
             let _ = sender.send(Err(end));
         }
         for sender in self.persistent.into_iter().chain(self.recursive) {
@@ -156,6 +171,7 @@ pub(crate) fn oneshot_fires(kind: OneshotKind, event: EventKind) -> bool {
         OneshotKind::Children => {
             matches!(event, E::ChildrenChanged | E::Deleted | E::WatchReset)
         }
+        OneshotKind::Turn => matches!(event, E::Turn | E::Deleted | E::WatchReset),
     }
 }
 
@@ -221,7 +237,7 @@ impl WatchRegistry {
             };
             let mut pruned = false;
             if exact {
-                for kind in [OneshotKind::Data, OneshotKind::Exists, OneshotKind::Children] {
+                for kind in OneshotKind::ALL {
                     if oneshot_fires(kind, event.kind) {
                         for sender in watchers.oneshots(kind).drain(..) {
                             let _ = sender.send(Ok(event.clone()));
@@ -287,6 +303,18 @@ impl WatchRegistry {
             }
         }
         set
+    }
+
+    /// Fires `WatchReset` (at `zxid`) to every turn watcher and forgets them: after a
+    /// reconnect, where the server keeps no turn watch and cannot replay turns.
+    pub fn reset_turns(&mut self, zxid: baton_proto::Zxid) {
+        self.paths.retain(|path, watchers| {
+            for sender in watchers.turn.drain(..) {
+                let event = WatchEvent { zxid, path: path.clone(), kind: EventKind::WatchReset };
+                let _ = sender.send(Ok(event));
+            }
+            !watchers.is_empty()
+        });
     }
 
     /// Ends every watcher with `end` and forgets them all.

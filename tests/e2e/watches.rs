@@ -2,8 +2,10 @@
 //! every change in zxid order, and an event always arrives before any reply that reveals
 //! its change.
 
-use baton::{Client, CreateOptions, EventKind};
+use baton::{Client, CreateOptions, EventKind, SessionState, Turn};
 use baton_tests::Daemon;
+use baton_tests::access::TcpAccess;
+use baton_tests::proxy::Proxy;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -95,4 +97,64 @@ async fn persistent_and_recursive_watches_see_every_change_in_order() {
         kinds.push(tokio::time::timeout(WAIT, exact.next()).await.unwrap().unwrap().kind);
     }
     assert_eq!(kinds, [EventKind::ChildrenChanged, EventKind::ChildrenChanged, EventKind::DataChanged]);
+}
+
+/// A line of three waiters and a turn watch each: a waiter in the middle leaving wakes
+/// nobody; the holder leaving wakes only the one it made first, which then holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_watch_wakes_only_the_waiter_a_departure_makes_first() {
+    let daemon = Daemon::start();
+    let a = Client::connect(&daemon.addr()).await.unwrap();
+    let b = Client::connect(&daemon.addr()).await.unwrap();
+    let c = Client::connect(&daemon.addr()).await.unwrap();
+    a.create("/line", b"", CreateOptions::persistent()).await.unwrap();
+    a.create("/line/plain", b"", CreateOptions::persistent()).await.unwrap();
+    let mut waiters = Vec::new();
+    for client in [&a, &b, &c] {
+        let (path, _) = client.create("/line/w-", b"", CreateOptions::ephemeral().sequential()).await.unwrap();
+        waiters.push(path);
+    }
+    assert!(matches!(a.turn_and_watch(&waiters[0]).await.unwrap(), Turn::First(_)), "the first waiter holds");
+    let Turn::Waiting(_, b_turn) = b.turn_and_watch(&waiters[1]).await.unwrap() else { panic!("b waits") };
+    let Turn::Waiting(_, c_turn) = c.turn_and_watch(&waiters[2]).await.unwrap() else { panic!("c waits") };
+    assert!(matches!(c.turn_and_watch("/line/w-9999999999").await.unwrap(), Turn::Gone));
+
+    b.delete(&waiters[1], None).await.unwrap();
+    let b_event = tokio::time::timeout(WAIT, b_turn.changed()).await.unwrap().unwrap();
+    assert_eq!(b_event.kind, EventKind::Deleted, "a waiter that leaves hears of its own node");
+    let mut c_turn = Box::pin(c_turn.changed());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut c_turn).await.is_err(),
+        "a departure from the middle of the line makes nobody first"
+    );
+    a.delete(&waiters[0], None).await.unwrap();
+    let c_event = tokio::time::timeout(WAIT, c_turn).await.unwrap().unwrap();
+    assert_eq!((c_event.path.as_str(), c_event.kind), (waiters[2].as_str(), EventKind::Turn));
+    assert!(matches!(c.turn_and_watch(&waiters[2]).await.unwrap(), Turn::First(_)));
+}
+
+/// The server keeps no turn watch over a reconnect and cannot replay turns: the watcher hears
+/// `WatchReset` and asks again, and finds its turn even if it came while it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_watch_is_reset_by_a_reconnect() {
+    let access = TcpAccess::new("waiter");
+    let daemon = Daemon::start_with_config(&access.config());
+    let proxy = Proxy::start(access.tcp()).await;
+    let waiter = access.builder().session_timeout(Duration::from_secs(10)).connect(&proxy.addr()).await.unwrap();
+    let holder = Client::connect(&daemon.addr()).await.unwrap();
+    holder.create("/line", b"", CreateOptions::persistent()).await.unwrap();
+    let (first, _) = holder.create("/line/w-", b"", CreateOptions::ephemeral().sequential()).await.unwrap();
+    let (second, _) = waiter.create("/line/w-", b"", CreateOptions::ephemeral().sequential()).await.unwrap();
+    let Turn::Waiting(_, turn) = waiter.turn_and_watch(&second).await.unwrap() else { panic!("it waits") };
+    proxy.cut(true);
+    let mut states = waiter.session_state();
+    tokio::time::timeout(Duration::from_secs(10), states.wait_for(|s| matches!(s, SessionState::Suspended { .. })))
+        .await
+        .unwrap()
+        .unwrap();
+    holder.delete(&first, None).await.unwrap();
+    proxy.unblock();
+    let event = tokio::time::timeout(Duration::from_secs(10), turn.changed()).await.expect("an event").unwrap();
+    assert_eq!((event.path.as_str(), event.kind), (second.as_str(), EventKind::WatchReset));
+    assert!(matches!(waiter.turn_and_watch(&second).await.unwrap(), Turn::First(_)), "asked again: its turn");
 }

@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn variant_count_matches_the_last_op() {
-        let last = postcard::to_allocvec(&Op::MultiRead(vec![])).unwrap();
+        let last = postcard::to_allocvec(&Op::Turn { path: String::new() }).unwrap();
         assert_eq!(u32::from(last[0]) + 1, Op::VARIANTS, "update Op::VARIANTS when appending an op");
     }
 

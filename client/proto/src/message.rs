@@ -308,6 +308,14 @@ pub enum Op {
     /// Reads answered together, at one point in the history ([`Response::MultiRead`], one
     /// result per op): only `Get` and `Children`, without watches.
     MultiRead(Vec<Op>),
+    /// Whether the node at `path` is first in line among its siblings: the child with the
+    /// lowest 10-digit sequential suffix, the order `HoldsLock` uses ([`Response::Turn`]).
+    /// If it exists and is not first, leaves a one-shot *turn* watch on it that fires `Turn`
+    /// once it is first (only the new first waiter is told, whoever left the line), or
+    /// `Deleted` if the node goes first. Needs read permission on the parent, as a listing.
+    Turn {
+        path: String,
+    },
 }
 
 /// A kind of watch, for [`Op::MatchWatches`].
@@ -321,11 +329,13 @@ pub enum WatchType {
     Children,
     Persistent,
     Recursive,
+    /// One-shot, left by `turn`.
+    Turn,
 }
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 23;
+    pub const VARIANTS: u32 = 24;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
@@ -416,6 +426,12 @@ pub enum Response {
     Descendants(u64),
     /// One result per read of an [`Op::MultiRead`].
     MultiRead(Vec<Result<Response, ErrorReply>>),
+    /// The node's stat (`None`: no such node) and whether it is first in line
+    /// ([`Op::Turn`]); a turn watch was left only if it exists and is not first.
+    Turn {
+        stat: Option<Stat>,
+        first: bool,
+    },
 }
 
 /// A server's view of itself, for `baton admin status`.
@@ -471,6 +487,8 @@ pub enum EventKind {
     /// The watches on `path` could not be resumed because the history after the client's zxid
     /// was compacted: re-read the state. One-shot watches on the path are consumed.
     WatchReset,
+    /// The node is now first in line among its siblings (a turn watch, [`Op::Turn`]).
+    Turn,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -232,7 +232,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 29] = [
+    let ops: [(Op, &str); 30] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d0102cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -283,6 +283,7 @@ fn request_with_each_op() {
         ),
         (Op::CountDescendants { path: "/a".into() }, "c70215022f61"),
         (Op::MultiRead(vec![Op::Get { path: "/a".into(), watch: false }]), "c802160104022f6100"),
+        (Op::Turn { path: "/a".into() }, "c90217022f61"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -290,18 +291,23 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(23);
-    assert_eq!(Op::VARIANTS, 23);
+    has_n_variants::<Op>(24);
+    assert_eq!(Op::VARIANTS, 24);
+}
+
+#[test]
+fn watch_type_each() {
     for (kind, expected) in [
         (WatchType::Data, "00"),
         (WatchType::Exists, "01"),
         (WatchType::Children, "02"),
         (WatchType::Persistent, "03"),
         (WatchType::Recursive, "04"),
+        (WatchType::Turn, "05"),
     ] {
         golden(&kind, expected);
     }
-    has_n_variants::<WatchType>(5);
+    has_n_variants::<WatchType>(6);
 }
 
 #[test]
@@ -417,23 +423,30 @@ fn response_each() {
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(23);
+    has_n_variants::<Response>(24);
+}
+
+#[test]
+fn response_of_a_turn() {
+    golden(&Response::Turn { stat: None, first: false }, "170000");
+    golden(&Response::Turn { stat: Some(Stat::default()), first: true }, "1701000000000000000000000001");
 }
 
 #[test]
 fn watch_event_with_each_event_kind() {
-    let kinds: [(EventKind, &str, &str); 5] = [
+    let kinds: [(EventKind, &str, &str); 6] = [
         (EventKind::Created, "00", "8680808010042f612f6200"),
         (EventKind::Deleted, "01", "8680808010042f612f6201"),
         (EventKind::DataChanged, "02", "8680808010042f612f6202"),
         (EventKind::ChildrenChanged, "03", "8680808010042f612f6203"),
         (EventKind::WatchReset, "04", "8680808010042f612f6204"),
+        (EventKind::Turn, "05", "8680808010042f612f6205"),
     ];
     for (kind, kind_hex, event_hex) in kinds {
         golden(&kind, kind_hex);
         golden(&WatchEvent { zxid: Zxid(0x1_0000_0006), path: "/a/b".into(), kind }, event_hex);
     }
-    has_n_variants::<EventKind>(5);
+    has_n_variants::<EventKind>(6);
 }
 
 #[test]

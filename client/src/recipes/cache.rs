@@ -465,8 +465,8 @@ impl Follower {
                 self.reload(event.zxid).await
             }
             // A recursive watch does not report these; the parents' stats are kept by the
-            // Created and Deleted events.
-            EventKind::ChildrenChanged => Ok(()),
+            // Created and Deleted events. Turns are told only to turn watches.
+            EventKind::ChildrenChanged | EventKind::Turn => Ok(()),
         }
     }
 

@@ -21,7 +21,7 @@
 //! `WatchReset` or an overflowing watch makes the observer read the directory afresh.
 
 use super::waiting::hold_accessors;
-use super::waiting::{Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, sorted_waiters};
+use super::waiting::{Holding, Rule, Ticket, acquire_within, queue_and_wait, sorted_waiters};
 use crate::proto::path;
 use crate::{Client, Error, ErrorCode, EventKind, MultiOp, PersistentWatcher, Result, WatchEvent, Zxid};
 use std::collections::{BTreeSet, HashMap};
@@ -84,7 +84,7 @@ impl LeaderElection {
     /// Cancel-safe: dropping the future withdraws the candidacy.
     pub async fn campaign(&self, id: &[u8]) -> Result<Leadership> {
         let mut ticket = Ticket::new(&self.client, &self.path, CANDIDATE, id, &[]);
-        let entered = queue_and_wait(&mut ticket, immediate_predecessor, &self.wakeups).await?;
+        let entered = queue_and_wait(&mut ticket, Rule::FirstHolds, &self.wakeups).await?;
         Ok(Leadership { hold: ticket.into_holding(entered), id: id.to_vec() })
     }
 
@@ -98,7 +98,7 @@ impl LeaderElection {
     /// Cancel-safe.
     pub async fn campaign_timeout(&self, id: &[u8], timeout: Duration) -> Result<Option<Leadership>> {
         let mut ticket = Ticket::new(&self.client, &self.path, CANDIDATE, id, &[]);
-        let entered = acquire_within(&mut ticket, immediate_predecessor, &self.wakeups, timeout).await?;
+        let entered = acquire_within(&mut ticket, Rule::FirstHolds, &self.wakeups, timeout).await?;
         Ok(entered.map(|entered| Leadership { hold: ticket.into_holding(entered), id: id.to_vec() }))
     }
 

@@ -9,13 +9,20 @@
 //! first time it is needed). To wait, a process creates an *ephemeral sequential* child named
 //! `{session:016x}-{attempt:08x}-lock-` followed by the server's 10-digit suffix. Waiters are
 //! ordered by that suffix ([`super::sequence_of`]), which the server hands out in creation
-//! order and never repeats; the first waiter holds the lock. A waiter that is not first reads
-//! the children, then sets an `exists` watch on its **immediate predecessor only** and sleeps
-//! until that one node changes; then it reads the children again (the predecessor may have been
-//! a waiter that gave up, not the holder). Each release or withdrawal therefore wakes at most
-//! one waiter — the next in line — and never the whole queue: there is no herd effect. The
-//! watch is set by the same request that checks the predecessor still exists, so a release
+//! order and never repeats; the first waiter holds the lock. A waiter asks the server whether
+//! its node is first ([`Client::turn_and_watch`]); if not, the same request leaves a **turn
+//! watch** on its own node, and the waiter sleeps until the server says it is first. The
+//! server tells only the waiter that a departure makes first, whoever departed (a holder
+//! releasing, a waiter ahead giving up, a session ending): each release wakes exactly one
+//! waiter — the next in line — and a waiter leaving from the middle of the line wakes nobody.
+//! There is no herd effect, and the new holder needs no request after its wake-up. The
+//! question and the watch are one request, answered in one step of the server, so a release
 //! cannot slip between the look and the sleep.
+//!
+//! A server older than turn watches answers `Unimplemented`; then the waiter follows
+//! ZooKeeper's recipe: it reads the children, sets an `exists` watch on its **immediate
+//! predecessor only**, and reads the children again when that node changes (the predecessor
+//! may have been a waiter that gave up, not the holder).
 //!
 //! The session id and a per-process attempt counter in the name make it unique to one call:
 //! after a `ConnectionLoss` on the create, the waiter lists the directory and recognises its own
@@ -44,7 +51,7 @@
 //! [`ErrorCode::LockLost`]: crate::ErrorCode::LockLost
 
 use super::waiting::hold_accessors;
-use super::waiting::{Holding, Ticket, acquire_within, immediate_predecessor, queue_and_wait, try_take};
+use super::waiting::{Holding, Rule, Ticket, acquire_within, queue_and_wait, try_take};
 use crate::{Client, MultiOp, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,7 +121,7 @@ impl Lock {
     /// [`Error::Closed`]: crate::Error::Closed
     pub async fn acquire(&self) -> Result<LockGuard> {
         let mut ticket = self.ticket();
-        let entered = queue_and_wait(&mut ticket, immediate_predecessor, &self.wakeups).await?;
+        let entered = queue_and_wait(&mut ticket, Rule::FirstHolds, &self.wakeups).await?;
         Ok(LockGuard::from_holding(ticket.into_holding(entered)))
     }
 
@@ -128,7 +135,7 @@ impl Lock {
     /// Cancel-safe, like [`Lock::acquire`].
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
         let mut ticket = self.ticket();
-        let entered = acquire_within(&mut ticket, immediate_predecessor, &self.wakeups, timeout).await?;
+        let entered = acquire_within(&mut ticket, Rule::FirstHolds, &self.wakeups, timeout).await?;
         Ok(entered.map(|entered| LockGuard::from_holding(ticket.into_holding(entered))))
     }
 

@@ -29,9 +29,7 @@
 
 use super::lock::LockGuard;
 use super::waiting::hold_accessors;
-use super::waiting::{
-    Blocker, Holding, Ticket, Waiter, acquire_within, immediate_predecessor, kind_of, queue_and_wait,
-};
+use super::waiting::{Holding, Rule, Ticket, Waiter, acquire_within, kind_of, queue_and_wait};
 use crate::{Client, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,7 +88,7 @@ impl RwLock {
     /// Cancel-safe: dropping the future withdraws from the queue.
     pub async fn read(&self) -> Result<ReadGuard> {
         let mut ticket = self.ticket(READ);
-        let entered = queue_and_wait(&mut ticket, last_writer_before, &self.wakeups).await?;
+        let entered = queue_and_wait(&mut ticket, Rule::Outlast(last_writer_before), &self.wakeups).await?;
         Ok(ReadGuard { hold: ticket.into_holding(entered) })
     }
 
@@ -104,7 +102,7 @@ impl RwLock {
     /// Cancel-safe.
     pub async fn read_timeout(&self, timeout: Duration) -> Result<Option<ReadGuard>> {
         let mut ticket = self.ticket(READ);
-        let entered = acquire_within(&mut ticket, last_writer_before, &self.wakeups, timeout).await?;
+        let entered = acquire_within(&mut ticket, Rule::Outlast(last_writer_before), &self.wakeups, timeout).await?;
         Ok(entered.map(|entered| ReadGuard { hold: ticket.into_holding(entered) }))
     }
 
@@ -140,8 +138,8 @@ impl RwLock {
     }
 }
 
-/// A writer waits for its immediate predecessor, like a plain lock's waiter.
-const WRITER: Blocker = immediate_predecessor;
+/// A writer holds once it is first in line, like a plain lock's waiter.
+const WRITER: Rule = Rule::FirstHolds;
 
 /// Whether a waiter is a reader. Anything not named as a reader (a plain lock's waiter in the
 /// same directory, say) is treated as a writer: the safe side.
@@ -207,7 +205,7 @@ mod tests {
     fn a_waiting_writer_blocks_later_readers_and_waits_for_earlier_ones() {
         let q = queue(&[READ, READ, WRITE, READ]);
         assert_eq!(last_writer_before(&q, 1), None, "readers before the writer share");
-        assert_eq!(WRITER(&q, 2), Some(1), "the writer waits for its immediate predecessor");
+        assert!(matches!(WRITER, Rule::FirstHolds), "a writer holds only when first in line");
         assert_eq!(last_writer_before(&q, 3), Some(2), "a reader behind a waiting writer waits");
     }
 

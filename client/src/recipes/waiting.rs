@@ -1,14 +1,15 @@
 //! The waiting machinery of the queueing recipes ([`super::lock`], [`super::rwlock`],
 //! [`super::semaphore`], [`super::election`]): waiter nodes named so that they can be found
-//! again after a lost connection ([`Ticket`]), waiting in line by watching one blocking waiter
-//! ([`queue_and_wait`], [`acquire_within`], [`try_take`]), retries with [`backoff`], the
+//! again after a lost connection ([`Ticket`]), waiting in line for a turn the server announces
+//! or by watching one blocking waiter ([`Rule`], [`queue_and_wait`], [`acquire_within`],
+//! [`try_take`]), retries with [`backoff`], the
 //! clean-up of abandoned waiters, and the holder's loss signal ([`Holding`], [`HoldState`]).
 //! The algorithm is described in [`super::lock`]'s docs.
 //!
 //! Like every recipe, it uses only the client's public API.
 
 use crate::proto::path;
-use crate::{Client, CreateOptions, Error, ErrorCode, EventKind, MultiOp, Result, SessionId, SessionState, Stat};
+use crate::{Client, CreateOptions, Error, ErrorCode, EventKind, MultiOp, Result, SessionId, SessionState, Stat, Turn};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -84,6 +85,19 @@ pub(crate) type Blocker = fn(&[Waiter], usize) -> Option<usize>;
 /// The exclusive rule: the immediate predecessor, so only the first waiter holds.
 pub(crate) fn immediate_predecessor(_waiters: &[Waiter], own: usize) -> Option<usize> {
     own.checked_sub(1)
+}
+
+/// How a waiter learns that it holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rule {
+    /// Only the first waiter holds (a lock, a write lock, leadership). The waiter asks the
+    /// server for its turn and sleeps on a turn watch, which fires for it alone once every
+    /// waiter ahead has gone: one request to start waiting and none after the wake-up. From
+    /// a server without turn watches: as `Outlast(immediate_predecessor)`.
+    FirstHolds,
+    /// Holds once the blocker finds nothing left to outlast: it watches the waiter it must
+    /// outlast and lists the line again when that one changes.
+    Outlast(Blocker),
 }
 
 /// Waits before retrying after `error` (bumping `failures`), or passes `error` on if it is not
@@ -301,19 +315,46 @@ impl Cleanup {
     }
 }
 
-/// Enters the queue and waits until `blocker` finds nothing left to outlast.
+/// Enters the queue and waits until `rule` says it holds.
 ///
 /// # Cancellation safety
 /// Cancel-safe: the ticket is armed.
-pub(crate) async fn queue_and_wait(ticket: &mut Ticket, blocker: Blocker, wakeups: &AtomicU64) -> Result<Entered> {
+pub(crate) async fn queue_and_wait(ticket: &mut Ticket, rule: Rule, wakeups: &AtomicU64) -> Result<Entered> {
     let entered = ticket.enter().await?;
-    let mut failures = 0;
+    let (mut rule, mut failures) = (rule, 0);
     loop {
-        match wait_step(&ticket.client, &ticket.dir, &entered.name, blocker, wakeups).await {
+        let step = match rule {
+            Rule::FirstHolds => match wait_for_turn(&ticket.client, &entered.path, wakeups).await {
+                Err(e) if e.code() == Some(ErrorCode::Unimplemented) => {
+                    rule = Rule::Outlast(immediate_predecessor);
+                    continue;
+                }
+                step => step,
+            },
+            Rule::Outlast(blocker) => wait_step(&ticket.client, &ticket.dir, &entered.name, blocker, wakeups).await,
+        };
+        match step {
             Ok(true) => return Ok(entered),
             Ok(false) => failures = 0,
             Err(e) => backoff(e, &mut failures).await?,
         }
+    }
+}
+
+/// One wait for the turn of the waiter node `node`: `true` once it is first; `false` to ask
+/// again (the watch was reset by a reconnect).
+async fn wait_for_turn(client: &Client, node: &str, wakeups: &AtomicU64) -> Result<bool> {
+    let watcher = match client.turn_and_watch(node).await? {
+        Turn::First(_) => return Ok(true),
+        Turn::Gone => return Err(waiter_gone(node)),
+        Turn::Waiting(_, watcher) => watcher,
+    };
+    let event = watcher.changed().await?;
+    wakeups.fetch_add(1, Ordering::Relaxed);
+    match event.kind {
+        EventKind::Turn => Ok(true),
+        EventKind::Deleted => Err(waiter_gone(node)),
+        _ => Ok(false),
     }
 }
 
@@ -352,11 +393,11 @@ fn holds_once_first_is_gone(waiters: &[Waiter], own: usize, blocking: usize, blo
 /// Cancel-safe: the ticket is armed.
 pub(crate) async fn acquire_within(
     ticket: &mut Ticket,
-    blocker: Blocker,
+    rule: Rule,
     wakeups: &AtomicU64,
     timeout: Duration,
 ) -> Result<Option<Entered>> {
-    match tokio::time::timeout(timeout, queue_and_wait(ticket, blocker, wakeups)).await {
+    match tokio::time::timeout(timeout, queue_and_wait(ticket, rule, wakeups)).await {
         Ok(entered) => entered.map(Some),
         Err(_elapsed) => {
             ticket.withdraw().await?;

@@ -808,7 +808,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 25] = [
+pub const OP_NAMES: [&str; 26] = [
     "ping",
     "create",
     "delete",
@@ -834,6 +834,7 @@ pub const OP_NAMES: [&str; 25] = [
     "match_watches",
     "count_descendants",
     "multi_read",
+    "turn",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
@@ -866,6 +867,7 @@ pub(crate) fn op_index(op: &Op) -> u8 {
         Op::MatchWatches { .. } => 22,
         Op::CountDescendants { .. } => 23,
         Op::MultiRead(_) => 24,
+        Op::Turn { .. } => 25,
     }
 }
 

@@ -5,8 +5,8 @@ use super::StateMachine;
 use super::acl::Acl;
 use super::sessions::SessionRecord;
 use super::tree::NodeRecord;
-use baton_proto::message::{OpResult, WatchEvent};
-use baton_proto::{NodeKind, Perms, SessionId, Txn, TxnBody, TxnOp};
+use baton_proto::message::{EventKind, OpResult, WatchEvent};
+use baton_proto::{Change, NodeKind, Perms, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The ACLs of the nodes a txn deleted, for checking who may hear of the deletes.
@@ -75,7 +75,8 @@ impl StateMachine {
         self.last_zxid = txn.zxid;
         self.epoch = self.epoch.max(txn.zxid.epoch());
         self.history.record(txn);
-        for change in txn.changes() {
+        let changes = txn.changes();
+        for change in &changes {
             let acl = self.tree.get(change.path).map(|n| n.acl()).or_else(|| gone.get(change.path));
             for (session, needs_read) in self.watches.fire(change.path, change.kind) {
                 // Checked now, not when the watch was set: the ACL or the watcher may have
@@ -86,6 +87,9 @@ impl StateMachine {
                 let event = WatchEvent { zxid: txn.zxid, path: change.path.to_owned(), kind: change.kind };
                 applied.events.push((session, event));
             }
+        }
+        if changes.iter().any(|change| change.kind == EventKind::Deleted) {
+            self.tell_turns(txn.zxid, &changes, &mut applied.events);
         }
         applied.delta.nodes = touched
             .into_iter()
@@ -122,6 +126,26 @@ impl StateMachine {
             TxnOp::SetAcl { path: p, acl } => {
                 touched.insert(p.clone());
                 OpResult::Set(self.tree.set_acl(p, acl))
+            }
+        }
+    }
+
+    /// Tells the waiters that the txn's deletes made first in line, if they wait for it with a
+    /// turn watch. Only a departure can make a node first: a new waiter's suffix is higher
+    /// than every other's.
+    fn tell_turns(&mut self, zxid: Zxid, changes: &[Change<'_>], events: &mut Vec<(SessionId, WatchEvent)>) {
+        let mut dirs: Vec<&str> = changes
+            .iter()
+            .filter(|change| change.kind == EventKind::Deleted)
+            .filter_map(|change| path::parent(change.path))
+            .filter(|dir| self.watches.turn_watched_in(dir))
+            .collect();
+        dirs.dedup();
+        for dir in dirs {
+            let Some(first) = super::first_in_line(self.tree.children(dir).map(|(name, _)| name)) else { continue };
+            let first = path::join(dir, first);
+            for session in self.watches.fire(&first, EventKind::Turn).into_keys() {
+                events.push((session, WatchEvent { zxid, path: first.clone(), kind: EventKind::Turn }));
             }
         }
     }

@@ -285,5 +285,16 @@ impl StateMachine {
     }
 }
 
+/// The first waiter among a directory's children `names`: the lowest 10-digit sequential
+/// suffix, then the lowest name (children without a suffix are not waiters). The order of the
+/// fencing check (`HoldsLock`), of turn watches, and of the client's queueing recipes.
+pub fn first_in_line<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .filter_map(|name| baton_proto::path::sequence_of(name).map(|seq| (seq, name)))
+        .min()
+        .map(|(_, name)| name)
+}
+
 #[cfg(test)]
 mod tests;

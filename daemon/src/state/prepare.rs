@@ -343,15 +343,10 @@ fn creation_parent(p: &str) -> Result<&str, ErrorReply> {
     Ok(parent)
 }
 
-/// The holder of the lock whose directory is `lock`: the child with the lowest 10-digit
-/// sequential suffix (children without one are not waiters).
+/// The holder of the lock whose directory is `lock`: its first waiter.
 fn lock_holder(overlay: &Overlay<'_>, lock: &str) -> Option<String> {
-    overlay
-        .children(lock)
-        .into_iter()
-        .filter_map(|name| path::sequence_of(&name).map(|seq| (seq, name)))
-        .min()
-        .map(|(_, name)| path::join(lock, &name))
+    let children = overlay.children(lock);
+    super::first_in_line(children.iter().map(String::as_str)).map(|name| path::join(lock, name))
 }
 
 fn check_version(p: &str, expected: Option<i32>, actual: i32) -> Result<(), ErrorReply> {

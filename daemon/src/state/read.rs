@@ -16,7 +16,8 @@ fn no_node(p: &str) -> ErrorReply {
 
 impl StateMachine {
     /// Answers a read (`Ping`, `Get`, `Exists`, `Children`, `Sync`, `Ephemerals`, `AddWatch`,
-    /// `RemoveWatches`, `MatchWatches`, `CountDescendants`, `GetAcl`, `WhoAmI`) for `session`, registering any watch it asks for.
+    /// `RemoveWatches`, `MatchWatches`, `CountDescendants`, `GetAcl`, `WhoAmI`, `Turn`) for
+    /// `session`, registering any watch it asks for.
     /// Reading data or children needs read permission; `exists` needs none (as in ZooKeeper).
     pub fn read(&mut self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let watch = match op {
@@ -37,6 +38,7 @@ impl StateMachine {
                 return Ok(Response::WatchesRemoved);
             }
             Op::MatchWatches { path: p, kinds, remove } => return self.match_watches(session, p, kinds, *remove),
+            Op::Turn { path: p } => return self.turn(session, p),
             _ => None,
         };
         // The watch is set only once the read itself succeeded (no watch on a refused read).
@@ -221,6 +223,26 @@ impl StateMachine {
             return Err(ErrorReply::new(ErrorCode::NoWatcher, p));
         }
         Ok(Response::WatchesRemoved)
+    }
+
+    /// Whether the node at `p` is first in line among its siblings; if it exists and is not,
+    /// leaves a turn watch on it (fired by `apply` when a departure makes it first).
+    fn turn(&mut self, session: SessionId, p: &str) -> Result<Response, ErrorReply> {
+        valid_path(p)?;
+        let Some(dir) = path::parent(p) else {
+            return Err(ErrorReply::new(ErrorCode::InvalidArgument, "the root is in no line"));
+        };
+        if let Some(parent) = self.tree.get(dir) {
+            self.identity(session).check(parent.acl(), Perms::READ, dir)?;
+        }
+        let Some(stat) = self.tree.get(p).map(|n| n.stat()) else {
+            return Ok(Response::Turn { stat: None, first: false });
+        };
+        let first = super::first_in_line(self.tree.children(dir).map(|(name, _)| name)) == Some(path::name(p));
+        if !first {
+            self.add_watch(session, WatchKind::Turn, p)?;
+        }
+        Ok(Response::Turn { stat: Some(stat), first })
     }
 
     fn add_watch(&mut self, session: SessionId, kind: WatchKind, p: &str) -> Result<(), ErrorReply> {

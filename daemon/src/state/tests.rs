@@ -294,6 +294,55 @@ fn a_write_guarded_by_a_fencing_token_goes_through_only_while_the_token_holds_th
     assert!(matches!(gone, Err(Rejection::MultiFailed(ref r)) if r[0] == OpResult::Error(ErrorCode::LockLost)));
 }
 
+#[test]
+fn a_turn_watch_tells_only_the_waiter_a_departure_made_first() {
+    let mut h = Harness::new();
+    let (s1, s2, s3, s4) = (h.session(), h.session(), h.session(), h.session());
+    h.create(s1, "/lock", persistent(), false).unwrap();
+    h.create(s1, "/lock/not-a-waiter", persistent(), false).unwrap();
+    let waiters: Vec<String> =
+        [s1, s2, s3, s4].iter().map(|s| h.create(*s, "/lock/w-", CreateKind::Ephemeral, true).unwrap()).collect();
+    let turn = |h: &mut Harness, s, p: &str| match h.sm.read(s, &Op::Turn { path: p.into() }) {
+        Ok(Response::Turn { stat, first }) => (stat.is_some(), first),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(turn(&mut h, s1, &waiters[0]), (true, true), "the first waiter: no watch left");
+    for (s, w) in [(s2, &waiters[1]), (s3, &waiters[2]), (s4, &waiters[3])] {
+        assert_eq!(turn(&mut h, s, w), (true, false));
+    }
+    assert_eq!(turn(&mut h, s2, "/lock/w-9999999999"), (false, false), "no such node: no watch");
+    let told = |applied: &Applied| -> Vec<(SessionId, String, EventKind)> {
+        applied.events.iter().map(|(s, e)| (*s, e.path.clone(), e.kind)).collect()
+    };
+
+    // A waiter in the middle leaves: nobody is first who was not before.
+    let left = h.write(s3, Op::Delete { path: waiters[2].clone(), version: None }).unwrap();
+    assert_eq!(told(&left), vec![(s3, waiters[2].clone(), EventKind::Deleted)], "only its own watch fires");
+    // The holder leaves: the second is told, and only it.
+    let released = h.write(s1, Op::Delete { path: waiters[0].clone(), version: None }).unwrap();
+    assert_eq!(told(&released), vec![(s2, waiters[1].clone(), EventKind::Turn)]);
+    // The fourth waited behind the third, which left: the next release makes it first.
+    let expiry = h.sm.prepare_close_session(s2, T).unwrap();
+    let expired = h.commit(&expiry);
+    assert_eq!(told(&expired), vec![(s4, waiters[3].clone(), EventKind::Turn)], "a session's end counts too");
+    assert_eq!(h.sm.watches.total(), 0, "turn watches are one-shot");
+    assert!(!h.sm.watches.turn_watched_in("/lock"));
+}
+
+#[test]
+fn a_turn_needs_read_permission_on_the_directory() {
+    let (mut h, s1, s2) = two_users();
+    h.create(s1, "/private", persistent(), false).unwrap();
+    let w = h.create(s1, "/private/w-", CreateKind::Ephemeral, true).unwrap();
+    let refused = h.sm.read(s2, &Op::Turn { path: w.clone() });
+    assert_eq!(refused.map_err(|e| e.code), Err(ErrorCode::NoAuth));
+    assert_eq!(
+        h.sm.read(s1, &Op::Turn { path: w }),
+        Ok(Response::Turn { stat: h.sm.tree().get("/private/w-0000000000").map(|n| n.stat()), first: true })
+    );
+    assert_eq!(h.sm.read(s1, &Op::Turn { path: "/".into() }).map_err(|e| e.code), Err(ErrorCode::InvalidArgument));
+}
+
 /// A machine with the daemon's defaults (creator-only nodes, `anyone:rwcd` root) and two Unix
 /// users, 1001 and 1002, each on a session of its own.
 fn two_users() -> (Harness, SessionId, SessionId) {

@@ -7,12 +7,16 @@
 //! - persistent: every event of the path, and it stays
 //! - recursive: `Created`, `DataChanged`, `Deleted` of the path and its descendants, and it
 //!   stays (no `ChildrenChanged`: the creates and deletes already say it)
+//! - turn (one-shot, Baton's own): `Turn` once the node is first in line among its siblings,
+//!   `Deleted` of the path. Which node a departure makes first is the state machine's to
+//!   find; the table only says in which directories anyone waits for a turn.
 //!
 //! A session gets one event per change however many of its watches match.
 //!
 //! Firing also says whether delivery needs the session to be allowed to read the node: an
 //! exists watch does not (like `exists` itself, it reveals no more than the node's presence),
-//! every other kind does, and the ACL is checked again at delivery (a recursive watch must not
+//! nor does a turn watch (its registration needed read permission on the directory, and it
+//! tells nothing of the node's contents); every other kind does, and the ACL is checked again at delivery (a recursive watch must not
 //! leak the names of nodes its session may not read).
 
 use baton_proto::message::{EventKind, PersistentWatchMode, WatchSet};
@@ -29,6 +33,7 @@ pub enum WatchKind {
     Children,
     Persistent,
     Recursive,
+    Turn,
 }
 
 impl From<baton_proto::message::WatchType> for WatchKind {
@@ -40,6 +45,7 @@ impl From<baton_proto::message::WatchType> for WatchKind {
             WatchType::Children => WatchKind::Children,
             WatchType::Persistent => WatchKind::Persistent,
             WatchType::Recursive => WatchKind::Recursive,
+            WatchType::Turn => WatchKind::Turn,
         }
     }
 }
@@ -54,28 +60,35 @@ impl From<PersistentWatchMode> for WatchKind {
 }
 
 impl WatchKind {
-    const ALL: [WatchKind; 5] =
-        [WatchKind::Data, WatchKind::Exists, WatchKind::Children, WatchKind::Persistent, WatchKind::Recursive];
+    const ALL: [WatchKind; 6] = [
+        WatchKind::Data,
+        WatchKind::Exists,
+        WatchKind::Children,
+        WatchKind::Persistent,
+        WatchKind::Recursive,
+        WatchKind::Turn,
+    ];
 
     /// Whether an event from this kind of watch is delivered only to sessions that may read
     /// the node.
     fn needs_read(self) -> bool {
-        self != WatchKind::Exists
+        !matches!(self, WatchKind::Exists | WatchKind::Turn)
     }
 
     fn is_one_shot(self) -> bool {
-        matches!(self, WatchKind::Data | WatchKind::Exists | WatchKind::Children)
+        matches!(self, WatchKind::Data | WatchKind::Exists | WatchKind::Children | WatchKind::Turn)
     }
 
     /// Whether a watch of this kind on the changed path itself fires for `event`.
     fn fires_on(self, event: EventKind) -> bool {
-        use EventKind::{ChildrenChanged, Created, DataChanged, Deleted, WatchReset};
+        use EventKind::{ChildrenChanged, Created, DataChanged, Deleted, Turn, WatchReset};
         match self {
             WatchKind::Data => matches!(event, DataChanged | Deleted | WatchReset),
             WatchKind::Exists => matches!(event, Created | DataChanged | Deleted | WatchReset),
             WatchKind::Children => matches!(event, ChildrenChanged | Deleted | WatchReset),
-            WatchKind::Persistent => true,
-            WatchKind::Recursive => !matches!(event, ChildrenChanged),
+            WatchKind::Persistent => !matches!(event, Turn),
+            WatchKind::Recursive => !matches!(event, ChildrenChanged | Turn),
+            WatchKind::Turn => matches!(event, Turn | Deleted | WatchReset),
         }
     }
 }
@@ -139,6 +152,8 @@ pub struct WatchTable {
     by_kind: BTreeMap<WatchKind, BTreeMap<String, BTreeSet<SessionId>>>,
     /// session -> (kind, path) it watches, for removal and limits
     by_session: BTreeMap<SessionId, BTreeSet<(WatchKind, String)>>,
+    /// directory -> how many turn watches its children carry
+    turn_dirs: BTreeMap<String, usize>,
 }
 
 impl WatchTable {
@@ -153,7 +168,26 @@ impl WatchTable {
         }
         mine.insert((kind, p.to_owned()));
         self.by_kind.entry(kind).or_default().entry(p.to_owned()).or_default().insert(session);
+        if kind == WatchKind::Turn {
+            self.count_turns(p, 1);
+        }
         true
+    }
+
+    /// Whether any child of `dir` carries a turn watch: whether a departure from `dir` may
+    /// have to tell someone it is first now.
+    pub fn turn_watched_in(&self, dir: &str) -> bool {
+        self.turn_dirs.contains_key(dir)
+    }
+
+    /// Adds `added` (or takes `-added`) turn watches on `p` to its directory's count.
+    fn count_turns(&mut self, p: &str, added: isize) {
+        let Some(dir) = path::parent(p) else { return };
+        let count = self.turn_dirs.entry(dir.to_owned()).or_default();
+        *count = count.saturating_add_signed(added);
+        if *count == 0 {
+            self.turn_dirs.remove(dir);
+        }
     }
 
     /// Every registration, for carrying watches over a replaced state.
@@ -179,11 +213,7 @@ impl WatchTable {
 
     /// Drops every watch of `session` on `p`; returns how many there were.
     pub fn remove_path(&mut self, session: SessionId, p: &str) -> usize {
-        self.remove_kinds(
-            session,
-            p,
-            &[WatchKind::Data, WatchKind::Exists, WatchKind::Children, WatchKind::Persistent, WatchKind::Recursive],
-        )
+        self.remove_kinds(session, p, &WatchKind::ALL)
     }
 
     /// How many watches of `kinds` `session` has on `p`.
@@ -234,6 +264,11 @@ impl WatchTable {
             } else {
                 self.by_kind.get(&kind).and_then(|index| index.get(changed)).cloned()
             };
+            if kind == WatchKind::Turn
+                && let Some(fired) = &sessions
+            {
+                self.count_turns(changed, -isize::try_from(fired.len()).unwrap_or(isize::MAX));
+            }
             for session in sessions.into_iter().flatten() {
                 if kind.is_one_shot()
                     && let Some(mine) = self.by_session.get_mut(&session)
@@ -249,10 +284,13 @@ impl WatchTable {
     fn unindex(&mut self, session: SessionId, kind: WatchKind, p: &str) {
         if let Some(index) = self.by_kind.get_mut(&kind)
             && let Some(sessions) = index.get_mut(p)
+            && sessions.remove(&session)
         {
-            sessions.remove(&session);
             if sessions.is_empty() {
                 index.remove(p);
+            }
+            if kind == WatchKind::Turn {
+                self.count_turns(p, -1);
             }
         }
     }
@@ -339,6 +377,21 @@ mod tests {
         table.remove_session(S1);
         assert!(fired(&mut table, "/b", EventKind::DataChanged).is_empty());
         assert_eq!(table.total(), 0);
+    }
+
+    #[test]
+    fn turn_watches_are_counted_per_directory_until_fired_or_dropped() {
+        let mut table = WatchTable::default();
+        table.add(S1, WatchKind::Turn, "/lock/a", 10);
+        table.add(S2, WatchKind::Turn, "/lock/b", 10);
+        assert!(table.turn_watched_in("/lock") && !table.turn_watched_in("/"));
+        assert!(fired(&mut table, "/lock/a", EventKind::DataChanged).is_empty(), "only turns and deletes");
+        assert_eq!(fired(&mut table, "/lock/a", EventKind::Turn), BTreeSet::from([S1]));
+        assert!(table.turn_watched_in("/lock"), "b still waits");
+        table.remove_session(S2);
+        assert!(!table.turn_watched_in("/lock"));
+        table.add(S1, WatchKind::Persistent, "/lock/c", 10);
+        assert!(fired(&mut table, "/lock/c", EventKind::Turn).is_empty(), "a turn is for turn watches only");
     }
 
     #[test]

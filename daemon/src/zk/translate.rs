@@ -524,12 +524,14 @@ fn multi_results(kinds: &[i32], results: &[OpResult], w: &mut Writer) {
 
 /// A watch event as a notification: its header's zxid (the triggering one, as ZooKeeper
 /// 3.9 sends) and its `WatcherEvent`. `WatchReset` (history gone, re-read) has no
-/// ZooKeeper counterpart and is sent as NodeDataChanged, which makes clients re-read.
+/// ZooKeeper counterpart and is sent as NodeDataChanged, which makes clients re-read. `Turn`
+/// cannot reach a ZooKeeper session (it has no way to leave a turn watch); were it to, it is
+/// a NodeDataChanged too.
 pub fn event(event: &WatchEvent) -> (i64, jute::WatcherEvent) {
     let kind = match event.kind {
         EventKind::Created => 1,
         EventKind::Deleted => 2,
-        EventKind::DataChanged | EventKind::WatchReset => 3,
+        EventKind::DataChanged | EventKind::WatchReset | EventKind::Turn => 3,
         EventKind::ChildrenChanged => 4,
     };
     (event.zxid.0 as i64, jute::WatcherEvent { kind, state: SYNC_CONNECTED, path: event.path.clone() })

@@ -244,7 +244,8 @@ impl Watch {
                 match event.kind {
                     baton::EventKind::Deleted => return Ok(Change::Deleted),
                     baton::EventKind::Created | baton::EventKind::DataChanged => return Ok(Change::Written),
-                    baton::EventKind::ChildrenChanged => {}
+                    // A persistent watch is never told of turns.
+                    baton::EventKind::ChildrenChanged | baton::EventKind::Turn => {}
                     baton::EventKind::WatchReset => bail!("watch reset"),
                 }
             },

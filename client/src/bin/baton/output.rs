@@ -76,6 +76,7 @@ pub fn event_type(kind: EventKind) -> &'static str {
         EventKind::DataChanged => "data_changed",
         EventKind::ChildrenChanged => "children_changed",
         EventKind::WatchReset => "watch_reset",
+        EventKind::Turn => "turn",
     }
 }
 
