@@ -22,6 +22,10 @@ pub const PATH_DEPTH_MAX: usize = 128;
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const OUTBOUND_MESSAGES_MAX: usize = 16_384;
 pub const BATCH_TXNS_MAX: usize = 4_096;
+/// How long the engine polls for more work before it sleeps (see `engine::spin`).
+pub const ENGINE_SPIN_US: u64 = 100;
+/// The longest `engine_spin_us` accepted: past it, polling costs more CPU than a wake-up.
+pub const ENGINE_SPIN_US_MAX: u64 = 10_000;
 pub const LOG_RETENTION_TXNS: u64 = 100_000;
 pub const LOG_RETENTION_BYTES: u64 = 256 * 1024 * 1024;
 pub const WATCH_HISTORY_TXNS: usize = 100_000;
@@ -66,6 +70,9 @@ pub struct Config {
     /// Replies and events queued for one connection before it is cut off as too slow.
     pub outbound_messages_max: usize,
     pub batch_txns_max: usize,
+    /// Microseconds the engine keeps polling for work after a round before it sleeps, so
+    /// that a request soon after does not pay a thread wake-up (0: sleep at once).
+    pub engine_spin_us: u64,
     /// Transactions kept in the on-disk log (for watch replay and a standby's catch-up).
     pub log_retention_txns: u64,
     /// Bytes of log records kept; whichever of the two limits is reached first trims the log.
@@ -190,6 +197,7 @@ impl Default for Config {
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
             outbound_messages_max: OUTBOUND_MESSAGES_MAX,
             batch_txns_max: BATCH_TXNS_MAX,
+            engine_spin_us: ENGINE_SPIN_US,
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
             journal_checkpoint_commits: crate::store::Checkpoints::default().commits,
@@ -271,6 +279,9 @@ impl Config {
                 "session_timeout_min_ms ({}) must be positive and at most session_timeout_max_ms ({})",
                 self.session_timeout_min_ms, self.session_timeout_max_ms
             ));
+        }
+        if self.engine_spin_us > ENGINE_SPIN_US_MAX {
+            return invalid(format!("engine_spin_us ({}) must be at most {ENGINE_SPIN_US_MAX}", self.engine_spin_us));
         }
         if !(1..=1000).contains(&self.tick_ms) {
             return invalid(format!("tick_ms ({}) must be within 1..=1000", self.tick_ms));

@@ -17,6 +17,7 @@
 mod backup;
 mod published;
 mod replica;
+mod spin;
 mod storage;
 
 pub use published::{ConnLink, StateView};
@@ -37,7 +38,7 @@ use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -136,6 +137,8 @@ pub struct EngineConfig {
     pub session_timeout_max_ms: u32,
     /// Most txns in one group commit.
     pub batch_txns_max: usize,
+    /// How long to poll for the next input before sleeping (see `spin`).
+    pub spin: Duration,
     /// Bytes of replies and events queued for one connection before it is cut off.
     pub outbound_bytes_max: usize,
     /// Primary, or standby of `peer_addr`.
@@ -309,7 +312,11 @@ impl Engine {
         }
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
         self.flush()?;
-        while let Some(first) = inputs.blocking_recv() {
+        // Poll for more only after a round some client asked for: the clock's ticks alone do
+        // not keep the thread awake.
+        let mut spin = Duration::ZERO;
+        while let Some(first) = spin::next_input(&mut inputs, spin) {
+            spin = if matches!(first, EngineInput::Tick) { Duration::ZERO } else { self.config.spin };
             self.lock_state();
             let readable_before = self.reads_open();
             self.sm.begin_round(readable_before);
