@@ -146,12 +146,16 @@ impl SessionTask {
             self.send_command(conn, command);
         }
         self.set_state(SessionState::Connected);
+        // One timer for both deadlines, armed at the earlier and re-armed only when it fires:
+        // the deadlines only move later (as requests go out and messages come in), so a timer
+        // that fires early just finds them moved. Re-arming per message cost timer-wheel work
+        // on every request.
+        let timer = sleep_until(self.ping_at().min(self.silent_at()));
+        tokio::pin!(timer);
         loop {
             if let Err(e) = conn.flush().await {
                 return Outcome::Lost(e.to_string());
             }
-            let ping_at = self.last_sent + (self.timeout / 3).max(PING_INTERVAL_MIN);
-            let silent_at = self.last_received + self.timeout * 2 / 3;
             let accept =
                 !self.closing && !self.handles_gone && self.in_flight.len() < self.options.requests_in_flight_max;
             tokio::select! {
@@ -172,15 +176,31 @@ impl SessionTask {
                         self.remove_server_watch(conn, path);
                     }
                 }
-                () = sleep_until(ping_at) => self.send_internal(conn, Op::Ping, Purpose::Ping),
-                () = sleep_until(silent_at) => {
-                    return Outcome::Lost(format!(
-                        "no message from the server for {} ms",
-                        (self.timeout * 2 / 3).as_millis()
-                    ));
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= self.silent_at() {
+                        return Outcome::Lost(format!(
+                            "no message from the server for {} ms",
+                            (self.timeout * 2 / 3).as_millis()
+                        ));
+                    }
+                    if now >= self.ping_at() {
+                        self.send_internal(conn, Op::Ping, Purpose::Ping);
+                    }
+                    timer.as_mut().reset(self.ping_at().min(self.silent_at()));
                 }
             }
         }
+    }
+
+    /// When to ping: a third of the timeout after the last request sent.
+    fn ping_at(&self) -> Instant {
+        self.last_sent + (self.timeout / 3).max(PING_INTERVAL_MIN)
+    }
+
+    /// When to give the connection up: two thirds of the timeout after the last message.
+    fn silent_at(&self) -> Instant {
+        self.last_received + self.timeout * 2 / 3
     }
 
     /// Sends `first` and whatever other commands are already waiting, up to a batch.
