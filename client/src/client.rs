@@ -311,7 +311,8 @@ impl Client {
     /// the line, so a queue needs one watch per waiter and one wake-up per hand-off.
     ///
     /// # Errors
-    /// `NoAuth` without read permission on the parent; `InvalidArgument` for the root;
+    /// `NoAuth` without read permission on the parent; `InvalidArgument` for the root or a
+    /// node without a 10-digit sequential suffix (it is in no line);
     /// `Unimplemented` from a server older than turn watches; plus the connection and
     /// session errors.
     ///
@@ -320,8 +321,14 @@ impl Client {
     pub async fn turn_and_watch(&self, path: &str) -> Result<Turn> {
         let (watch, watcher) = self.oneshot_watch(path, OneshotKind::Turn);
         match self.call(Op::Turn { path: path.to_owned() }, Some(watch)).await {
-            Ok(Response::Turn { stat: None, .. }) => Ok(Turn::Gone),
-            Ok(Response::Turn { stat: Some(stat), first: true }) => Ok(Turn::First(stat)),
+            Ok(Response::Turn { stat: None, .. }) => {
+                watcher.discard();
+                Ok(Turn::Gone)
+            }
+            Ok(Response::Turn { stat: Some(stat), first: true }) => {
+                watcher.discard();
+                Ok(Turn::First(stat))
+            }
             Ok(Response::Turn { stat: Some(stat), first: false }) => Ok(Turn::Waiting(stat, watcher)),
             Ok(other) => Err(unexpected(&other)),
             Err(e) => Err(watcher.disarm(e)),

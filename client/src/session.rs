@@ -383,7 +383,8 @@ impl SessionTask {
         let Pending { watch, reply, closes_session } = pending;
         match result {
             Ok(response) => {
-                // A turn that came at once (or a node that is gone) leaves no watch.
+                // A turn that came at once (or a node that is gone) leaves no watch; the caller
+                // discards its watcher.
                 let watch = watch.filter(|_| {
                     !matches!(response, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. })
                 });

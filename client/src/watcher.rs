@@ -47,6 +47,12 @@ impl OneshotWatcher {
         error
     }
 
+    /// Discards a watcher that the session did not register because the reply left no watch
+    /// (a turn that came at once): nothing to sweep.
+    pub(crate) fn discard(mut self) {
+        self.done = true;
+    }
+
     /// Waits for the change.
     ///
     /// # Errors

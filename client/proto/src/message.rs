@@ -312,7 +312,8 @@ pub enum Op {
     /// lowest 10-digit sequential suffix, the order `HoldsLock` uses ([`Response::Turn`]).
     /// If it exists and is not first, leaves a one-shot *turn* watch on it that fires `Turn`
     /// once it is first (only the new first waiter is told, whoever left the line), or
-    /// `Deleted` if the node goes first. Needs read permission on the parent, as a listing.
+    /// `Deleted` if the node goes first. Needs read permission on the parent, as a listing;
+    /// a node without a sequential suffix is in no line (`InvalidArgument`).
     Turn {
         path: String,
     },

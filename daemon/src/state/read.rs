@@ -238,6 +238,11 @@ impl StateMachine {
         let Some(stat) = self.tree.get(p).map(|n| n.stat()) else {
             return Ok(Response::Turn { stat: None, first: false });
         };
+        if path::sequence_of(path::name(p)).is_none() {
+            // Its turn would never come: it is in no line.
+            let message = format!("{p} has no 10-digit sequential suffix, so it is in no line");
+            return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
+        }
         let first = super::first_in_line(self.tree.children(dir).map(|(name, _)| name)) == Some(path::name(p));
         if !first {
             self.add_watch(session, WatchKind::Turn, p)?;

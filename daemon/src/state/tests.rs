@@ -311,6 +311,8 @@ fn a_turn_watch_tells_only_the_waiter_a_departure_made_first() {
         assert_eq!(turn(&mut h, s, w), (true, false));
     }
     assert_eq!(turn(&mut h, s2, "/lock/w-9999999999"), (false, false), "no such node: no watch");
+    let not_in_line = h.sm.read(s1, &Op::Turn { path: "/lock/not-a-waiter".into() });
+    assert_eq!(not_in_line.map_err(|e| e.code), Err(ErrorCode::InvalidArgument), "a node without a suffix");
     let told = |applied: &Applied| -> Vec<(SessionId, String, EventKind)> {
         applied.events.iter().map(|(s, e)| (*s, e.path.clone(), e.kind)).collect()
     };
