@@ -466,4 +466,14 @@ mod tests {
         let config = Config { node_data_max: 10 * 1024 * 1024, ..Config::default() };
         assert!(config.validate().unwrap_err().to_string().contains("frame_len_max"));
     }
+
+    #[test]
+    fn the_engine_may_poll_from_never_up_to_its_bound() {
+        for spin in [0, ENGINE_SPIN_US, ENGINE_SPIN_US_MAX] {
+            let config: Config = toml::from_str(&format!("engine_spin_us = {spin}")).unwrap();
+            config.validate().unwrap();
+        }
+        let config = Config { engine_spin_us: ENGINE_SPIN_US_MAX + 1, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("engine_spin_us"));
+    }
 }
