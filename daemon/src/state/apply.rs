@@ -106,6 +106,7 @@ impl StateMachine {
             TxnOp::Create { path: p, data, kind, acl } => {
                 let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
                 self.tree.create(p, data.as_deref(), *kind, acl, owner, txn.zxid, txn.time_ms);
+                self.lines.created(p);
                 if !owner.is_none() {
                     let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
                     session.ephemerals.insert(p.clone());
@@ -142,16 +143,21 @@ impl StateMachine {
             .collect();
         dirs.dedup();
         for dir in dirs {
-            let Some(first) = super::first_in_line(self.tree.children(dir).map(|(name, _)| name)) else { continue };
-            let first = path::join(dir, first);
-            for session in self.watches.fire(&first, EventKind::Turn).into_keys() {
-                events.push((session, WatchEvent { zxid, path: first.clone(), kind: EventKind::Turn }));
+            let first = self.first_in_line(dir);
+            if let Some(first) = first.map(|name| path::join(dir, name)) {
+                for session in self.watches.fire(&first, EventKind::Turn).into_keys() {
+                    events.push((session, WatchEvent { zxid, path: first.clone(), kind: EventKind::Turn }));
+                }
+            }
+            if !self.watches.turn_watched_in(dir) {
+                self.lines.forget(dir);
             }
         }
     }
 
     fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>, gone: &mut Gone) {
         let removed = self.tree.delete(p, txn.zxid);
+        self.lines.deleted(p);
         let owner = removed.stat.ephemeral_owner;
         gone.insert(p.to_owned(), removed.acl);
         if !owner.is_none()

@@ -18,6 +18,7 @@ mod acl_table;
 mod apply;
 mod digest;
 mod history;
+mod lines;
 mod overlay;
 mod packed;
 mod prepare;
@@ -110,6 +111,8 @@ pub struct StateMachine {
     tree: Tree,
     sessions: Sessions,
     watches: WatchTable,
+    /// The lines turn watches wait in (not replicated: it follows the watches).
+    lines: lines::Lines,
     history: History,
     epoch: u32,
     last_zxid: Zxid,
@@ -132,6 +135,7 @@ impl StateMachine {
             tree: Tree::new(),
             sessions: Sessions::default(),
             watches: WatchTable::default(),
+            lines: lines::Lines::default(),
             history: History::new(limits.history_bound(), Zxid::ZERO),
             epoch: 1,
             last_zxid: Zxid::ZERO,
@@ -170,6 +174,7 @@ impl StateMachine {
             tree,
             sessions,
             watches: WatchTable::default(),
+            lines: lines::Lines::default(),
             history,
             epoch: restored.epoch,
             last_zxid: restored.last_zxid,
@@ -275,6 +280,18 @@ impl StateMachine {
             }
         }
         events
+    }
+
+    /// The first waiter of `dir`: from its followed line, or else from a scan of its children
+    /// (debug builds check that the two agree).
+    fn first_in_line(&self, dir: &str) -> Option<&str> {
+        let scan = || first_in_line(self.tree.children(dir).map(|(name, _)| name));
+        if !self.lines.follows(dir) {
+            return scan();
+        }
+        let first = self.lines.first(dir);
+        debug_assert_eq!(first, scan(), "the followed line of {dir} is out of step with the tree");
+        first
     }
 
     /// A client's connection went away: its watches go with it (a resuming client

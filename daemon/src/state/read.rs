@@ -243,9 +243,13 @@ impl StateMachine {
             let message = format!("{p} has no 10-digit sequential suffix, so it is in no line");
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
         }
-        let first = super::first_in_line(self.tree.children(dir).map(|(name, _)| name)) == Some(path::name(p));
+        self.lines.follow(dir, self.tree.children(dir).map(|(name, _)| name));
+        let first = self.first_in_line(dir) == Some(path::name(p));
         if !first {
             self.add_watch(session, WatchKind::Turn, p)?;
+        }
+        if !self.watches.turn_watched_in(dir) {
+            self.lines.forget(dir);
         }
         Ok(Response::Turn { stat: Some(stat), first })
     }
