@@ -2,8 +2,8 @@
 //! [`super::semaphore`], [`super::election`]): waiter nodes named so that they can be found
 //! again after a lost connection ([`Ticket`]), waiting in line for a turn the server announces
 //! or by watching one blocking waiter ([`Rule`], [`queue_and_wait`], [`acquire_within`],
-//! [`try_take`]), retries with [`backoff`], the
-//! clean-up of abandoned waiters, and the holder's loss signal ([`Holding`], [`HoldState`]).
+//! [`try_take`]), retries with [`backoff`], the clean-up of abandoned waiters, and the
+//! holder's loss signal ([`Holding`], [`HoldState`]).
 //! The algorithm is described in [`super::lock`]'s docs.
 //!
 //! Like every recipe, it uses only the client's public API.

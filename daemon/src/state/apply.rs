@@ -143,7 +143,7 @@ impl StateMachine {
             .collect();
         dirs.dedup();
         for dir in dirs {
-            let first = self.first_in_line(dir);
+            let first = self.first_waiter(dir);
             if let Some(first) = first.map(|name| path::join(dir, name)) {
                 for session in self.watches.fire(&first, EventKind::Turn).into_keys() {
                     events.push((session, WatchEvent { zxid, path: first.clone(), kind: EventKind::Turn }));

@@ -284,7 +284,7 @@ impl StateMachine {
 
     /// The first waiter of `dir`: from its followed line, or else from a scan of its children
     /// (debug builds check that the two agree).
-    fn first_in_line(&self, dir: &str) -> Option<&str> {
+    fn first_waiter(&self, dir: &str) -> Option<&str> {
         let scan = || first_in_line(self.tree.children(dir).map(|(name, _)| name));
         if !self.lines.follows(dir) {
             return scan();

@@ -244,7 +244,7 @@ impl StateMachine {
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
         }
         self.lines.follow(dir, self.tree.children(dir).map(|(name, _)| name));
-        let first = self.first_in_line(dir) == Some(path::name(p));
+        let first = self.first_waiter(dir) == Some(path::name(p));
         if !first {
             self.add_watch(session, WatchKind::Turn, p)?;
         }

@@ -16,8 +16,8 @@
 //! Firing also says whether delivery needs the session to be allowed to read the node: an
 //! exists watch does not (like `exists` itself, it reveals no more than the node's presence),
 //! nor does a turn watch (its registration needed read permission on the directory, and it
-//! tells nothing of the node's contents); every other kind does, and the ACL is checked again at delivery (a recursive watch must not
-//! leak the names of nodes its session may not read).
+//! tells nothing of the node's contents); every other kind does, and the ACL is checked again
+//! at delivery (a recursive watch must not leak the names of nodes its session may not read).
 
 use baton_proto::message::{EventKind, PersistentWatchMode, WatchSet};
 use baton_proto::{SessionId, path};
@@ -168,8 +168,10 @@ impl WatchTable {
         }
         mine.insert((kind, p.to_owned()));
         self.by_kind.entry(kind).or_default().entry(p.to_owned()).or_default().insert(session);
-        if kind == WatchKind::Turn {
-            self.count_turns(p, 1);
+        if kind == WatchKind::Turn
+            && let Some(dir) = path::parent(p)
+        {
+            *self.turn_dirs.entry(dir.to_owned()).or_default() += 1;
         }
         true
     }
@@ -180,13 +182,14 @@ impl WatchTable {
         self.turn_dirs.contains_key(dir)
     }
 
-    /// Adds `added` (or takes `-added`) turn watches on `p` to its directory's count.
-    fn count_turns(&mut self, p: &str, added: isize) {
+    /// Takes `gone` turn watches on `p` off its directory's count.
+    fn uncount_turns(&mut self, p: &str, gone: usize) {
         let Some(dir) = path::parent(p) else { return };
-        let count = self.turn_dirs.entry(dir.to_owned()).or_default();
-        *count = count.saturating_add_signed(added);
-        if *count == 0 {
-            self.turn_dirs.remove(dir);
+        if let Some(count) = self.turn_dirs.get_mut(dir) {
+            *count = count.saturating_sub(gone);
+            if *count == 0 {
+                self.turn_dirs.remove(dir);
+            }
         }
     }
 
@@ -267,7 +270,7 @@ impl WatchTable {
             if kind == WatchKind::Turn
                 && let Some(fired) = &sessions
             {
-                self.count_turns(changed, -isize::try_from(fired.len()).unwrap_or(isize::MAX));
+                self.uncount_turns(changed, fired.len());
             }
             for session in sessions.into_iter().flatten() {
                 if kind.is_one_shot()
@@ -290,7 +293,7 @@ impl WatchTable {
                 index.remove(p);
             }
             if kind == WatchKind::Turn {
-                self.count_turns(p, -1);
+                self.uncount_turns(p, 1);
             }
         }
     }
