@@ -105,7 +105,12 @@ impl Metrics {
             Unit::Seconds,
             metrics.commit_seconds.clone(),
         );
-        r.register_with_unit("store", "Size of the store file", Unit::Bytes, metrics.store_bytes.clone());
+        r.register_with_unit(
+            "store",
+            "Size of the store files (database and journal), as of the last tick",
+            Unit::Bytes,
+            metrics.store_bytes.clone(),
+        );
         r.register("sessions", "Live sessions", metrics.sessions.clone());
         r.register("watches", "Registered watches", metrics.watches.clone());
         r.register("nodes", "Nodes in the tree", metrics.nodes.clone());
