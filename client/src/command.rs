@@ -101,6 +101,13 @@ pub(crate) fn unexpected(response: &Response) -> Error {
     Error::Protocol(format!("unexpected reply {} to this request", response_name(response)))
 }
 
+/// Whether the server left a watch with a successful reply to a request that asked for one.
+/// All such replies do, except a turn's that says the node is already first or gone: its
+/// watch would have nothing to wait for.
+pub(crate) fn leaves_watch(response: &Response) -> bool {
+    !matches!(response, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. })
+}
+
 /// The newest zxid a response proves the server had reached.
 pub(crate) fn response_zxid(response: &Response) -> Zxid {
     let stat_zxid = |s: &Stat| s.czxid.max(s.mzxid).max(s.pzxid);
@@ -131,6 +138,15 @@ pub(crate) fn response_zxid(response: &Response) -> Zxid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_turn_that_came_at_once_or_a_gone_node_leaves_no_watch() {
+        let turn = |stat: Option<Stat>, first| Response::Turn { stat, first };
+        assert!(leaves_watch(&turn(Some(Stat::default()), false)), "a waiter is watched");
+        assert!(!leaves_watch(&turn(Some(Stat::default()), true)), "a node already first");
+        assert!(!leaves_watch(&turn(None, false)), "a gone node");
+        assert!(leaves_watch(&Response::Exists(None)), "an exists watch on a missing node stays");
+    }
 
     #[test]
     fn zxid_is_the_newest_in_any_stat() {

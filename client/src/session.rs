@@ -7,7 +7,7 @@
 //! none of them needs a lock. Handles talk to it through a bounded channel.
 
 use crate::addr::Endpoint;
-use crate::command::{Command, InFlight, Pending, Purpose, response_zxid};
+use crate::command::{Command, InFlight, Pending, Purpose, leaves_watch, response_zxid};
 use crate::connection::{ConnError, Connection};
 use crate::error::Error;
 use crate::options::{Options, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN};
@@ -383,11 +383,8 @@ impl SessionTask {
         let Pending { watch, reply, closes_session } = pending;
         match result {
             Ok(response) => {
-                // A turn that came at once (or a node that is gone) leaves no watch; the caller
-                // discards its watcher.
-                let watch = watch.filter(|_| {
-                    !matches!(response, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. })
-                });
+                // A reply that leaves no watch: the caller discards its watcher.
+                let watch = watch.filter(|_| leaves_watch(&response));
                 if let Some(watch) = watch {
                     if watch.is_abandoned() {
                         // Registered so the next sweep removes the server's watch too.
