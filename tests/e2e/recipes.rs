@@ -11,7 +11,7 @@ use baton::recipes::counter::Counter;
 use baton::recipes::double_barrier::DoubleBarrier;
 use baton::recipes::queue::Queue;
 use baton::recipes::registry::{InstanceWatch, ServiceRegistry};
-use baton::{Client, CreateOptions, CreateRequest, MultiOp, SessionState, Stat};
+use baton::{Client, CreateOptions, CreateRequest, MultiOp, Stat};
 use baton_tests::Daemon;
 use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
@@ -344,12 +344,7 @@ async fn cache_reloads_after_a_watch_reset_and_converges() {
     let cache = Cache::start(follower.clone(), "/app").await.unwrap();
     let mut changes = cache.subscribe();
 
-    proxy.cut(true);
-    let mut states = follower.session_state();
-    tokio::time::timeout(WAIT, states.wait_for(|s| matches!(s, SessionState::Suspended { .. })))
-        .await
-        .expect("the follower notices the cut")
-        .unwrap();
+    proxy.cut_off(&follower).await;
     // More changes than the server keeps history for.
     writer.delete("/app/doomed", None).await.unwrap();
     writer.set("/app/keep", b"k2", None).await.unwrap();

@@ -2,7 +2,7 @@
 //! every change in zxid order, and an event always arrives before any reply that reveals
 //! its change.
 
-use baton::{Client, CreateOptions, EventKind, SessionState, Turn};
+use baton::{Client, CreateOptions, EventKind, Turn};
 use baton_tests::Daemon;
 use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
@@ -146,12 +146,7 @@ async fn a_turn_watch_is_reset_by_a_reconnect() {
     let (first, _) = holder.create("/line/w-", b"", CreateOptions::ephemeral().sequential()).await.unwrap();
     let (second, _) = waiter.create("/line/w-", b"", CreateOptions::ephemeral().sequential()).await.unwrap();
     let Turn::Waiting(_, turn) = waiter.turn_and_watch(&second).await.unwrap() else { panic!("it waits") };
-    proxy.cut(true);
-    let mut states = waiter.session_state();
-    tokio::time::timeout(Duration::from_secs(10), states.wait_for(|s| matches!(s, SessionState::Suspended { .. })))
-        .await
-        .unwrap()
-        .unwrap();
+    proxy.cut_off(&waiter).await;
     holder.delete(&first, None).await.unwrap();
     proxy.unblock();
     let event = tokio::time::timeout(Duration::from_secs(10), turn.changed()).await.expect("an event").unwrap();

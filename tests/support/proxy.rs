@@ -63,6 +63,18 @@ impl Proxy {
     pub fn unblock(&self) {
         self.blocked.store(false, Ordering::SeqCst);
     }
+
+    /// Cuts `client` off, refusing its reconnections until [`Proxy::unblock`], and waits (10 s
+    /// at most) until it notices: its session suspended.
+    pub async fn cut_off(&self, client: &baton::Client) {
+        self.cut(true);
+        let mut states = client.session_state();
+        let suspended = states.wait_for(|s| matches!(s, baton::SessionState::Suspended { .. }));
+        tokio::time::timeout(std::time::Duration::from_secs(10), suspended)
+            .await
+            .expect("the client notices the cut")
+            .expect("the client's session state is still reported");
+    }
 }
 
 impl Drop for Proxy {
