@@ -5,7 +5,11 @@
 //!   ephemeral there) or expired (its ephemeral gone) — never half of each — and no
 //!   acknowledged write is lost; a session that kept pinging is not charged for the pause;
 //! - T18: bytes flipped in, or cut from the end of, a stopped daemon's redb file: batond
-//!   refuses to start with a clear error, or starts and never serves wrong data silently.
+//!   refuses to start with a clear error, or starts and never serves wrong data silently;
+//!   and in its journal (the log of the writes since the last checkpoint): refused with the
+//!   damage's offset, or served as the writes before the damage — with a warning naming the
+//!   offset unless the damage left nothing to see (the magic or generation bytes of the
+//!   record it reached first, which then looks like the log's end).
 
 use baton::proto::message::{CreateKind, CreateRequest, Op, Request, Response, ServerMessage};
 use baton::{Client, CreateOptions, Error, SessionState};
@@ -361,6 +365,20 @@ fn damage(bytes: &mut Vec<u8>, mode: u64, rng: &mut Rng) -> String {
     }
 }
 
+/// A scratch directory with a data directory in it, holding a copy of `data_dir`'s files.
+fn copy_of(data_dir: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::DirBuilder::new().mode(0o700).create(&data).unwrap();
+    for entry in std::fs::read_dir(data_dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+        }
+    }
+    (scratch, data)
+}
+
 /// What the damaged-store trials found.
 struct Damage {
     trials: u64,
@@ -397,29 +415,15 @@ async fn damaged_store_trials(modes: &[u64], trials: u64) -> Damage {
     let (mut refused, mut served_ok, mut served_with_errors) = (0, 0, 0);
     let (mut wrong, mut unclear) = (Vec::new(), Vec::new());
     for trial in 0..trials {
-        let scratch = tempfile::tempdir().unwrap();
-        let data = scratch.path().join("data");
-        std::fs::DirBuilder::new().mode(0o700).create(&data).unwrap();
-        for entry in std::fs::read_dir(&pristine_dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
-            }
-        }
+        let (scratch, data) = copy_of(&pristine_dir);
         let mut bytes = pristine.clone();
         let what = damage(&mut bytes, modes[(trial % modes.len() as u64) as usize], &mut rng);
         assert_ne!(bytes, pristine, "trial {trial}: the damage changed nothing");
         std::fs::write(data.join("baton.redb"), &bytes).unwrap();
         let log_path = scratch.path().join("t18.log");
         let refusal = |log: &str, unclear: &mut Vec<String>| {
-            // Clear: the daemon's last word is its own error message, not a panic's.
-            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
-            if last.contains("panicked") || last.contains("RUST_BACKTRACE") {
-                let at = log.find("panicked").unwrap_or(0);
-                let panic: Vec<&str> = log[at..].lines().take(2).collect();
-                unclear.push(format!("trial {trial} ({what}): {}", panic.join(" ")));
-            } else if last.is_empty() {
-                unclear.push(format!("trial {trial} ({what}): exited with an empty log"));
+            if let Some(why) = unclear_refusal(log) {
+                unclear.push(format!("trial {trial} ({what}): {why}"));
             }
         };
         match start_on(&data, scratch.path()) {
@@ -447,6 +451,20 @@ async fn damaged_store_trials(modes: &[u64], trials: u64) -> Damage {
         }
     }
     Damage { trials, refused, served_ok, served_with_errors, wrong, unclear }
+}
+
+/// Why a refusal's log is not a clear error — its last word a panic's, or nothing — if so.
+fn unclear_refusal(log: &str) -> Option<String> {
+    let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if last.contains("panicked") || last.contains("RUST_BACKTRACE") {
+        let at = log.find("panicked").unwrap_or(0);
+        let panic: Vec<&str> = log[at..].lines().take(2).collect();
+        Some(panic.join(" "))
+    } else if last.is_empty() {
+        Some("exited with an empty log".to_owned())
+    } else {
+        None
+    }
 }
 
 fn t18_figure(what: &str, d: &Damage) {
@@ -480,6 +498,156 @@ async fn t18_flipped_bytes_are_refused_with_a_clear_error_or_served_correctly() 
     t18_figure("flipped bytes", &d);
     assert!(d.refused > 0, "no trial damaged anything the daemon noticed");
     assert!(d.wrong.is_empty(), "wrong data served silently:\n{}", d.wrong.join("\n"));
+    assert!(d.unclear.is_empty(), "refused without a clear error:\n{}", d.unclear.join("\n"));
+}
+
+/// The journal's record header: magic, payload length, generation, CRC (`store::journal`).
+const JOURNAL_HEADER: usize = 20;
+/// The daemon's warnings, at start, of a damaged last record and of a journal cut short.
+const JOURNAL_WARNINGS: [&str; 2] = ["the journal's last record does not check out", "the journal file was cut short"];
+
+/// A store whose writes since its last checkpoint are only in its journal: the daemon is
+/// killed (-9) after them, so no closing checkpoint folds them into redb. Also where each
+/// journal record begins, and where the last ends.
+async fn journaled_store() -> (Daemon, Vec<usize>, usize) {
+    let mut daemon = Daemon::start_with_config("journal_checkpoint_commits = 100000\n");
+    let client = Client::connect(&daemon.addr()).await.unwrap();
+    client.create("/t18", b"", CreateOptions::persistent()).await.unwrap();
+    for i in 0..NODES {
+        client.create(&format!("/t18/n{i}"), &t18_data(i), CreateOptions::persistent()).await.unwrap();
+    }
+    daemon.kill9();
+    let journal = std::fs::read(daemon.data_dir().join("baton.journal")).expect("the journal");
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while journal.get(at..at + 4).is_some_and(|magic| magic != [0; 4]) {
+        starts.push(at);
+        let len = u32::from_le_bytes(journal[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += JOURNAL_HEADER + len;
+    }
+    assert!(starts.len() > NODES, "the writes are not in the journal: {} records", starts.len());
+    (daemon, starts, at)
+}
+
+/// Whether the first journal record that bits flipped in `damaged` reached lost its magic or
+/// generation bytes: then it looks like the end of the log, and nothing shows the damage.
+fn looks_like_the_end(pristine: &[u8], damaged: &[u8], starts: &[usize], end: usize) -> bool {
+    let ends = starts.iter().skip(1).copied().chain([end]);
+    let Some(first) = starts.iter().zip(ends).find(|&(&s, e)| damaged[s..e] != pristine[s..e]).map(|(&s, _)| s) else {
+        return false;
+    };
+    damaged[first..first + 4] != pristine[first..first + 4]
+        || damaged[first + 8..first + 16] != pristine[first + 8..first + 16]
+}
+
+/// What the damaged-journal trials found.
+#[derive(Default)]
+struct JournalDamage {
+    trials: u64,
+    refused: usize,
+    served_whole: usize,
+    served_before_damage_warned: usize,
+    served_before_damage_unseeable: usize,
+    wrong: Vec<String>,
+    unclear: Vec<String>,
+}
+
+/// Starts batond on seeded damaged copies of a journaled store: bits flipped anywhere in
+/// its records, bits flipped in its last records, or its records cut short.
+async fn damaged_journal_trials(trials: u64) -> JournalDamage {
+    let seed = torture::seed(18);
+    let (daemon, starts, end) = journaled_store().await;
+    let pristine_dir = daemon.data_dir();
+    let pristine = std::fs::read(pristine_dir.join("baton.journal")).unwrap();
+    let mut rng = Rng::new(seed);
+    let mut found = JournalDamage { trials, ..JournalDamage::default() };
+    for trial in 0..trials {
+        let (scratch, data) = copy_of(&pristine_dir);
+        let mut bytes = pristine.clone();
+        let what = match trial % 3 {
+            0 => {
+                let flips: Vec<u64> = (0..=rng.below(3)).map(|_| rng.below(end as u64)).collect();
+                for &at in &flips {
+                    bytes[at as usize] ^= 1 << rng.below(8);
+                }
+                format!("flipped bits at {flips:?}")
+            }
+            1 => {
+                let at = end - 1 - rng.below(300) as usize;
+                bytes[at] ^= 1 << rng.below(8);
+                format!("flipped a bit at {at} (the records end at {end})")
+            }
+            _ => {
+                let cut = rng.below(end as u64) as usize;
+                bytes.truncate(cut);
+                format!("cut the file at {cut} (the records end at {end})")
+            }
+        };
+        std::fs::write(data.join("baton.journal"), &bytes).unwrap();
+        match start_on(&data, scratch.path()) {
+            Start::Refused(log) => {
+                found.refused += 1;
+                if let Some(why) = unclear_refusal(&log) {
+                    found.unclear.push(format!("trial {trial} ({what}): {why}"));
+                }
+            }
+            Start::Serving(_child) => {
+                let log = std::fs::read_to_string(scratch.path().join("t18.log")).unwrap_or_default();
+                match prefix_served(&scratch.path().join("t18.sock")).await {
+                    Err(bad) => found.wrong.push(format!("trial {trial} ({what}): {bad}")),
+                    Ok(served) if served == NODES => found.served_whole += 1,
+                    Ok(_) if JOURNAL_WARNINGS.iter().any(|w| log.contains(w)) => found.served_before_damage_warned += 1,
+                    Ok(_) if bytes.len() == pristine.len() && looks_like_the_end(&pristine, &bytes, &starts, end) => {
+                        found.served_before_damage_unseeable += 1;
+                    }
+                    Ok(served) => {
+                        found.wrong.push(format!("trial {trial} ({what}): {served} of {NODES} nodes, no warning"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// How many of the nodes, in the order they were written, were served, each with its value;
+/// an error if what was served is not the writes up to some point.
+async fn prefix_served(socket: &Path) -> Result<usize, String> {
+    let client = Client::connect(&socket.display().to_string()).await.map_err(|e| format!("no session: {e}"))?;
+    let mut served = 0;
+    for i in 0..NODES {
+        let path = format!("/t18/n{i}");
+        match client.get(&path).await {
+            Ok((data, _)) if data == t18_data(i) && served == i => served += 1,
+            Ok((data, _)) if data == t18_data(i) => return Err(format!("{path} served after a missing node")),
+            Ok((data, _)) => return Err(format!("{path} = {:?}", String::from_utf8_lossy(&data))),
+            Err(e) if e.is_no_node() => {}
+            Err(e) => return Err(format!("{path}: {e}")),
+        }
+    }
+    Ok(served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t18_a_damaged_journal_is_refused_or_served_up_to_the_damage_with_a_warning() {
+    let d = damaged_journal_trials(12 * torture::scale()).await;
+    torture::figure(&format!(
+        "T18 damaged journal: {} trials: refused {} ({} by a panic, not a clear error), served whole {}, served up to the damage with a warning {}, without one where nothing showed it {}, served wrong data {}; seed {}",
+        d.trials,
+        d.refused,
+        d.unclear.len(),
+        d.served_whole,
+        d.served_before_damage_warned,
+        d.served_before_damage_unseeable,
+        d.wrong.len(),
+        torture::seed(18)
+    ));
+    for line in d.unclear.iter().chain(&d.wrong) {
+        eprintln!("  {line}");
+    }
+    assert!(d.refused > 0, "no damage in the middle of the journal was refused");
+    assert!(d.served_before_damage_warned > 0, "no damaged last record was warned about");
+    assert!(d.wrong.is_empty(), "wrong data or lost writes served silently:\n{}", d.wrong.join("\n"));
     assert!(d.unclear.is_empty(), "refused without a clear error:\n{}", d.unclear.join("\n"));
 }
 

@@ -25,6 +25,7 @@
 use super::StoreError;
 use redb::StorageBackend;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 const MAGIC: u32 = 0xBA70_4A52;
 const HEADER_LEN: usize = 20;
@@ -84,7 +85,20 @@ impl Journal {
         self.len = self.file.len().map_err(io)?;
         let mut bytes = vec![0; usize::try_from(self.len).map_err(|_| corrupt(0, "larger than memory"))?];
         self.file.read(0, &mut bytes).map_err(io)?;
-        let (entries, tail) = scan(&bytes, generation)?;
+        if self.len % GROWTH_CHUNK != 0 {
+            warn!(
+                len = self.len,
+                "the journal file was cut short (it grows by whole chunks of 1 MiB): writes past its end, if any, are lost"
+            );
+        }
+        let Scanned { entries, tail, torn } = scan(&bytes, generation)?;
+        if torn {
+            warn!(
+                offset = tail,
+                "the journal's last record does not check out and is dropped: a write a crash cut short, never \
+                 acknowledged — or, if the machine did not crash, damage to the disk, and its writes are lost"
+            );
+        }
         (self.generation, self.tail, self.records) = (generation, tail, entries.len() as u64);
         Ok(entries)
     }
@@ -180,8 +194,20 @@ fn record_at(bytes: &[u8], at: usize, generation: u64) -> Option<&[u8]> {
     (crc == stored).then_some(payload)
 }
 
-/// The entries of `generation` from the file's start, and where they end.
-fn scan(bytes: &[u8], generation: u64) -> Result<(Vec<Entry>, u64), StoreError> {
+/// What reading a generation's records back found.
+#[derive(Debug)]
+struct Scanned {
+    entries: Vec<Entry>,
+    /// Where the good records end: the next record goes here.
+    tail: u64,
+    /// A record of the generation begins at `tail` but does not check out: the write a crash
+    /// interrupted, or damage to the last record (the two look alike).
+    torn: bool,
+}
+
+/// The entries of `generation` from the file's start, where they end, and whether a damaged
+/// record follows them.
+fn scan(bytes: &[u8], generation: u64) -> Result<Scanned, StoreError> {
     let mut entries = Vec::new();
     let mut at = 0;
     while let Some(payload) = record_at(bytes, at, generation) {
@@ -202,7 +228,11 @@ fn scan(bytes: &[u8], generation: u64) -> Result<(Vec<Entry>, u64), StoreError> 
     if let Some(later) = later {
         return Err(corrupt(at as u64, format!("damaged, and a good record of its generation follows at {later}")));
     }
-    Ok((entries, at as u64))
+    // Past the tail lies a chunk's zeros or an older generation's records, unless a record of
+    // this one begins there (its magic and generation intact) and did not check out.
+    let torn =
+        bytes.get(at..at + 16).is_some_and(|head| head[0..4] == magic && head[8..16] == generation.to_le_bytes());
+    Ok(Scanned { entries, tail: at as u64, torn })
 }
 
 /// The journal's file in the data directory.
@@ -354,6 +384,33 @@ mod tests {
             let err = Journal::open(Box::new(file.clone()), 4).unwrap_err().to_string();
             assert!(err.contains("journal") && err.contains("good record"), "bit {bit} of the first record: {err}");
         }
+    }
+
+    #[test]
+    fn a_damaged_or_cut_last_record_is_told_apart_from_a_clean_end() {
+        let file = Shared::default();
+        let (mut journal, _) = Journal::open(Box::new(file.clone()), 6).unwrap();
+        for zxid in 1..=3 {
+            append(&mut journal, &entry(zxid));
+        }
+        let pristine = contents(&file);
+        let end = journal.bytes() as usize;
+        let last = end - journal.encode(&entry(3)) as usize;
+        let clean = scan(&pristine, 6).unwrap();
+        assert_eq!((clean.entries.len(), clean.tail, clean.torn), (3, end as u64, false));
+        assert!(!scan(&pristine[..last], 6).unwrap().torn, "cut at a record's boundary: nothing to see");
+        // Past the header's magic and generation, any flipped bit or cut is seen.
+        for at in last + 16..end {
+            let mut flipped = pristine.clone();
+            flipped[at] ^= 0x10;
+            let cut = &pristine[..at];
+            for (what, bytes) in [("flipped", flipped.as_slice()), ("cut", cut)] {
+                let scanned = scan(bytes, 6).unwrap();
+                assert_eq!((scanned.entries.len(), scanned.tail), (2, last as u64), "{what} at {at}");
+                assert!(scanned.torn, "{what} at {at}: not noticed");
+            }
+        }
+        assert!(!scan(&pristine, 7).unwrap().torn, "another generation's records are not this one's");
     }
 
     #[test]
