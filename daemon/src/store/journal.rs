@@ -178,15 +178,21 @@ fn header(payload_len: u32, generation: u64, payload: &[u8]) -> [u8; HEADER_LEN]
     header
 }
 
+/// Whether a record of `generation` begins at `at`: its magic and generation are there,
+/// whatever the rest holds.
+fn begins_record(bytes: &[u8], at: usize, generation: u64) -> bool {
+    bytes
+        .get(at..at.saturating_add(16))
+        .is_some_and(|head| head[0..4] == MAGIC.to_le_bytes() && head[8..16] == generation.to_le_bytes())
+}
+
 /// The record at `at` if it is whole, of `generation`, and checks out: its payload.
 fn record_at(bytes: &[u8], at: usize, generation: u64) -> Option<&[u8]> {
-    let head = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
-    let field = |range: std::ops::Range<usize>| &head[range];
-    if u32::from_le_bytes(field(0..4).try_into().ok()?) != MAGIC
-        || u64::from_le_bytes(field(8..16).try_into().ok()?) != generation
-    {
+    if !begins_record(bytes, at, generation) {
         return None;
     }
+    let head = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
+    let field = |range: std::ops::Range<usize>| &head[range];
     let payload_len = u32::from_le_bytes(field(4..8).try_into().ok()?) as usize;
     let payload = bytes.get(at + HEADER_LEN..(at + HEADER_LEN).checked_add(payload_len)?)?;
     let stored = u32::from_le_bytes(field(16..20).try_into().ok()?);
@@ -221,18 +227,15 @@ fn scan(bytes: &[u8], generation: u64) -> Result<Scanned, StoreError> {
         at += HEADER_LEN + payload.len();
     }
     // A torn last record is expected; a good record after a bad one is not.
-    let magic = MAGIC.to_le_bytes();
     let later = (at + 1..bytes.len().saturating_sub(HEADER_LEN - 1))
-        .filter(|&i| bytes[i..i + 4] == magic)
+        .filter(|&i| begins_record(bytes, i, generation))
         .find(|&i| record_at(bytes, i, generation).is_some());
     if let Some(later) = later {
         return Err(corrupt(at as u64, format!("damaged, and a good record of its generation follows at {later}")));
     }
     // Past the tail lies a chunk's zeros or an older generation's records, unless a record of
-    // this one begins there (its magic and generation intact) and did not check out.
-    let torn =
-        bytes.get(at..at + 16).is_some_and(|head| head[0..4] == magic && head[8..16] == generation.to_le_bytes());
-    Ok(Scanned { entries, tail: at as u64, torn })
+    // this one begins there and did not check out.
+    Ok(Scanned { entries, tail: at as u64, torn: begins_record(bytes, at, generation) })
 }
 
 /// The journal's file in the data directory.
