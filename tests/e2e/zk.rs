@@ -4,7 +4,8 @@
 //! Nodes and watches cross between ZooKeeper clients and the native `baton` client.
 
 use baton::{AclEntry, CreateOptions, Perms, Principal};
-use baton_tests::Daemon;
+use baton_tests::pair::{Token, assert_caught_up};
+use baton_tests::{Daemon, free_tcp_addr};
 use batond::zk::jute::{ConnectRequest, Reader, Writer};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -208,6 +209,37 @@ async fn nodes_and_watches_cross_between_zookeeper_and_native_clients() {
     children.sort();
     // ZooKeeper clients also see the `/zookeeper` system node, which is not in the tree.
     assert_eq!(children, ["from-baton", "from-zk", "zookeeper"]);
+}
+
+/// On a warm standby the listener serves ZooKeeper clients as a read-only ZooKeeper server
+/// would: reads and watches of what the primary writes, `srvr` in read-only mode, and writes
+/// refused with `NotReadOnly`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_serves_zookeeper_clients_reads_and_watches_and_refuses_their_writes() {
+    let token = Token::new();
+    let link = free_tcp_addr().to_string();
+    let primary = Daemon::start_with(&["--replication-listen", &link, "--replication-token-file", token.arg()]);
+    let (standby, zk_addr) = zk_support::start_with(&["--standby-of", &link, "--replication-token-file", token.arg()]);
+    let writer = baton::Client::connect(&primary.addr()).await.unwrap();
+    let anyone = [AclEntry::new(Principal::Anyone, Perms::ALL)];
+    writer.create_with_acl("/cfg", b"v1", CreateOptions::persistent(), &anyone).await.unwrap();
+    assert_caught_up(&writer, &baton::Client::connect(&standby.addr()).await.unwrap()).await;
+
+    let z = tokio::time::timeout(WAIT, zk::Client::connect(&zk_addr.to_string())).await.unwrap().unwrap();
+    let (data, stat, watch) = z.get_and_watch_data("/cfg").await.unwrap();
+    assert_eq!((data.as_slice(), stat.version), (&b"v1"[..], 0));
+    writer.set("/cfg", b"v2", None).await.unwrap();
+    let e = event(watch).await;
+    assert_eq!((e.event_type, e.path.as_str()), (zk::EventType::NodeDataChanged, "/cfg"));
+    assert_eq!(z.get_data("/cfg").await.unwrap().0, b"v2");
+    assert_eq!(z.list_children("/").await.unwrap().len(), 2, "/cfg and /zookeeper");
+
+    assert_eq!(z.create("/nope", b"", &open()).await.unwrap_err(), zk::Error::NotReadOnly);
+    assert_eq!(z.set_data("/cfg", b"x", None).await.unwrap_err(), zk::Error::NotReadOnly);
+    assert_eq!(z.delete("/cfg", None).await.unwrap_err(), zk::Error::NotReadOnly);
+    assert_eq!(writer.get("/cfg").await.unwrap().0, b"v2", "the refused writes changed nothing");
+    let srvr = zk_support::four_letter_word(zk_addr, "srvr");
+    assert!(srvr.contains("Mode: read-only"), "{srvr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,14 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A daemon with the ZooKeeper listener on a port the kernel picks (read back from its log).
 pub fn start() -> (Daemon, SocketAddr) {
-    let daemon = Daemon::start_with(&["--zk-listen", "127.0.0.1:0"]);
+    start_with(&[])
+}
+
+/// As [`start`], with `extra` arguments for the daemon.
+pub fn start_with(extra: &[&str]) -> (Daemon, SocketAddr) {
+    let mut args = vec!["--zk-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start_with(&args);
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let log = daemon.log();
