@@ -25,10 +25,20 @@
 use super::StoreError;
 use redb::StorageBackend;
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{info, warn};
 
 const MAGIC: u32 = 0xBA70_4A52;
 const HEADER_LEN: usize = 20;
+/// Why the journal is read back from the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBack {
+    /// At start: a record that does not check out at the end was cut short by a crash, or
+    /// the disk is damaged.
+    AtOpen,
+    /// After a write or sync of it failed: the record at the end is that write's.
+    AfterFailedWrite,
+}
+
 /// The file grows by this much, zero-filled, when a record does not fit.
 const GROWTH_CHUNK: u64 = 1024 * 1024;
 
@@ -72,16 +82,17 @@ impl Journal {
     /// The file cannot be read, or a damaged record has good records of its generation after it.
     pub fn open(file: Box<dyn StorageBackend>, generation: u64) -> Result<(Journal, Vec<Entry>), StoreError> {
         let mut journal = Journal { file, generation, tail: 0, len: 0, records: 0, buffer: Vec::new() };
-        let entries = journal.reload(generation)?;
+        let entries = journal.reload(generation, ReadBack::AtOpen)?;
         Ok((journal, entries))
     }
 
     /// Reads the records of `generation` back from the disk (after a failed write or sync,
-    /// the disk is the only truth); the journal then appends after them.
+    /// the disk is the only truth); the journal then appends after them. `why` decides what a
+    /// record that does not check out at the end is taken for.
     ///
     /// # Errors
     /// As [`Journal::open`].
-    pub fn reload(&mut self, generation: u64) -> Result<Vec<Entry>, StoreError> {
+    pub fn reload(&mut self, generation: u64, why: ReadBack) -> Result<Vec<Entry>, StoreError> {
         self.len = self.file.len().map_err(io)?;
         let mut bytes = vec![0; usize::try_from(self.len).map_err(|_| corrupt(0, "larger than memory"))?];
         self.file.read(0, &mut bytes).map_err(io)?;
@@ -93,11 +104,18 @@ impl Journal {
         }
         let Scanned { entries, tail, torn } = scan(&bytes, generation)?;
         if torn {
-            warn!(
-                offset = tail,
-                "the journal's last record does not check out and is dropped: a write a crash cut short, never \
-                 acknowledged — or, if the machine did not crash, damage to the disk, and its writes are lost"
-            );
+            match why {
+                ReadBack::AtOpen => warn!(
+                    offset = tail,
+                    "the journal's last record does not check out and is dropped: a write a crash cut short, never \
+                     acknowledged — or, if the machine did not crash, damage to the disk, and its writes are lost"
+                ),
+                ReadBack::AfterFailedWrite => info!(
+                    offset = tail,
+                    "the failed write's journal record is incomplete on the disk and is dropped (it was never \
+                     acknowledged)"
+                ),
+            }
         }
         (self.generation, self.tail, self.records) = (generation, tail, entries.len() as u64);
         Ok(entries)
@@ -414,6 +432,43 @@ mod tests {
             }
         }
         assert!(!scan(&pristine, 7).unwrap().torn, "another generation's records are not this one's");
+    }
+
+    /// What `f` logs, as plain text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || sink.clone()).finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_torn_last_record_is_called_damage_at_open_and_the_failed_write_after_a_failure() {
+        let file = Shared::default();
+        let (mut journal, _) = Journal::open(Box::new(file.clone()), 8).unwrap();
+        append(&mut journal, &entry(1));
+        let first_end = journal.bytes();
+        append(&mut journal, &entry(2));
+        // The second record's header stays; the rest of it never reached the disk.
+        let rest = journal.bytes() - first_end - HEADER_LEN as u64;
+        file.write(first_end + HEADER_LEN as u64, &vec![0; rest as usize]).unwrap();
+
+        let at_open = logged(|| assert_eq!(journal.reload(8, ReadBack::AtOpen).unwrap(), vec![entry(1)]));
+        assert!(at_open.contains("WARN") && at_open.contains("crash cut short"), "{at_open}");
+        let after = logged(|| assert_eq!(journal.reload(8, ReadBack::AfterFailedWrite).unwrap(), vec![entry(1)]));
+        assert!(after.contains("the failed write's journal record") && !after.contains("WARN"), "{after}");
     }
 
     #[test]

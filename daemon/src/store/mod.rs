@@ -480,7 +480,7 @@ impl Store {
             self.reopen_database()?;
         }
         let generation = journal_generation(&*self.db()?)?;
-        let entries = self.journal.reload(generation)?;
+        let entries = self.journal.reload(generation, journal::ReadBack::AfterFailedWrite)?;
         self.epoch = None;
         self.catch_up(entries)?;
         self.window = self.reader().window()?;
