@@ -83,6 +83,10 @@ pub struct Config {
     /// Bytes the journal may hold before a checkpoint; a batch larger than this goes to the
     /// database durably at once.
     pub journal_checkpoint_bytes: u64,
+    /// Write the journal's records with direct, synchronous I/O (`O_DIRECT | O_DSYNC`) where
+    /// the file system takes it; false: through the page cache, then `fdatasync`. Equally
+    /// durable either way.
+    pub journal_direct_io: bool,
     /// Transactions whose changes are kept in memory for resuming watchers.
     pub watch_history_txns: usize,
     /// Memory those changes may take; whichever of the two limits is reached first forgets
@@ -202,6 +206,7 @@ impl Default for Config {
             log_retention_bytes: LOG_RETENTION_BYTES,
             journal_checkpoint_commits: crate::store::Checkpoints::default().commits,
             journal_checkpoint_bytes: crate::store::Checkpoints::default().bytes,
+            journal_direct_io: true,
             watch_history_txns: WATCH_HISTORY_TXNS,
             watch_history_bytes: WATCH_HISTORY_BYTES,
             watches_per_session_max: WATCHES_PER_SESSION_MAX,

@@ -10,7 +10,7 @@ use crate::sd_notify;
 use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
 use crate::signals;
 use crate::state::{HistoryBound, StateMachine};
-use crate::store::{Checkpoints, Retention, Store};
+use crate::store::{Checkpoints, JournalIo, Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
@@ -210,13 +210,15 @@ async fn tick(engine: mpsc::Sender<EngineInput>, every: Duration, shutdown: watc
 fn open_store(config: &Config) -> anyhow::Result<(Store, crate::state::Restored)> {
     let retention = Retention { txns: config.log_retention_txns, bytes: config.log_retention_bytes };
     let history = HistoryBound { txns: config.watch_history_txns, bytes: config.watch_history_bytes };
-    let opened = std::panic::catch_unwind(|| Store::open(&config.data_dir, retention, history)).map_err(|panic| {
-        let why = panic_message(panic.as_ref());
-        anyhow::anyhow!(
-            "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
-            config.data_dir.display()
-        )
-    })?;
+    let io = if config.journal_direct_io { JournalIo::Direct } else { JournalIo::Buffered };
+    let opened =
+        std::panic::catch_unwind(|| Store::open_with(&config.data_dir, retention, history, io)).map_err(|panic| {
+            let why = panic_message(panic.as_ref());
+            anyhow::anyhow!(
+                "the store in {} is damaged ({why}); restore it from a backup (batond --restore) or a standby",
+                config.data_dir.display()
+            )
+        })?;
     let (mut store, restored) =
         opened.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     store.set_checkpoints(Checkpoints {

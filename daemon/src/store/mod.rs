@@ -25,11 +25,13 @@
 //! starts over. Opening the store applies the journal's batches to redb again.
 
 mod batch;
+mod direct;
 mod journal;
 mod reader;
 mod records;
 
 pub use batch::Batch;
+pub use journal::JournalIo;
 pub use reader::LogRange;
 pub use reader::{Snapshot, StoreReader};
 pub use records::{decode as decode_stored, encode as encode_stored};
@@ -147,9 +149,19 @@ impl Store {
     /// Opens (or creates) the store in `data_dir` and reads back everything needed to rebuild
     /// the state machine, including the log entries the watch history keeps.
     pub fn open(data_dir: &Path, retention: Retention, history: HistoryBound) -> Result<(Store, Restored), StoreError> {
+        Store::open_with(data_dir, retention, history, JournalIo::Direct)
+    }
+
+    /// As [`Store::open`], with the journal's records written as `io` says.
+    pub fn open_with(
+        data_dir: &Path,
+        retention: Retention,
+        history: HistoryBound,
+        io: JournalIo,
+    ) -> Result<(Store, Restored), StoreError> {
         let path = data_dir.join(DB_FILE_NAME);
         let db = open_database(&path)?;
-        let journal = journal::JournalFile::open(&data_dir.join(JOURNAL_FILE_NAME))?;
+        let journal = journal::JournalFile::open(&data_dir.join(JOURNAL_FILE_NAME), io)?;
         Store::from_database(db, Box::new(journal), path, retention, history)
     }
 
