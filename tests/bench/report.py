@@ -137,7 +137,7 @@ def markdown(figs, args):
         "repetitions (min–max in brackets), and every ratio compares figures of that same run. "
         "Baton is driven over its Unix socket, ZooKeeper and etcd over loopback TCP, all three "
         "from the same Rust load generator (`baton-bench`), all with their default durability "
-        "(Baton: its journal record fdatasynced before the reply; ZooKeeper "
+        "(Baton: its journal record on stable storage before the reply, written `O_DIRECT | O_DSYNC`; ZooKeeper "
         "`forceSync=yes`; etcd fsyncs its WAL). The machine is small and shared, so absolute "
         "numbers vary from run to run; the ratios are what to compare.",
         "",
