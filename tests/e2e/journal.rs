@@ -1,7 +1,7 @@
 //! The write-ahead journal against the real daemon: writes acknowledged before a kill -9 come
-//! back from the journal at the next start, a clean stop leaves nothing to read back, and a
-//! damaged record with good ones after it stops the daemon with a clear error instead of
-//! dropping what followed.
+//! back from the journal at the next start (written with direct I/O or through the page
+//! cache), a clean stop leaves nothing to read back, and a damaged record with good ones after
+//! it stops the daemon with a clear error instead of dropping what followed.
 
 use baton::{Client, CreateOptions};
 use baton_tests::{Daemon, binary, wait_with_deadline};
@@ -15,7 +15,12 @@ const NODES: usize = 40;
 /// A daemon killed right after `NODES` acknowledged creates (fewer than a checkpoint's worth,
 /// so they live in the journal only).
 async fn killed_after_writes() -> Daemon {
-    let mut daemon = Daemon::start();
+    killed_after_writes_with("").await
+}
+
+/// As [`killed_after_writes`], for a daemon started with `config`.
+async fn killed_after_writes_with(config: &str) -> Daemon {
+    let mut daemon = Daemon::start_with_config(config);
     let client = Client::connect(&daemon.addr()).await.unwrap();
     for i in 0..NODES {
         client.create(&format!("/j{i}"), format!("v{i}").as_bytes(), CreateOptions::persistent()).await.unwrap();
@@ -49,6 +54,25 @@ async fn writes_acknowledged_before_a_kill_come_back_from_the_journal() {
     assert!(!second_start.contains("applying the journal's entries"), "log:\n{log}");
     let client = Client::connect(&daemon.addr()).await.unwrap();
     assert_eq!(client.get("/j0").await.unwrap().0, b"after");
+}
+
+/// Both ways of writing the journal bring the writes back after a kill -9, and the daemon
+/// says which one it uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_buffered_journal_writes_both_come_back_after_a_kill() {
+    for (config, says) in [
+        ("", ["written with direct I/O", "refuses direct I/O"]),
+        ("journal_direct_io = false\n", ["through the page cache and fdatasync (journal_direct_io = false)"; 2]),
+    ] {
+        let mut daemon = killed_after_writes_with(config).await;
+        let log = daemon.log();
+        assert!(says.iter().any(|line| log.contains(line)), "config {config:?}: log:\n{log}");
+        daemon.restart();
+        let client = Client::connect(&daemon.addr()).await.unwrap();
+        for i in 0..NODES {
+            assert_eq!(client.get(&format!("/j{i}")).await.unwrap().0, format!("v{i}").as_bytes(), "config {config:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

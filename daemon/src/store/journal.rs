@@ -296,12 +296,20 @@ impl JournalFile {
             std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path);
         let file = file.map_err(|e| StoreError::Journal(format!("{}: {e}", path.display())))?;
         let direct = match io {
-            JournalIo::Buffered => None,
-            JournalIo::Direct => DirectWriter::open(path)
-                .inspect_err(|e| {
+            JournalIo::Buffered => {
+                info!("journal records go through the page cache and fdatasync (journal_direct_io = false)");
+                None
+            }
+            JournalIo::Direct => match DirectWriter::open(path) {
+                Ok(direct) => {
+                    info!("journal records are written with direct I/O (O_DIRECT | O_DSYNC)");
+                    Some(direct)
+                }
+                Err(e) => {
                     info!(error = %e, "the journal's file system refuses direct I/O: records go through the page cache");
-                })
-                .ok(),
+                    None
+                }
+            },
         };
         Ok(JournalFile { file, writes: std::sync::Mutex::new(Writes { direct, unsynced: false }) })
     }
