@@ -31,8 +31,10 @@ pub struct DirectWriter {
     /// Room for the largest write so far (up to [`KEPT_BUFFER_MAX`]), plus a block of slack
     /// to start at an aligned address.
     buffer: Vec<u8>,
-    /// The last block written and where it starts: the next record usually begins inside it.
-    last_block: Option<(u64, Box<[u8]>)>,
+    /// Where the last block written starts (`None`: unknown) ...
+    last_block_at: Option<u64>,
+    /// ... and its bytes: the next record usually begins inside it. Reused, not reallocated.
+    last_block: Vec<u8>,
 }
 
 impl DirectWriter {
@@ -44,7 +46,7 @@ impl DirectWriter {
             .write(true)
             .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
             .open(path)?;
-        Ok(DirectWriter { file, buffer: Vec::new(), last_block: None })
+        Ok(DirectWriter { file, buffer: Vec::new(), last_block_at: None, last_block: Vec::with_capacity(BLOCK) })
     }
 
     /// Writes `data` at `offset` and returns once it is on stable storage. The bytes before
@@ -79,18 +81,21 @@ impl DirectWriter {
         let aligned = room.as_ptr().align_offset(BLOCK);
         let blocks = &mut room[aligned..aligned + len];
         if head > 0 {
-            match &self.last_block {
-                Some((at, block)) if *at == start => blocks[..head].copy_from_slice(&block[..head]),
-                _ => read_back(start, &mut blocks[..head])?,
+            if self.last_block_at == Some(start) {
+                blocks[..head].copy_from_slice(&self.last_block[..head]);
+            } else {
+                read_back(start, &mut blocks[..head])?;
             }
         }
         blocks[head..head + data.len()].copy_from_slice(data);
         blocks[head + data.len()..].fill(0);
         // Until it succeeds, the last block on the disk is unknown.
-        self.last_block = None;
+        self.last_block_at = None;
         self.file.write_all_at(blocks, start)?;
         let last = len - BLOCK;
-        self.last_block = Some((start + last as u64, blocks[last..].into()));
+        self.last_block.clear();
+        self.last_block.extend_from_slice(&blocks[last..]);
+        self.last_block_at = Some(start + last as u64);
         Ok(())
     }
 }

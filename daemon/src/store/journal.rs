@@ -31,16 +31,6 @@ use tracing::{info, warn};
 
 const MAGIC: u32 = 0xBA70_4A52;
 const HEADER_LEN: usize = 20;
-/// Why the journal is read back from the disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadBack {
-    /// At start: a record that does not check out at the end was cut short by a crash, or
-    /// the disk is damaged.
-    AtOpen,
-    /// After a write or sync of it failed: the record at the end is that write's.
-    AfterFailedWrite,
-}
-
 /// The file grows by this much, zero-filled, when a record does not fit.
 const GROWTH_CHUNK: u64 = 1024 * 1024;
 
@@ -258,6 +248,16 @@ fn scan(bytes: &[u8], generation: u64) -> Result<Scanned, StoreError> {
     Ok(Scanned { entries, tail: at as u64, torn: begins_record(bytes, at, generation) })
 }
 
+/// Why the journal is read back from the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBack {
+    /// At start: a record that does not check out at the end was cut short by a crash, or
+    /// the disk is damaged.
+    AtOpen,
+    /// After a write or sync of it failed: the record at the end is that write's.
+    AfterFailedWrite,
+}
+
 /// How the journal's records reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalIo {
@@ -348,8 +348,7 @@ impl StorageBackend for JournalFile {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let mut writes = self.writes();
         if let Some(direct) = &mut writes.direct {
-            let read_back = |at, out: &mut [u8]| std::os::unix::fs::FileExt::read_exact_at(&self.file, out, at);
-            match direct.write(offset, data, read_back) {
+            match direct.write(offset, data, |at, out| self.read(at, out)) {
                 Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
                     warn!(error = %e, "the journal's file system refused an aligned direct write: records go through the page cache from now on");
                     writes.direct = None;
@@ -418,6 +417,17 @@ mod tests {
         bytes
     }
 
+    /// A journal of `generation` holding entries 1 to 3, and the file's bytes then.
+    fn three_records(generation: u64) -> (Shared, Journal, Vec<u8>) {
+        let file = Shared::default();
+        let (mut journal, _) = Journal::open(Box::new(file.clone()), generation).unwrap();
+        for zxid in 1..=3 {
+            append(&mut journal, &entry(zxid));
+        }
+        let pristine = contents(&file);
+        (file, journal, pristine)
+    }
+
     #[test]
     fn records_come_back_in_order_and_the_journal_appends_after_them() {
         let file = Shared::default();
@@ -450,12 +460,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_record_is_dropped_and_damage_before_good_records_is_refused() {
-        let file = Shared::default();
-        let (mut journal, _) = Journal::open(Box::new(file.clone()), 4).unwrap();
-        for zxid in 1..=3 {
-            append(&mut journal, &entry(zxid));
-        }
-        let pristine = contents(&file);
+        let (file, mut journal, pristine) = three_records(4);
         let record_len = journal.encode(&entry(3)) as usize;
         let last = journal.bytes() as usize - record_len;
         for bit in (0..record_len * 8).step_by(7) {
@@ -476,12 +481,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_cut_last_record_is_told_apart_from_a_clean_end() {
-        let file = Shared::default();
-        let (mut journal, _) = Journal::open(Box::new(file.clone()), 6).unwrap();
-        for zxid in 1..=3 {
-            append(&mut journal, &entry(zxid));
-        }
-        let pristine = contents(&file);
+        let (_, mut journal, pristine) = three_records(6);
         let end = journal.bytes() as usize;
         let last = end - journal.encode(&entry(3)) as usize;
         let clean = scan(&pristine, 6).unwrap();
