@@ -4,7 +4,7 @@
 //! path (find the dirty pages, build the request, wait for it, then flush the disk's cache);
 //! written directly it is one request from the caller's buffer, and `O_DSYNC` adds the cache
 //! flush before the call returns. On this project's machines that made a lock hand-off, one
-//! small record synced per hand-off, about 6 % faster (docs/BENCHMARKS.md, "Optimisations").
+//! small record synced per hand-off, 3 to 6 % faster (docs/BENCHMARKS.md, "Optimisations").
 //! It changes nothing about durability: the call returns once the record is on stable storage,
 //! as `fdatasync` did.
 //!
