@@ -139,7 +139,12 @@ def markdown(figs, args):
         "from the same Rust load generator (`baton-bench`), all with their default durability "
         "(Baton: its journal record on stable storage before the reply, written `O_DIRECT | O_DSYNC`; ZooKeeper "
         "`forceSync=yes`; etcd fsyncs its WAL). The machine is small and shared, so absolute "
-        "numbers vary from run to run; the ratios are what to compare.",
+        "numbers vary from run to run; the ratios are what to compare."
+        + (
+            f" Other servers were running beside this run and shared its CPU: {args.others}."
+            if args.others
+            else ""
+        ),
         "",
         "## The issue's targets",
         "",
@@ -260,6 +265,7 @@ def main():
     p.add_argument("--versions", default="")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--fill", type=int, default=100000)
+    p.add_argument("--others", default="", help="servers found running before the run started")
     args = p.parse_args()
     figs = load(args.figures)
     text = markdown(figs, args)

@@ -38,6 +38,11 @@ if [ -n "$need" ]; then
 fi
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 
+# Servers already running (a batond left from earlier measurements, another ZooKeeper) take
+# CPU from the run: the report says so rather than the figures hiding it.
+others="$(ps -eo pid=,comm= | awk '$2 == "batond" || $2 == "java" || $2 == "etcd" {print $2 " (PID " $1 ")"}' | paste -sd, - | sed 's/,/, /g')"
+[ -z "$others" ] || echo "side-by-side.sh: other servers are running and will share the CPU: $others" >&2
+
 work="$(mktemp -d /var/tmp/baton-bench.XXXXXX)"
 echo "== build" >&2
 target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
@@ -144,5 +149,5 @@ versions="zookeeper $(dpkg-query -W -f '${Version}' zookeeper), etcd $(dpkg-quer
 versions="$versions, batond $(cd "$repo" && git rev-parse --short HEAD)"
 mkdir -p "$out_dir"
 python3 "$repo/tests/bench/report.py" --figures "$figures" --markdown "$out_dir/BENCHMARKS.md" \
-  --chart "$out_dir/bench.png" --versions "$versions" --reps "$reps" --fill "$fill"
+  --chart "$out_dir/bench.png" --versions "$versions" --reps "$reps" --fill "$fill" --others "$others"
 echo "wrote $out_dir/BENCHMARKS.md and $out_dir/bench.png" >&2
