@@ -145,6 +145,13 @@ pub struct LogWindow {
     pub bytes: u64,
 }
 
+impl LogWindow {
+    /// Whether the window keeps to `txns` and `bytes` (one txn is kept whatever its size).
+    fn within(&self, txns: u64, bytes: u64) -> bool {
+        self.txns <= txns && (self.bytes <= bytes || self.txns <= 1)
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `data_dir` and reads back everything needed to rebuild
     /// the state machine, including the log entries the watch history keeps.
@@ -466,14 +473,14 @@ impl Store {
     /// (7 % of the engine thread's time under a steady write load).
     fn trim(&self, log: &mut redb::Table<u64, &[u8]>, window: &mut LogWindow) -> Result<bool, StoreError> {
         let Retention { txns, bytes } = self.retention;
-        if window.txns <= txns && (window.bytes <= bytes || window.txns <= 1) {
+        if window.within(txns, bytes) {
             return Ok(false);
         }
         let (txns_goal, bytes_goal) = (txns - txns / TRIM_CHUNK_DIVISOR, bytes - bytes / TRIM_CHUNK_DIVISOR);
         let mut kept = *window;
         let mut last_dropped = None;
         for entry in log.range::<u64>(..).map_err(engine)? {
-            if kept.txns <= txns_goal && (kept.bytes <= bytes_goal || kept.txns <= 1) {
+            if kept.within(txns_goal, bytes_goal) {
                 break;
             }
             let (zxid, record) = entry.map_err(engine)?;
