@@ -4,7 +4,8 @@
 //!  clients ──► server (Unix / TCP listeners, one task per connection)
 //!  ZooKeeper clients ──► zk (jute ⇄ native ops, one task per connection; optional)
 //!                 │  EngineInput (bounded channel)            ▲ ServerMessage (bounded, per
-//!                 ▼                                           │ connection; slow ones are cut)
+//!                 │                                           │ connection; slow ones are cut;
+//!                 ▼                                           │ to an idle plain socket the engine writes)
 //!              engine (one thread: the single writer)
 //!                 │ prepare ─► apply (speculative) ─► one durable commit per batch ─► release
 //!                 ▼                                            replies and events (after the

@@ -17,11 +17,14 @@
 mod backup;
 mod published;
 mod replica;
+mod shared_socket;
 mod spin;
 mod storage;
 
 pub use published::{ConnLink, StateView};
 pub use replica::{Feed, PeerReport};
+use shared_socket::EngineWrite;
+pub use shared_socket::SharedSocket;
 
 use crate::metrics::Metrics;
 use crate::state::Identity;
@@ -69,6 +72,8 @@ pub enum EngineInput {
         queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
         /// Given by a connection that answers plain reads itself (see `StateView`).
         link: Option<Arc<ConnLink>>,
+        /// Given by a connection whose socket the engine may write to itself.
+        socket: Option<Arc<SharedSocket>>,
     },
     Request {
         conn: ConnId,
@@ -198,6 +203,7 @@ struct Conn {
     /// Requests that arrived while a backup for this connection runs, answered after it.
     parked: Option<std::collections::VecDeque<Request>>,
     link: Option<Arc<ConnLink>>,
+    socket: Option<Arc<SharedSocket>>,
 }
 
 impl Conn {
@@ -240,6 +246,8 @@ pub struct Engine {
     /// Sessions of connections cut off while the state was not held: disconnected from the
     /// state machine when the engine takes it next.
     disconnect_later: Vec<SessionId>,
+    /// A frame being written to a connection's socket by the engine itself (reused).
+    frame: Vec<u8>,
 }
 
 impl Engine {
@@ -265,6 +273,7 @@ impl Engine {
             negative: crate::negative::NegativeControls::from_env(),
             stale: HashMap::new(),
             disconnect_later: Vec::new(),
+            frame: Vec::new(),
         }
     }
 
@@ -352,9 +361,9 @@ impl Engine {
     /// Handles one input; true if it asks to stop.
     fn handle(&mut self, input: EngineInput) -> Result<bool, EngineError> {
         match input {
-            EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes, link } => {
-                let link =
-                    Conn { outbox, kill: Some(kill), session: SessionId::NONE, queued_bytes, parked: None, link };
+            EngineInput::Hello { conn, hello, peer, principals, outbox, kill, reply, queued_bytes, link, socket } => {
+                let session = SessionId::NONE;
+                let link = Conn { outbox, kill: Some(kill), session, queued_bytes, parked: None, link, socket };
                 let superuser = principals.iter().any(|p| self.config.superusers.contains(p));
                 let identity = Identity { principals, superuser };
                 let answer = self.hello(conn, &hello, peer, identity, link);
@@ -761,10 +770,24 @@ impl Engine {
         self.is_primary() && self.replica.nothing_held() && !self.negative.stale_reads
     }
 
-    /// Hands `message` to `conn`'s outbox. Runs with the state given back to the readers.
+    /// Writes `message` to `conn`'s socket, or hands it to the connection's outbox when the
+    /// engine may not (see `shared_socket`). Runs with the state given back to the readers.
     fn deliver(&mut self, conn: ConnId, message: ServerMessage) {
         let Some(target) = self.conns.get(&conn) else { return };
         let weight = crate::wire::weight(&message);
+        if let Some(socket) = target.socket.as_ref().filter(|s| weight <= s.write_max()) {
+            self.frame.clear();
+            // Unencodable (too large for a frame): the writer turns it into an error reply.
+            if baton_proto::frame::encode(&message, u32::MAX, &mut self.frame).is_ok() {
+                let reply = matches!(message, ServerMessage::Reply { .. });
+                if socket.engine_write(&self.frame, reply) != EngineWrite::NotWritten {
+                    if let (false, Some(link)) = (reply, &target.link) {
+                        link.taken(1);
+                    }
+                    return;
+                }
+            }
+        }
         let queued = target.queued_bytes.fetch_add(weight, std::sync::atomic::Ordering::AcqRel);
         let sent = if queued + weight > self.config.outbound_bytes_max {
             Err(mpsc::error::TrySendError::Full(message))

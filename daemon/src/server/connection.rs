@@ -7,11 +7,12 @@
 
 use super::auth::Authenticator;
 use super::reads::{Answered, LocalReads};
-use crate::engine::{ConnId, ConnLink, EngineInput, Peer, StateView};
+use crate::engine::{ConnId, ConnLink, EngineInput, Peer, SharedSocket, StateView};
 use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
 use baton_proto::{ErrorCode, ErrorReply, Principal};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -43,7 +44,8 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// (the engine learns of it from the closed outbox or the `Disconnected` sent here).
 ///
 /// `principals` is what the transport proved (SO_PEERCRED, a TLS certificate); a token the
-/// hello names is proved here, through `auth`.
+/// hello names is proved here, through `auth`. `socket`, a duplicate of a plain socket's
+/// descriptor, lets the engine write to it itself (see `engine::SharedSocket`).
 pub async fn serve<S>(
     stream: S,
     conn: ConnId,
@@ -51,6 +53,7 @@ pub async fn serve<S>(
     auth: &Authenticator,
     (engine, state): (mpsc::Sender<EngineInput>, StateView),
     limits: ConnLimits,
+    socket: Option<OwnedFd>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -71,7 +74,9 @@ pub async fn serve<S>(
     let (kill, kill_rx) = oneshot::channel();
     let (reply, reply_rx) = oneshot::channel();
     let queued_bytes = Arc::new(AtomicUsize::new(0));
-    let in_flight = AtomicUsize::new(0);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let counters = (queued_bytes.clone(), in_flight.clone());
+    let shared = socket.map(|fd| Arc::new(SharedSocket::new(fd, counters, limits.frame_len_max)));
     let link = Arc::new(ConnLink::default());
     let io = (&mut reader, &mut writer);
     let proved = auth.authenticate(
@@ -84,12 +89,7 @@ pub async fn serve<S>(
     );
     if let Err(refusal) = proved.await {
         warn!(conn, ?peer, reason = %refusal, "connection refused");
-        let _ = tokio::time::timeout(
-            GOODBYE_TIMEOUT,
-            write_message(&mut writer, &HelloReply::Refused(refusal), limits.frame_len_max),
-        )
-        .await;
-        return;
+        return refuse(&mut writer, refusal, limits).await;
     }
     let input = EngineInput::Hello {
         conn,
@@ -101,6 +101,7 @@ pub async fn serve<S>(
         reply,
         queued_bytes: queued_bytes.clone(),
         link: Some(link.clone()),
+        socket: shared.clone(),
     };
     if engine.send(input).await.is_err() {
         return;
@@ -112,6 +113,11 @@ pub async fn serve<S>(
     };
     if write_message(&mut writer, &answer, limits.frame_len_max).await.is_err() {
         return finish(&engine, conn, session.is_some()).await;
+    }
+    // The answer is out: the engine may write to the socket from now on.
+    let shared = shared.as_deref();
+    if let Some(shared) = shared {
+        shared.release();
     }
     let Some(session) = session else { return };
     let answered = Answered::default();
@@ -135,13 +141,15 @@ pub async fn serve<S>(
                 reason = &mut kill_rx => break reason.ok(),
                 reason = &mut reading => break reason,
                 () = answered.ready() => None,
+                () = leftover_ready(shared) => None,
                 message = outbox_rx.recv() => match message {
                     Some(message) => Some(message),
                     None => break None,
                 },
             };
             let queues = (&answered, &mut outbox_rx);
-            let Some(written) = write_batch(&mut writer, first, queues, &mut buf, limits.frame_len_max).await else {
+            let Some(written) = write_batch(&mut writer, first, queues, shared, &mut buf, limits.frame_len_max).await
+            else {
                 break None;
             };
             queued_bytes.fetch_sub(written.weight, Ordering::AcqRel);
@@ -151,7 +159,7 @@ pub async fn serve<S>(
     };
     if let Some(reason) = ended {
         info!(conn, reason = %reason, "closing connection");
-        goodbye(&mut writer, (&answered, &mut outbox_rx), reason, limits.frame_len_max).await;
+        goodbye(&mut writer, (&answered, &mut outbox_rx), shared, reason, limits.frame_len_max).await;
     }
     finish(&engine, conn, true).await;
 }
@@ -160,10 +168,16 @@ pub async fn serve<S>(
 async fn goodbye<W: AsyncWrite + Unpin>(
     writer: &mut W,
     (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
+    shared: Option<&SharedSocket>,
     reason: ErrorReply,
     frame_len_max: u32,
 ) {
     let mut buf = Vec::new();
+    // Held to the end: the engine writes nothing after the goodbye.
+    if let Some(shared) = shared {
+        shared.claim().await;
+        shared.take_leftover(&mut buf);
+    }
     while let Some(message) = answered.pop() {
         encode_message(&message, frame_len_max, &mut buf);
     }
@@ -185,7 +199,12 @@ async fn finish(engine: &mpsc::Sender<EngineInput>, conn: ConnId, registered: bo
 }
 
 async fn goodbye_hello<W: AsyncWrite + Unpin>(writer: &mut W, code: ErrorCode, message: &str, limits: ConnLimits) {
-    let refusal = HelloReply::Refused(ErrorReply::new(code, message));
+    refuse(writer, ErrorReply::new(code, message), limits).await;
+}
+
+/// Answers a hello with a refusal (briefly: a client that does not read is just dropped).
+async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, refusal: ErrorReply, limits: ConnLimits) {
+    let refusal = HelloReply::Refused(refusal);
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, write_message(writer, &refusal, limits.frame_len_max)).await;
 }
 
@@ -257,18 +276,32 @@ struct Written {
     others: u64,
 }
 
-/// Writes the replies answered here, then `first` (from the outbox) and whatever else is
-/// queued there (up to a chunk), in one write; `None` if the connection failed. The answered
-/// replies go first: whatever the engine queued was queued after them (see `reads`).
+/// Resolves when the engine left part of a frame for the writer; never without a shared socket.
+async fn leftover_ready(shared: Option<&SharedSocket>) {
+    match shared {
+        Some(shared) => shared.leftover_ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes what the engine left of a frame, the replies answered here, then `first` (from the
+/// outbox) and whatever else is queued there (up to a chunk), in one write, holding the shared
+/// socket; `None` if the connection failed. The answered replies go before the outbox:
+/// whatever the engine queued was queued after them (see `reads`).
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
     first: Option<ServerMessage>,
     (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
+    shared: Option<&SharedSocket>,
     buf: &mut Vec<u8>,
     frame_len_max: u32,
 ) -> Option<Written> {
     buf.clear();
     let mut written = Written::default();
+    if let Some(shared) = shared {
+        shared.claim().await;
+        written.weight += shared.take_leftover(buf);
+    }
     while let Some(message) = answered.pop() {
         take(&message, frame_len_max, buf, &mut written);
     }
@@ -281,7 +314,11 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             Err(_) => break,
         }
     }
-    if writer.write_all(buf).await.is_err() || writer.flush().await.is_err() {
+    let sent = writer.write_all(buf).await.is_ok() && writer.flush().await.is_ok();
+    if let Some(shared) = shared {
+        shared.release();
+    }
+    if !sent {
         return None;
     }
     wire::trim_output_buffer(buf);

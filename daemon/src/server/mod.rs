@@ -107,6 +107,9 @@ impl Listeners {
             let (auth, tls) = (auth.clone(), tls.clone());
             tasks.spawn(
                 async move {
+                    // A plain socket the engine may also write to (not TLS: its records are the
+                    // stream's own). Without a duplicate descriptor, the writer does it all.
+                    let socket = stream.duplicate_fd(tls.is_some());
                     // What the transport proves: SO_PEERCRED, or a client certificate.
                     let (stream, principals): (Box<dyn Stream>, Vec<Principal>) = match (stream, peer, &tls) {
                         (Incoming::Tcp(tcp), _, Some(tls)) => match tls.accept(tcp, limits.handshake_timeout).await {
@@ -118,7 +121,7 @@ impl Listeners {
                         }
                         (stream, Peer::Tcp(_), _) => (stream.boxed(), Vec::new()),
                     };
-                    connection::serve(stream, conn, (peer, principals), &auth, (engine, state), limits).await;
+                    connection::serve(stream, conn, (peer, principals), &auth, (engine, state), limits, socket).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -145,6 +148,18 @@ enum Incoming {
 }
 
 impl Incoming {
+    /// A duplicate of the socket's descriptor, for a plain (not TLS) stream; `None` when the
+    /// process is out of descriptors.
+    fn duplicate_fd(&self, tls: bool) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Incoming::Unix(s) => s.as_fd(),
+            Incoming::Tcp(_) if tls => return None,
+            Incoming::Tcp(s) => s.as_fd(),
+        };
+        fd.try_clone_to_owned().map_err(|e| warn!(error = %e, "cannot duplicate a connection's socket")).ok()
+    }
+
     fn boxed(self) -> Box<dyn Stream> {
         match self {
             Incoming::Unix(s) => Box::new(s),

@@ -196,6 +196,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
         reply,
         queued_bytes: queued_bytes.clone(),
         link: None,
+        socket: None,
     };
     if engine.send(input).await.is_err() {
         return None;
