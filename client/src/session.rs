@@ -152,6 +152,11 @@ impl SessionTask {
         // on every request.
         let timer = sleep_until(self.ping_at().min(self.silent_at()));
         tokio::pin!(timer);
+        // Kept across turns of the loop, like the timer: a fresh `notified()` on every turn
+        // took the notifier's lock twice per message (to join its waiters and to leave).
+        let gc = self.gc.clone();
+        let swept = gc.notified();
+        tokio::pin!(swept);
         loop {
             if let Err(e) = conn.flush().await {
                 return Outcome::Lost(e.to_string());
@@ -171,7 +176,8 @@ impl SessionTask {
                     Some(command) => self.send_commands(conn, command),
                     None => self.close_on_drop(conn),
                 },
-                () = self.gc.notified() => {
+                () = &mut swept => {
+                    swept.set(gc.notified());
                     for path in self.watches.sweep() {
                         self.remove_server_watch(conn, path);
                     }
