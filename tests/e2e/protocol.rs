@@ -153,3 +153,84 @@ fn a_multi_that_empties_a_container_answers_one_result_per_op() {
     assert_eq!(reply, Ok(Response::Multi(vec![OpResult::Deleted])), "the reaped container is not the client's op");
     assert_eq!(raw.call(4, Op::Exists { path: "/c".into(), watch: false }), Ok(Response::Exists(None)));
 }
+
+/// A client that pipelines reads through the engine (each leaves a watch) and does not read
+/// its socket until far more than the socket holds is queued: the replies the engine wrote to
+/// the idle socket itself, any it could write only in part, and those queued behind them all
+/// arrive whole and in request order.
+fn replies_behind_a_full_socket_arrive_whole_and_in_order(mut stream: impl std::io::Read + std::io::Write) {
+    use baton_proto::frame;
+    fn send(stream: &mut impl std::io::Write, message: &impl serde::Serialize) {
+        stream.write_all(&frame::to_frame(message, frame::FRAME_LEN_MAX_DEFAULT).unwrap()).unwrap();
+    }
+    fn receive<T: serde::de::DeserializeOwned>(stream: &mut impl std::io::Read) -> T {
+        let mut header = [0u8; 4];
+        stream.read_exact(&mut header).unwrap();
+        let mut payload = vec![0; frame::payload_len(header, frame::FRAME_LEN_MAX_DEFAULT).unwrap()];
+        stream.read_exact(&mut payload).unwrap();
+        frame::decode(&payload).unwrap()
+    }
+    send(&mut stream, &hello(5000));
+    assert!(matches!(receive::<HelloReply>(&mut stream), HelloReply::Accepted(_)));
+    let value: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let op = Op::Create(CreateRequest {
+        path: "/big".into(),
+        data: Some(value.clone()),
+        kind: CreateKind::Persistent,
+        sequential: false,
+        // Readable by the anonymous TCP client too.
+        acl: vec![baton_proto::AclEntry::new(baton_proto::Principal::Anyone, baton_proto::Perms::ALL)],
+    });
+    send(&mut stream, &Request { id: 1, op });
+    let created = receive::<ServerMessage>(&mut stream);
+    assert!(matches!(created, ServerMessage::Reply { id: 1, result: Ok(_), .. }), "{created:?}");
+    // Bursts of reads answered faster than the client takes them (about 9 MB in all, many
+    // times what a socket buffers), so the socket fills, drains and fills again while replies
+    // wait in the outbox.
+    let check = |stream: &mut _, expected: u64| match receive::<ServerMessage>(stream) {
+        ServerMessage::Reply { id, result: Ok(Response::Data { data, .. }), .. } => {
+            assert_eq!(id, expected, "replies come in request order");
+            assert!(data.as_deref() == Some(value.as_slice()), "reply {id} arrived whole");
+        }
+        other => panic!("reply {expected}: {other:?}"),
+    };
+    let (mut sent, mut received) = (1u64, 1u64);
+    for _ in 0..10 {
+        // One write per burst: this client does not read meanwhile, and the daemon reads no
+        // more requests while its writes to the client wait, so many small writes would block.
+        let mut burst = Vec::new();
+        for _ in 0..300 {
+            sent += 1;
+            let request = Request { id: sent, op: Op::Get { path: "/big".into(), watch: true } };
+            burst.extend(frame::to_frame(&request, frame::FRAME_LEN_MAX_DEFAULT).unwrap());
+        }
+        stream.write_all(&burst).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for _ in 0..150 {
+            received += 1;
+            check(&mut stream, received);
+        }
+    }
+    while received < sent {
+        received += 1;
+        check(&mut stream, received);
+    }
+}
+
+#[test]
+fn replies_behind_a_full_unix_socket_arrive_whole_and_in_order() {
+    let daemon = Daemon::start();
+    let stream = std::os::unix::net::UnixStream::connect(daemon.socket()).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    replies_behind_a_full_socket_arrive_whole_and_in_order(stream);
+}
+
+#[test]
+fn replies_behind_a_full_tcp_socket_arrive_whole_and_in_order() {
+    let tcp = baton_tests::free_tcp_addr();
+    let daemon = Daemon::start_with_config(&format!("listen = \"{tcp}\"\ntcp_allow_anonymous = true\n"));
+    let stream = std::net::TcpStream::connect(tcp).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    replies_behind_a_full_socket_arrive_whole_and_in_order(stream);
+    drop(daemon);
+}
