@@ -2,10 +2,9 @@
 //! the engine can write a reply or event itself when the connection has nothing queued.
 //!
 //! Handing a message to the connection's outbox costs a wake-up of a tokio worker, which then
-//! encodes and writes it: under load that is a third of the workers' CPU, all of it on the vCPU
-//! the engine is not using, while the engine's own vCPU sits idle in its sync (on this
-//! project's 2-vCPU machines, docs/BENCHMARKS.md, "Optimisations"). Written by the engine, the
-//! message costs one non-blocking `write`.
+//! encodes and writes it. Under load the workers are what waits for a CPU, and that work was a
+//! third of their CPU time (on this project's 2-vCPU machines; docs/BENCHMARKS.md,
+//! "Optimisations"). Written by the engine, the message costs one non-blocking `write`.
 //!
 //! Why the order of what the client reads is unchanged:
 //! - **One writer at a time.** Whoever writes holds `writing`: the connection's writer for a
