@@ -775,13 +775,14 @@ impl Engine {
     fn deliver(&mut self, conn: ConnId, message: ServerMessage) {
         let Some(target) = self.conns.get(&conn) else { return };
         let weight = crate::wire::weight(&message);
-        if let Some(socket) = target.socket.as_ref().filter(|s| weight <= s.write_max()) {
+        // Encoded only when a write looks possible: otherwise the writer encodes it anyway.
+        if let Some(socket) = target.socket.as_ref().filter(|s| weight <= s.write_max() && s.looks_free()) {
             self.frame.clear();
             // Unencodable (too large for a frame): the writer turns it into an error reply.
             if baton_proto::frame::encode(&message, u32::MAX, &mut self.frame).is_ok() {
                 let reply = matches!(message, ServerMessage::Reply { .. });
                 if socket.engine_write(&self.frame, reply) != EngineWrite::NotWritten {
-                    if let (false, Some(link)) = (reply, &target.link) {
+                    if !reply && let Some(link) = &target.link {
                         link.taken(1);
                     }
                     return;

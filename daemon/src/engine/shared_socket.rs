@@ -91,6 +91,13 @@ impl SharedSocket {
         self.write_max
     }
 
+    /// Whether nothing is queued and nobody is writing, as far as a glance shows: a cheap
+    /// test before encoding a frame, which [`SharedSocket::engine_write`] makes again for
+    /// certain.
+    pub fn looks_free(&self) -> bool {
+        self.queued_bytes.load(Ordering::Relaxed) == 0 && !self.writing.load(Ordering::Relaxed)
+    }
+
     /// The engine's write of one whole `frame`, if nothing is queued for the connection and
     /// its writer is not writing. `reply`: the frame answers a request (else it is an event).
     pub fn engine_write(&self, frame: &[u8], reply: bool) -> EngineWrite {
