@@ -38,13 +38,14 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds the Unix socket and, if given, the TCP address.
+    /// Binds the TCP address, if given, and then the Unix socket: whoever waits for the
+    /// socket to answer (a script, the tests) finds the TCP port listening too.
     pub async fn bind(socket: &Path, tcp: Option<SocketAddr>) -> std::io::Result<Listeners> {
-        let unix = unix_socket::bind(socket)?;
         let tcp = match tcp {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let unix = unix_socket::bind(socket)?;
         Ok(Listeners { unix, unix_path: socket.to_owned(), tcp })
     }
 
