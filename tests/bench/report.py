@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 
 SESSION_MS = 2000
 # This section and everything after it in an existing BENCHMARKS.md are kept as written.
@@ -141,6 +142,16 @@ def markdown(figs, args):
         "`forceSync=yes`; etcd fsyncs its WAL). The machine is small and shared, so absolute "
         "numbers vary from run to run; the ratios are what to compare."
         + (
+            f" The two targets against ZooKeeper's throughput (64-client writes, lock hand-offs) "
+            f"are the median of {args.paired.split(',')[0]} repetitions measured after the rest "
+            "with Baton and ZooKeeper both up, their repetitions alternated (each server first in "
+            f"every other round), after {args.paired.split(',')[1]} rounds that warm both up "
+            "(ZooKeeper's JIT) and are not counted, so that the machine's drift over the run falls "
+            "on both alike."
+            if args.paired
+            else ""
+        )
+        + (
             f" Other servers were running beside this run and shared its CPU: {args.others}."
             if args.others
             else ""
@@ -257,16 +268,39 @@ def chart(figs, path):
     fig.savefig(path, dpi=90)
 
 
+def fold(path):
+    """One figure per (target, workload, metric) of single repetitions: their median, min and max."""
+    runs = {}
+    for line in open(path, encoding="utf-8"):
+        line = line.strip()
+        if line.startswith("{"):
+            f = json.loads(line)
+            runs.setdefault((f["target"], f["workload"], f["metric"]), []).append(f)
+    for (target, workload, metric), fs in runs.items():
+        values = [f["value"] for f in fs]
+        print(json.dumps({"target": target, "workload": workload, "metric": metric,
+                          "value": statistics.median(values), "unit": fs[0]["unit"],
+                          "min": min(values), "max": max(values), "reps": len(values),
+                          "paired": True}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--figures", required=True)
-    p.add_argument("--markdown", required=True)
-    p.add_argument("--chart", required=True)
+    p.add_argument("--fold", help="print the median of each figure's single repetitions in this "
+                   "file, as one figure, and exit")
+    p.add_argument("--figures")
+    p.add_argument("--markdown")
+    p.add_argument("--chart")
     p.add_argument("--versions", default="")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--paired", default="", help="REPS,WARMUP of the paired phase, if there was one")
     p.add_argument("--fill", type=int, default=100000)
     p.add_argument("--others", default="", help="servers found running before the run started")
     args = p.parse_args()
+    if args.fold:
+        return fold(args.fold)
+    if not (args.figures and args.markdown and args.chart):
+        p.error("--figures, --markdown and --chart are needed to write the report")
     figs = load(args.figures)
     text = markdown(figs, args)
     # Hand-written analysis below the generated part survives a new run.
