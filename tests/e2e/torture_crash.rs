@@ -7,9 +7,11 @@
 //! - T18: bytes flipped in, or cut from the end of, a stopped daemon's redb file: batond
 //!   refuses to start with a clear error, or starts and never serves wrong data silently;
 //!   and in its journal (the log of the writes since the last checkpoint): refused with the
-//!   damage's offset, or served as the writes before the damage — with a warning naming the
-//!   offset unless the damage left nothing to see (the magic or generation bytes of the
-//!   record it reached first, which then looks like the log's end).
+//!   damage's offset, served whole (a record whose magic or generation bytes alone were
+//!   damaged is read as written, its CRC intact, with a warning), or served as the writes
+//!   before the damage — with a warning naming the offset unless the damage left nothing to
+//!   see (the magic or generation bytes of the record it reached first, and more of it, which
+//!   then looks like the log's end).
 
 use baton::proto::message::{CreateKind, CreateRequest, Op, Request, Response, ServerMessage};
 use baton::{Client, CreateOptions, Error, SessionState};
@@ -530,7 +532,8 @@ async fn journaled_store() -> (Daemon, Vec<usize>, usize) {
 }
 
 /// Whether the first journal record that bits flipped in `damaged` reached lost its magic or
-/// generation bytes: then it looks like the end of the log, and nothing shows the damage.
+/// generation bytes (and, since it was not read as written, more of it): then it looks like
+/// the end of the log, and nothing shows the damage.
 fn looks_like_the_end(pristine: &[u8], damaged: &[u8], starts: &[usize], end: usize) -> bool {
     let ends = starts.iter().skip(1).copied().chain([end]);
     let Some(first) = starts.iter().zip(ends).find(|&(&s, e)| damaged[s..e] != pristine[s..e]).map(|(&s, _)| s) else {

@@ -21,7 +21,11 @@
 //! Only the last record can be torn by a crash (rounds are written one after another, each
 //! synced before the next), and it was never acknowledged: recovery stops at the first record
 //! that does not check out. If a record of the current generation that checks out follows a
-//! bad one, the damage is not a torn tail, and the store is refused as corrupt.
+//! bad one, the damage is not a torn tail, and the store is refused as corrupt. A record
+//! whose magic or generation bytes alone are damaged still checks out against its CRC (over
+//! the length, the generation and the payload) and is read as written, with a warning: a torn
+//! write leaves no such record, and without this, damage there to the last record would look
+//! like the log's end and lose acknowledged writes without a word.
 
 use super::StoreError;
 use super::direct::DirectWriter;
@@ -210,6 +214,26 @@ fn record_at(bytes: &[u8], at: usize, generation: u64) -> Option<&[u8]> {
     (crc == stored).then_some(payload)
 }
 
+/// A whole record of `generation` at `at` whose magic or generation bytes (not both) are
+/// damaged while its length and payload check out — its CRC covers the length, the generation
+/// and the payload — and which of the two: its payload, read as written. With both damaged
+/// nothing says the bytes are this generation's record.
+fn repaired_record_at(bytes: &[u8], at: usize, generation: u64) -> Option<(&[u8], &'static str)> {
+    let head = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
+    let magic_intact = head[0..4] == MAGIC.to_le_bytes();
+    let generation_intact = head[8..16] == generation.to_le_bytes();
+    if magic_intact == generation_intact {
+        return None;
+    }
+    let payload_len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+    let payload = bytes.get(at + HEADER_LEN..(at + HEADER_LEN).checked_add(payload_len)?)?;
+    let stored = u32::from_le_bytes(head[16..20].try_into().ok()?);
+    // The CRC as written: of the length, this generation and the payload.
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[4..8]), &generation.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc, payload);
+    (crc == stored).then_some((payload, if magic_intact { "generation" } else { "magic" }))
+}
+
 /// What reading a generation's records back found.
 #[derive(Debug)]
 struct Scanned {
@@ -226,7 +250,19 @@ struct Scanned {
 fn scan(bytes: &[u8], generation: u64) -> Result<Scanned, StoreError> {
     let mut entries = Vec::new();
     let mut at = 0;
-    while let Some(payload) = record_at(bytes, at, generation) {
+    loop {
+        let payload = if let Some(payload) = record_at(bytes, at, generation) {
+            payload
+        } else if let Some((payload, field)) = repaired_record_at(bytes, at, generation) {
+            warn!(
+                offset = at,
+                "a journal record's {field} bytes are damaged, but its length, generation and contents check out \
+                 against its CRC: it is read as written — the disk may be failing"
+            );
+            payload
+        } else {
+            break;
+        };
         let entry: Entry = postcard::from_bytes(payload).map_err(|e| corrupt(at as u64, e))?;
         if let (Some(before), Some(first)) = (entries.last().and_then(Entry::last_zxid), entry.txns.first())
             && first.0 <= before
@@ -463,14 +499,18 @@ mod tests {
         let (file, mut journal, pristine) = three_records(4);
         let record_len = journal.encode(&entry(3)) as usize;
         let last = journal.bytes() as usize - record_len;
-        for bit in (0..record_len * 8).step_by(7) {
+        // Past the magic and the generation, which alone damaged are read as written (below).
+        let bits = || {
+            (0..record_len * 8).step_by(7).filter(|bit| !(0..4).contains(&(bit / 8)) && !(8..16).contains(&(bit / 8)))
+        };
+        for bit in bits() {
             let mut damaged = pristine.clone();
             damaged[last + bit / 8] ^= 1 << (bit % 8);
             file.write(0, &damaged).unwrap();
             let (_, entries) = Journal::open(Box::new(file.clone()), 4).unwrap();
             assert_eq!(entries, vec![entry(1), entry(2)], "bit {bit} of the last record");
         }
-        for bit in (0..record_len * 8).step_by(7) {
+        for bit in bits() {
             let mut damaged = pristine.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
             file.write(0, &damaged).unwrap();
@@ -499,6 +539,36 @@ mod tests {
             }
         }
         assert!(!scan(&pristine, 7).unwrap().torn, "another generation's records are not this one's");
+    }
+
+    #[test]
+    fn a_record_whose_magic_or_generation_alone_is_damaged_is_read_as_written() {
+        let (_, mut journal, pristine) = three_records(6);
+        let end = journal.bytes() as usize;
+        let second = journal.encode(&entry(1)) as usize;
+        let last = end - journal.encode(&entry(3)) as usize;
+        for record in [second, last] {
+            for at in (record..record + 4).chain(record + 8..record + 16) {
+                let mut flipped = pristine.clone();
+                flipped[at] ^= 0x04;
+                let scanned = scan(&flipped, 6).unwrap();
+                assert_eq!(scanned.entries, scan(&pristine, 6).unwrap().entries, "a bit flipped at {at}");
+                assert_eq!((scanned.tail, scanned.torn), (end as u64, false), "a bit flipped at {at}");
+                let logged = logged(|| drop(scan(&flipped, 6)));
+                assert!(logged.contains("WARN") && logged.contains("may be failing"), "{logged}");
+            }
+        }
+        // Both damaged: nothing says the bytes are this generation's, and the log ends there.
+        let mut both = pristine.clone();
+        both[last] ^= 0x04;
+        both[last + 8] ^= 0x04;
+        let scanned = scan(&both, 6).unwrap();
+        assert_eq!((scanned.entries.len(), scanned.tail, scanned.torn), (2, last as u64, false));
+        // Its contents damaged too: not read, as before (here: a torn last record).
+        let mut worse = pristine.clone();
+        worse[last] ^= 0x04;
+        worse[end - 1] ^= 0x04;
+        assert_eq!(scan(&worse, 6).unwrap().entries.len(), 2);
     }
 
     /// What `f` logs, as plain text.
