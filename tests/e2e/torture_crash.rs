@@ -505,6 +505,8 @@ async fn t18_flipped_bytes_are_refused_with_a_clear_error_or_served_correctly() 
 
 /// The journal's record header: magic, payload length, generation, CRC (`store::journal`).
 const JOURNAL_HEADER: usize = 20;
+/// The daemon's warning of a record read as written past damage to its magic or generation.
+const REPAIR_WARNING: &str = "check out against its CRC: it is read as written";
 /// The daemon's warnings, at start, of a damaged last record and of a journal cut short.
 const JOURNAL_WARNINGS: [&str; 2] = ["the journal's last record does not check out", "the journal file was cut short"];
 
@@ -598,7 +600,14 @@ async fn damaged_journal_trials(trials: u64) -> JournalDamage {
                 let log = std::fs::read_to_string(scratch.path().join("t18.log")).unwrap_or_default();
                 match prefix_served(&scratch.path().join("t18.sock")).await {
                     Err(bad) => found.wrong.push(format!("trial {trial} ({what}): {bad}")),
-                    Ok(served) if served == NODES => found.served_whole += 1,
+                    // Every byte of a record is checked: served whole means undamaged, or a
+                    // record read as written past damage to its magic or generation, said so.
+                    Ok(served) if served == NODES && (bytes == pristine || log.contains(REPAIR_WARNING)) => {
+                        found.served_whole += 1;
+                    }
+                    Ok(served) if served == NODES => {
+                        found.wrong.push(format!("trial {trial} ({what}): served whole with no word of the damage"));
+                    }
                     Ok(_) if JOURNAL_WARNINGS.iter().any(|w| log.contains(w)) => found.served_before_damage_warned += 1,
                     Ok(_) if bytes.len() == pristine.len() && looks_like_the_end(&pristine, &bytes, &starts, end) => {
                         found.served_before_damage_unseeable += 1;
