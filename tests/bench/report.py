@@ -15,14 +15,17 @@ SESSION_MS = 2000
 KEPT_HEADING = "## Where the time goes"
 
 
-def load(path):
-    figs = {}
+def figures(path):
+    """The figures (JSON lines) in `path`, each with its (target, workload, metric) key."""
     for line in open(path, encoding="utf-8"):
         line = line.strip()
         if line.startswith("{"):
             f = json.loads(line)
-            figs[(f["target"], f["workload"], f["metric"])] = f
-    return figs
+            yield (f["target"], f["workload"], f["metric"]), f
+
+
+def load(path):
+    return dict(figures(path))
 
 
 def val(figs, target, workload, metric):
@@ -145,9 +148,9 @@ def markdown(figs, args):
             f" The two targets against ZooKeeper's throughput (64-client writes, lock hand-offs) "
             f"are the median of {args.paired.split(',')[0]} repetitions measured after the rest "
             "with Baton and ZooKeeper both up, their repetitions alternated (each server first in "
-            f"every other round), after {args.paired.split(',')[1]} rounds that warm both up "
-            "(ZooKeeper's JIT) and are not counted, so that the machine's drift over the run falls "
-            "on both alike."
+            f"every other round), after uncounted rounds that warm both up (ZooKeeper's JIT: "
+            f"{args.paired.split(',')[1]}), so that the machine's drift over the run falls on "
+            "both alike."
             if args.paired
             else ""
         )
@@ -271,11 +274,8 @@ def chart(figs, path):
 def fold(path):
     """One figure per (target, workload, metric) of single repetitions: their median, min and max."""
     runs = {}
-    for line in open(path, encoding="utf-8"):
-        line = line.strip()
-        if line.startswith("{"):
-            f = json.loads(line)
-            runs.setdefault((f["target"], f["workload"], f["metric"]), []).append(f)
+    for key, f in figures(path):
+        runs.setdefault(key, []).append(f)
     for (target, workload, metric), fs in runs.items():
         values = [f["value"] for f in fs]
         print(json.dumps({"target": target, "workload": workload, "metric": metric,

@@ -161,21 +161,27 @@ for _ in $(seq 1 100); do [ -S "$work/baton/baton.sock" ] && break; sleep 0.05; 
 eval "$("$peers/start-zk.sh")"
 zk_pidfile="$PIDFILE"
 paired="$work/paired.jsonl"
+# paired_bench SERVER RECORD WORKLOAD...: one repetition against baton or zk, appended to RECORD.
+paired_bench() {
+  local server="$1" record="$2" args
+  shift 2
+  args=(--target baton --addr "$work/baton/baton.sock")
+  [ "$server" = zk ] && args=(--target zk --addr "$ADDR")
+  echo "-- baton-bench ${args[*]} --reps 1 $*" >&2
+  "$bench" --json --reps 1 "${args[@]}" "$@" | tee -a "$record" >&2
+}
 # The first rounds warm both up and are not counted: a fresh ZooKeeper's JIT took its lock
 # hand-offs from 1,059/s in the first round of a run to 1,932 in the fourth and 2,221 in the
 # fifth.
 for round in $(seq $((1 - paired_warmup)) "$paired_reps"); do
   record="$paired"
   [ "$round" -le 0 ] && record=/dev/null
+  order="baton zk"
+  [ $((round % 2)) = 0 ] && order="zk baton"
   for workload in "write --clients 64" "lock"; do
-    first=(--target baton --addr "$work/baton/baton.sock") second=(--target zk --addr "$ADDR")
-    if [ $((round % 2)) = 0 ]; then tmp=("${first[@]}"); first=("${second[@]}"); second=("${tmp[@]}"); fi
-    for server in first second; do
-      declare -n args="$server"
-      echo "-- baton-bench ${args[*]} --reps 1 $workload" >&2
+    for server in $order; do
       # shellcheck disable=SC2086
-      "$bench" --json --reps 1 "${args[@]}" $workload | tee -a "$record" >&2
-      unset -n args
+      paired_bench "$server" "$record" $workload
     done
   done
 done

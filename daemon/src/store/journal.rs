@@ -205,13 +205,7 @@ fn record_at(bytes: &[u8], at: usize, generation: u64) -> Option<&[u8]> {
     if !begins_record(bytes, at, generation) {
         return None;
     }
-    let head = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
-    let field = |range: std::ops::Range<usize>| &head[range];
-    let payload_len = u32::from_le_bytes(field(4..8).try_into().ok()?) as usize;
-    let payload = bytes.get(at + HEADER_LEN..(at + HEADER_LEN).checked_add(payload_len)?)?;
-    let stored = u32::from_le_bytes(field(16..20).try_into().ok()?);
-    let crc = crc32c::crc32c_append(crc32c::crc32c(field(4..16)), payload);
-    (crc == stored).then_some(payload)
+    payload_checking_out(bytes, at, generation)
 }
 
 /// A whole record of `generation` at `at` whose magic or generation bytes (not both) are
@@ -225,13 +219,20 @@ fn repaired_record_at(bytes: &[u8], at: usize, generation: u64) -> Option<(&[u8]
     if magic_intact == generation_intact {
         return None;
     }
+    let payload = payload_checking_out(bytes, at, generation)?;
+    Some((payload, if magic_intact { "generation" } else { "magic" }))
+}
+
+/// The payload of the record at `at` if it is whole and its CRC matches the one written for
+/// `generation`: of the length, that generation and the payload (whatever the stored magic
+/// and generation bytes hold).
+fn payload_checking_out(bytes: &[u8], at: usize, generation: u64) -> Option<&[u8]> {
+    let head = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
     let payload_len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
     let payload = bytes.get(at + HEADER_LEN..(at + HEADER_LEN).checked_add(payload_len)?)?;
     let stored = u32::from_le_bytes(head[16..20].try_into().ok()?);
-    // The CRC as written: of the length, this generation and the payload.
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head[4..8]), &generation.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc, payload);
-    (crc == stored).then_some((payload, if magic_intact { "generation" } else { "magic" }))
+    (crc32c::crc32c_append(crc, payload) == stored).then_some(payload)
 }
 
 /// What reading a generation's records back found.
