@@ -2,8 +2,10 @@
 //! framed reads and writes. It knows nothing of sessions, requests or watches.
 //!
 //! Reading is cancellation-safe (bytes are kept in a buffer until a whole frame is there), so
-//! the session task can `select!` on it. Writing is not, and is only done outside `select!`
-//! conditions.
+//! the session task can `select!` on it; so is sending (what was sent is counted). A read also
+//! sends what is queued meanwhile: the daemon stops reading a connection's requests while its
+//! replies wait for the client to take them, so a client that stopped reading until its own
+//! large requests were sent would wait for a daemon waiting for it.
 
 use crate::addr::Endpoint;
 use crate::options::Credentials;
@@ -13,7 +15,10 @@ use baton_proto::token::TokenHello;
 use baton_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, ServerHello};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,6 +53,8 @@ pub(crate) struct Connection {
     peer: String,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
+    /// How much of `write_buf` is sent.
+    written: usize,
     frame_len_max: u32,
 }
 
@@ -77,6 +84,7 @@ impl Connection {
                 peer: endpoint.to_string(),
                 read_buf: Vec::with_capacity(READ_CHUNK),
                 write_buf: Vec::new(),
+                written: 0,
                 frame_len_max,
             };
             conn.queue(hello)?;
@@ -119,17 +127,29 @@ impl Connection {
         &self.peer
     }
 
-    /// Reads the next message.
+    /// Reads the next message, sending what is queued meanwhile.
     ///
     /// # Cancellation safety
-    /// Cancel-safe: a partly received frame stays buffered for the next call.
+    /// Cancel-safe: a partly received frame stays buffered for the next call, and what was
+    /// sent stays counted.
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<T, ConnError> {
+        poll_fn(|cx| {
+            if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+                return Poll::Ready(Err(ConnError::Io(e)));
+            }
+            self.poll_receive(cx)
+        })
+        .await
+    }
+
+    fn poll_receive<T: DeserializeOwned>(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, ConnError>> {
         loop {
             if let Some(message) = self.parse()? {
-                return Ok(message);
+                return Poll::Ready(Ok(message));
             }
-            if self.io.read_buf(&mut self.read_buf).await? == 0 {
-                return Err(ConnError::Eof);
+            // A read future dropped while pending has read nothing.
+            if ready!(pin!(self.io.read_buf(&mut self.read_buf)).poll(cx))? == 0 {
+                return Poll::Ready(Err(ConnError::Eof));
             }
         }
     }
@@ -157,8 +177,9 @@ impl Connection {
         Ok(None)
     }
 
-    /// Appends `message` as a frame to the write buffer; [`Connection::flush`] sends it.
-    /// On error (too large a message) the buffer is left as it was.
+    /// Appends `message` as a frame to the write buffer; [`Connection::flush`] and
+    /// [`Connection::read`] send it. On error (too large a message) the buffer is left as it
+    /// was.
     pub fn queue<T: Serialize>(&mut self, message: &T) -> Result<(), FrameError> {
         frame::encode(message, self.frame_len_max, &mut self.write_buf)
     }
@@ -166,18 +187,39 @@ impl Connection {
     /// Sends everything queued.
     ///
     /// # Cancellation safety
-    /// Not cancel-safe: a cancelled flush may have sent part of a frame.
+    /// Cancel-safe: what was sent stays counted, and the rest goes with the next call (or read).
     pub async fn flush(&mut self) -> io::Result<()> {
-        if self.write_buf.is_empty() {
-            return Ok(());
+        poll_fn(|cx| self.poll_send(cx)).await
+    }
+
+    /// Sends what the socket takes now, without waiting; the rest goes with the next read.
+    pub fn send_now(&mut self) -> io::Result<()> {
+        match self.poll_send(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
         }
-        self.io.write_all(&self.write_buf).await?;
-        self.io.flush().await?;
+    }
+
+    /// Sends the queued bytes, then flushes the stream (a TLS stream's records).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.write_buf.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        while self.written < self.write_buf.len() {
+            // A write future dropped while pending has written nothing.
+            let sent = ready!(pin!(self.io.write(&self.write_buf[self.written..])).poll(cx))?;
+            if sent == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += sent;
+        }
+        ready!(pin!(self.io.flush()).poll(cx))?;
         self.write_buf.clear();
+        self.written = 0;
         if self.write_buf.capacity() > READ_BUF_KEEP {
             self.write_buf.shrink_to(READ_CHUNK);
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -205,6 +247,7 @@ impl Connection {
             peer: "test".to_owned(),
             read_buf: Vec::new(),
             write_buf: Vec::new(),
+            written: 0,
             frame_len_max,
         }
     }
@@ -258,5 +301,37 @@ mod tests {
         for id in 1..=3 {
             assert_eq!(peer.read::<Request>().await.unwrap().id, id);
         }
+    }
+
+    /// The peer here, like the daemon, takes no more requests while its own large message
+    /// waits to be taken: the read must take it while the large request waits to be sent.
+    #[tokio::test]
+    async fn a_read_takes_messages_while_a_large_request_waits_to_be_sent() {
+        let (client, server) = tokio::io::duplex(4096);
+        let mut conn = Connection::from_stream(client, 1 << 20);
+        let mut peer = Connection::from_stream(server, 1 << 20);
+        let large = Request { id: 1, op: Op::Sync { path: "/x".repeat(100_000) } };
+        conn.queue(&large).unwrap();
+        conn.send_now().unwrap();
+        assert!(conn.written > 0 && conn.written < conn.write_buf.len(), "the request waits, partly sent");
+        let path = "/y".repeat(100_000);
+        let event = ServerMessage::Event(WatchEvent { zxid: Zxid(9), path, kind: baton_proto::EventKind::Created });
+        let sent = event.clone();
+        let peer = tokio::spawn(async move {
+            peer.queue(&sent).unwrap();
+            peer.flush().await.unwrap();
+            let request = peer.read::<Request>().await.unwrap();
+            (peer, request)
+        });
+        let exchange = async {
+            assert_eq!(conn.read::<ServerMessage>().await.unwrap(), event);
+            // The next read (here: one that finds the peer gone) finishes sending.
+            let reading = tokio::spawn(async move { conn.read::<ServerMessage>().await });
+            let (peer, request) = peer.await.unwrap();
+            assert_eq!(request, large, "the large request arrived whole");
+            drop(peer);
+            assert!(matches!(reading.await.unwrap(), Err(ConnError::Eof)));
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("the two ends waited for each other");
     }
 }

@@ -158,7 +158,9 @@ impl SessionTask {
         let swept = gc.notified();
         tokio::pin!(swept);
         loop {
-            if let Err(e) = conn.flush().await {
+            // What the socket does not take now goes while the read below waits: the session
+            // keeps reading whatever its requests wait for (see `connection`).
+            if let Err(e) = conn.send_now() {
                 return Outcome::Lost(e.to_string());
             }
             let accept =

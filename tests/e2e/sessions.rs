@@ -158,3 +158,12 @@ async fn sessions_survive_a_daemon_restart_and_resume() {
     let stat = other.exists("/lease").await.unwrap().expect("ephemeral kept by the resumed session");
     assert_eq!(stat.ephemeral_owner, session);
 }
+
+/// The client keeps reading while its requests wait to be sent: large sets and large gets on
+/// one session do not stall each other (see `traffic`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_and_large_replies_on_one_session_do_not_stall() {
+    let daemon = Daemon::start();
+    let client = Client::connect(&daemon.addr()).await.unwrap();
+    baton_tests::traffic::large_requests_and_replies_at_once(&client, 8, 10).await;
+}

@@ -11,6 +11,7 @@ pub mod pair;
 pub mod proxy;
 pub mod raw;
 pub mod torture;
+pub mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
