@@ -14,6 +14,9 @@ pub const SESSION_TIMEOUT_MIN_MS: u32 = 2_000;
 pub const SESSION_TIMEOUT_MAX_MS: u32 = 60_000;
 pub const TICK_MS: u64 = 50;
 pub const NODE_DATA_MAX: usize = 1024 * 1024;
+/// The largest `frame_len_max` accepted: every txn a request makes must fit one replication
+/// frame (`replication::PEER_FRAME_LEN_MAX`) with room to spare.
+pub const FRAME_LEN_MAX_CAP: u32 = 16 * 1024 * 1024;
 pub const CONNECTIONS_MAX: usize = 4_096;
 pub const CONNECTIONS_PER_PEER_MAX: usize = 1_024;
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 4_096;
@@ -294,6 +297,12 @@ impl Config {
         if self.tick_ms >= u64::from(self.session_timeout_min_ms) {
             return invalid(format!("tick_ms ({}) must be shorter than session_timeout_min_ms", self.tick_ms));
         }
+        if self.frame_len_max > FRAME_LEN_MAX_CAP {
+            return invalid(format!(
+                "frame_len_max ({}) must be at most {FRAME_LEN_MAX_CAP} (16 MiB): a write must fit a replication message",
+                self.frame_len_max
+            ));
+        }
         let room = self.node_data_max as u64 + 8 * 1024;
         if u64::from(self.frame_len_max) < room {
             return invalid(format!(
@@ -470,6 +479,11 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("session_timeout_min_ms"));
         let config = Config { node_data_max: 10 * 1024 * 1024, ..Config::default() };
         assert!(config.validate().unwrap_err().to_string().contains("frame_len_max"));
+        let config =
+            Config { frame_len_max: FRAME_LEN_MAX_CAP + 1, node_data_max: 10 * 1024 * 1024, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("at most 16777216"));
+        let config = Config { frame_len_max: FRAME_LEN_MAX_CAP, node_data_max: 10 * 1024 * 1024, ..Config::default() };
+        config.validate().unwrap();
     }
 
     #[test]

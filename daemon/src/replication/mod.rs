@@ -9,6 +9,7 @@
 //! - [`auth`]: the shared-token proof both sides give.
 
 pub mod auth;
+mod chunks;
 pub mod primary;
 pub mod standby;
 
@@ -26,8 +27,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
 
-/// The longest replication frame: a chunk of records or snapshot nodes.
-pub const PEER_FRAME_LEN_MAX: u32 = 64 * 1024 * 1024;
+/// The longest replication frame. Messages of records or snapshot entries are cut at
+/// `chunks::PEER_MESSAGE_BYTES`; only a single record larger than that needs more: a client's
+/// txn (its request is at most `frame_len_max`, itself at most `FRAME_LEN_MAX_CAP`) or a
+/// session's expiry, which names each of its ephemerals (100,000 paths of up to 1 KiB by
+/// default, about 100 MiB).
+pub const PEER_FRAME_LEN_MAX: u32 = 256 * 1024 * 1024;
 /// How long each side may take to answer during the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a primary tells an idle standby it is alive.

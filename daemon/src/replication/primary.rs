@@ -2,12 +2,13 @@
 //! stored log (or a snapshot), then stream every commit as the engine makes it.
 
 use super::auth::{self, Token};
+use super::chunks::{self, PEER_MESSAGE_BYTES};
 use super::{HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, PEER_FRAME_LEN_MAX};
 use crate::engine::{EngineInput, Feed, PeerReport};
 use crate::store::{LogRange, StoreReader};
 use crate::wire::{read_message, write_message};
 use baton_proto::replication::{PEER_MAGIC, PEER_PROTOCOL_VERSION, ReplicationMode, ToPrimary, ToStandby};
-use baton_proto::{ErrorCode, ErrorReply, Zxid};
+use baton_proto::{ErrorCode, ErrorReply, SessionId, Zxid};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,10 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
-/// Log entries per message while catching a standby up.
+/// Log entries per message while catching a standby up (fewer if their records pass
+/// `PEER_MESSAGE_BYTES`).
 const CATCH_UP_BATCH: usize = 1000;
-/// Snapshot entries per message.
-const SNAPSHOT_CHUNK: usize = 1000;
 
 /// What every standby stream needs.
 #[derive(Clone)]
@@ -106,7 +106,9 @@ async fn serve(
                     let records: Vec<Vec<u8>> =
                         batch.iter().filter(|(z, _)| *z > cursor).map(|(_, r)| r.clone()).collect();
                     if let Some((last, _)) = batch.last() && !records.is_empty() {
-                        write_message(&mut writer, &ToStandby::Txns(records), PEER_FRAME_LEN_MAX).await.map_err(|e| e.to_string())?;
+                        for run in chunks::by_size(records, Vec::len, PEER_MESSAGE_BYTES) {
+                            write_message(&mut writer, &ToStandby::Txns(run), PEER_FRAME_LEN_MAX).await.map_err(|e| e.to_string())?;
+                        }
                         cursor = cursor.max(*last);
                     }
                 }
@@ -179,7 +181,7 @@ async fn divergence(side: &PrimarySide, epoch: u32, standby_zxid: Zxid, ours: Zx
 async fn catch_up<W: AsyncWrite + Unpin>(writer: &mut W, side: &PrimarySide, mut cursor: Zxid) -> Result<Zxid, String> {
     loop {
         let reader = side.reader.clone();
-        let range = blocking(move || reader.log_after(cursor, CATCH_UP_BATCH)).await?;
+        let range = blocking(move || reader.log_after(cursor, CATCH_UP_BATCH, PEER_MESSAGE_BYTES)).await?;
         match range {
             LogRange::Compacted => cursor = send_snapshot(writer, side).await?,
             LogRange::Entries(entries) if entries.is_empty() => return Ok(cursor),
@@ -199,8 +201,12 @@ async fn send_snapshot<W: AsyncWrite + Unpin>(writer: &mut W, side: &PrimarySide
     let snapshot = blocking(move || reader.snapshot()).await?;
     info!(last_zxid = %snapshot.last_zxid, nodes = snapshot.nodes.len(), "sending a snapshot");
     let mut messages = vec![ToStandby::SnapshotBegin { epoch: snapshot.epoch, last_zxid: snapshot.last_zxid }];
-    messages.extend(snapshot.nodes.chunks(SNAPSHOT_CHUNK).map(|c| ToStandby::SnapshotNodes(c.to_vec())));
-    messages.extend(snapshot.sessions.chunks(SNAPSHOT_CHUNK).map(|c| ToStandby::SnapshotSessions(c.to_vec())));
+    let node_size = |(path, record): &(String, Vec<u8>)| path.len() + record.len();
+    let nodes = chunks::by_size(snapshot.nodes, node_size, PEER_MESSAGE_BYTES);
+    messages.extend(nodes.into_iter().map(ToStandby::SnapshotNodes));
+    let session_size = |(_, record): &(SessionId, Vec<u8>)| size_of::<SessionId>() + record.len();
+    let sessions = chunks::by_size(snapshot.sessions, session_size, PEER_MESSAGE_BYTES);
+    messages.extend(sessions.into_iter().map(ToStandby::SnapshotSessions));
     messages.push(ToStandby::SnapshotEnd);
     for message in messages {
         write_message(writer, &message, PEER_FRAME_LEN_MAX).await.map_err(|e| e.to_string())?;

@@ -217,8 +217,9 @@ impl StoreReader {
         Ok((Restored { epoch, last_zxid, history_floor, tree, orphans, sessions, recent_txns }, window))
     }
 
-    /// Up to `max` log entries after `zxid`.
-    pub fn log_after(&self, zxid: Zxid, max: usize) -> Result<LogRange, StoreError> {
+    /// Log entries after `zxid`: up to `max` of them, and no more once their records add up to
+    /// `bytes_max` (at least one, however large).
+    pub fn log_after(&self, zxid: Zxid, max: usize, bytes_max: usize) -> Result<LogRange, StoreError> {
         let read = self.begin()?;
         let position = Self::position(&read)?;
         if zxid < position.log_floor || zxid > position.last_zxid {
@@ -229,10 +230,14 @@ impl StoreReader {
             // Not a zxid of ours (a diverged history): streaming cannot continue from it.
             return Ok(LogRange::Compacted);
         }
-        let mut entries = Vec::new();
+        let (mut entries, mut bytes) = (Vec::new(), 0);
         for entry in log.range(zxid.0 + 1..).map_err(engine)?.take(max) {
             let (key, value) = entry.map_err(engine)?;
             let record = records::unseal(value.value()).map_err(|e| corrupt("log", Zxid(key.value()), e))?;
+            if !entries.is_empty() && bytes + record.len() > bytes_max {
+                break;
+            }
+            bytes += record.len();
             entries.push((Zxid(key.value()), record.to_vec()));
         }
         Ok(LogRange::Entries(entries))

@@ -194,3 +194,23 @@ fn a_probe_after_a_reopen_keeps_the_epoch() {
     let (_store, restored) = Store::open(dir.path(), keep(10), HistoryBound::txns(10)).unwrap();
     assert_eq!(restored.epoch, 3);
 }
+
+#[test]
+fn log_entries_are_read_up_to_a_count_and_a_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::new(Limits::default());
+    let (mut store, _) = Store::open(dir.path(), keep(100), HistoryBound::txns(100)).unwrap();
+    write_some(&mut sm, &mut store, 10);
+    let reader = store.reader();
+    let entries = |max, bytes_max| match reader.log_after(Zxid::ZERO, max, bytes_max).unwrap() {
+        LogRange::Entries(entries) => entries,
+        LogRange::Compacted => panic!("nothing was compacted"),
+    };
+    let all = entries(100, usize::MAX);
+    assert_eq!(all.len(), 11, "the session and the ten creates");
+    assert_eq!(entries(4, usize::MAX), all[..4], "the count bounds it");
+    let three: usize = all[..3].iter().map(|(_, record)| record.len()).sum();
+    assert_eq!(entries(100, three), all[..3], "as many as fit the budget, whole");
+    assert_eq!(entries(100, three + all[3].1.len() - 1), all[..3], "none cut in half");
+    assert_eq!(entries(100, 1), all[..1], "at least one, however large");
+}
