@@ -21,6 +21,15 @@ fn primary(token: &Token, listen: &str, extra: &[&str]) -> Daemon {
     Daemon::start_with(&args)
 }
 
+/// A primary that keeps only its last 10 txns in its log, so that a new standby needs a
+/// snapshot; the directory of its config file goes with the second half.
+fn primary_keeping_10_txns(token: &Token, listen: &str) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("primary.toml");
+    std::fs::write(&config, "log_retention_txns = 10\n").unwrap();
+    (primary(token, listen, &["--config", config.to_str().unwrap()]), dir)
+}
+
 fn standby(token: &Token, of: &str, extra: &[&str]) -> Daemon {
     let mut args = vec!["--standby-of", of, "--replication-token-file", token.arg()];
     args.extend_from_slice(extra);
@@ -72,10 +81,7 @@ async fn a_standby_catches_up_through_the_log_serves_reads_and_refuses_writes() 
 async fn a_standby_older_than_the_retained_log_catches_up_from_a_snapshot() {
     let token = token();
     let link = free_tcp_addr().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("primary.toml");
-    std::fs::write(&config, "log_retention_txns = 10\n").unwrap();
-    let p = primary(&token, &link, &["--config", config.to_str().unwrap()]);
+    let (p, _config) = primary_keeping_10_txns(&token, &link);
     let writer = Client::connect(&p.addr()).await.unwrap();
     create_many(&writer, "/n", 100).await;
     let s = standby(&token, &link, &[]);
@@ -424,10 +430,7 @@ async fn create_large(addr: &str, prefix: &str, n: usize, value: &[u8]) {
 async fn large_values_reach_a_standby_in_messages_of_a_bounded_size() {
     let token = token();
     let link = free_tcp_addr().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("primary.toml");
-    std::fs::write(&config, "log_retention_txns = 10\n").unwrap();
-    let p = primary(&token, &link, &["--config", config.to_str().unwrap()]);
+    let (p, _config) = primary_keeping_10_txns(&token, &link);
     let value: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
     create_large(&p.addr(), "/large-", 18, &value).await;
     let s = standby(&token, &link, &[]);
