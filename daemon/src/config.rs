@@ -25,6 +25,10 @@ pub const PATH_DEPTH_MAX: usize = 128;
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const OUTBOUND_MESSAGES_MAX: usize = 16_384;
 pub const BATCH_TXNS_MAX: usize = 4_096;
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The largest `batch_bytes_max` accepted: a group commit is one journal record, whose length
+/// is 32 bits, and it holds each change twice (the txn and the stored record it leaves).
+pub const BATCH_BYTES_MAX_CAP: usize = 1024 * 1024 * 1024;
 /// How long the engine polls for more work before it sleeps (see `engine::spin`).
 pub const ENGINE_SPIN_US: u64 = 100;
 /// The longest `engine_spin_us` accepted: past it, polling costs more CPU than a wake-up.
@@ -73,6 +77,9 @@ pub struct Config {
     /// Replies and events queued for one connection before it is cut off as too slow.
     pub outbound_messages_max: usize,
     pub batch_txns_max: usize,
+    /// Bytes of txn records past which a group commit takes no more (one large write may
+    /// pass it alone).
+    pub batch_bytes_max: usize,
     /// Microseconds the engine keeps polling for work after a round before it sleeps, so
     /// that a request soon after does not pay a thread wake-up (0: sleep at once).
     pub engine_spin_us: u64,
@@ -204,6 +211,7 @@ impl Default for Config {
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
             outbound_messages_max: OUTBOUND_MESSAGES_MAX,
             batch_txns_max: BATCH_TXNS_MAX,
+            batch_bytes_max: BATCH_BYTES_MAX,
             engine_spin_us: ENGINE_SPIN_US,
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
@@ -279,6 +287,32 @@ impl Config {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
+    /// The size limits that bound one another: a frame holds a node's data, a replication
+    /// message holds a frame's write, a journal record holds a group commit.
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.batch_bytes_max > BATCH_BYTES_MAX_CAP {
+            return invalid(format!(
+                "batch_bytes_max ({}) must be at most {BATCH_BYTES_MAX_CAP} (1 GiB): a group commit is one journal record",
+                self.batch_bytes_max
+            ));
+        }
+        if self.frame_len_max > FRAME_LEN_MAX_CAP {
+            return invalid(format!(
+                "frame_len_max ({}) must be at most {FRAME_LEN_MAX_CAP} (16 MiB): a write must fit a replication message",
+                self.frame_len_max
+            ));
+        }
+        let room = self.node_data_max as u64 + 8 * 1024;
+        if u64::from(self.frame_len_max) < room {
+            return invalid(format!(
+                "frame_len_max ({}) must leave room for node_data_max ({}) plus 8 KiB of path and stat",
+                self.frame_len_max, self.node_data_max
+            ));
+        }
+        Ok(())
+    }
+
     /// Rejects values that cannot work, naming the field; never clamps silently.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
@@ -297,20 +331,8 @@ impl Config {
         if self.tick_ms >= u64::from(self.session_timeout_min_ms) {
             return invalid(format!("tick_ms ({}) must be shorter than session_timeout_min_ms", self.tick_ms));
         }
-        if self.frame_len_max > FRAME_LEN_MAX_CAP {
-            return invalid(format!(
-                "frame_len_max ({}) must be at most {FRAME_LEN_MAX_CAP} (16 MiB): a write must fit a replication message",
-                self.frame_len_max
-            ));
-        }
-        let room = self.node_data_max as u64 + 8 * 1024;
-        if u64::from(self.frame_len_max) < room {
-            return invalid(format!(
-                "frame_len_max ({}) must leave room for node_data_max ({}) plus 8 KiB of path and stat",
-                self.frame_len_max, self.node_data_max
-            ));
-        }
-        let positive: [(&str, u64); 17] = [
+        self.validate_sizes()?;
+        let positive: [(&str, u64); 18] = [
             ("connections_max", self.connections_max as u64),
             ("connections_per_peer_max", self.connections_per_peer_max as u64),
             ("requests_in_flight_max", self.requests_in_flight_max as u64),
@@ -319,6 +341,7 @@ impl Config {
             ("handshake_timeout_ms", self.handshake_timeout_ms),
             ("outbound_messages_max", self.outbound_messages_max as u64),
             ("batch_txns_max", self.batch_txns_max as u64),
+            ("batch_bytes_max", self.batch_bytes_max as u64),
             ("log_retention_txns", self.log_retention_txns),
             ("log_retention_bytes", self.log_retention_bytes),
             ("journal_checkpoint_commits", self.journal_checkpoint_commits),
@@ -484,6 +507,10 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("at most 16777216"));
         let config = Config { frame_len_max: FRAME_LEN_MAX_CAP, node_data_max: 10 * 1024 * 1024, ..Config::default() };
         config.validate().unwrap();
+        let config = Config { batch_bytes_max: BATCH_BYTES_MAX_CAP + 1, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("batch_bytes_max"));
+        let config = Config { batch_bytes_max: 0, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("batch_bytes_max must be positive"));
     }
 
     #[test]

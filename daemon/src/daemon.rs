@@ -132,6 +132,7 @@ fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
         session_timeout_min_ms: config.session_timeout_min_ms,
         session_timeout_max_ms: config.session_timeout_max_ms,
         batch_txns_max: config.batch_txns_max,
+        batch_bytes_max: config.batch_bytes_max,
         spin: std::time::Duration::from_micros(config.engine_spin_us),
         outbound_bytes_max: config.outbound_bytes_max,
         role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },

@@ -187,3 +187,35 @@ async fn a_primary_and_its_standby_show_their_roles_link_and_lag() {
     assert!(int(&standby_text, "baton_commit_batch_txns_count") > 0, "the standby commits what it applies");
     assert_eq!(get(standby_metrics, "/health").status, 200);
 }
+
+/// 16 clients creating at once, each with one create in flight; returns the daemon's
+/// `(commits, txns committed)` from its metrics afterwards.
+async fn commits_of_concurrent_creates(config: &str) -> (u64, f64) {
+    let addr = free_tcp_addr();
+    let daemon = Daemon::start_with_config(&format!("metrics_listen = \"{addr}\"\n{config}"));
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let client = Client::connect(&daemon.addr()).await.unwrap();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                client.create(&format!("/w{w}-{i}"), b"v", CreateOptions::persistent()).await.unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let text = scrape(addr);
+    (int(&text, "baton_commit_batch_txns_count"), value(&text, "baton_commit_batch_txns_sum"))
+}
+
+/// `batch_bytes_max` closes a group commit once its txns reach that many bytes: at 1 byte
+/// every commit holds one txn, where the same load otherwise shares commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_bytes_max_bounds_a_group_commit() {
+    let (commits, txns) = commits_of_concurrent_creates("batch_bytes_max = 1\n").await;
+    assert!(txns >= 320.0, "the 320 creates and the sessions were committed: {txns}");
+    assert!((txns - commits as f64).abs() < 0.5, "one txn per commit: {txns} txns in {commits} commits");
+    let (commits, txns) = commits_of_concurrent_creates("").await;
+    assert!((commits as f64) < txns, "by default, {txns} txns shared {commits} commits");
+}

@@ -142,6 +142,8 @@ pub struct EngineConfig {
     pub session_timeout_max_ms: u32,
     /// Most txns in one group commit.
     pub batch_txns_max: usize,
+    /// Txn record bytes past which a group commit takes no more.
+    pub batch_bytes_max: usize,
     /// How long to poll for the next input before sleeping (see `spin`).
     pub spin: Duration,
     /// Bytes of replies and events queued for one connection before it is cut off.
@@ -331,7 +333,7 @@ impl Engine {
             self.sm.begin_round(readable_before);
             self.round = Instant::now();
             let mut shutdown = self.handle(first)?;
-            while !shutdown && self.batch.len() < self.config.batch_txns_max {
+            while !shutdown && !self.batch_is_full() {
                 match inputs.try_recv() {
                     Ok(input) => shutdown = self.handle(input)?,
                     Err(_) => break,
@@ -687,6 +689,12 @@ impl Engine {
     /// given back to the readers, as soon as each connection's events and hang-ups are
     /// announced to it (see `published`): a reader does not wait for the engine to finish
     /// handing them out.
+    /// Whether the round's group commit takes no more writes: by count, or by bytes (one
+    /// large write passes the bytes alone).
+    fn batch_is_full(&self) -> bool {
+        self.batch.len() >= self.config.batch_txns_max || self.batch.bytes() >= self.config.batch_bytes_max
+    }
+
     fn flush(&mut self) -> Result<(), EngineError> {
         let committed = !self.batch.is_empty();
         let mut durable = None;

@@ -13,12 +13,16 @@ pub struct Batch {
     pub sessions: BTreeMap<SessionId, Option<SessionRecord>>,
     pub last_zxid: Zxid,
     pub epoch: u32,
+    /// The txn records' bytes.
+    bytes: usize,
 }
 
 impl Batch {
     /// Adds an applied txn and the records it changed.
     pub fn push(&mut self, txn: &Txn, delta: StoreDelta, epoch: u32) {
-        self.txns.push((txn.zxid, encode_record(txn)));
+        let record = encode_record(txn);
+        self.bytes += record.len();
+        self.txns.push((txn.zxid, record));
         self.nodes.extend(delta.nodes);
         self.sessions.extend(delta.sessions);
         self.last_zxid = txn.zxid;
@@ -31,6 +35,11 @@ impl Batch {
 
     pub fn len(&self) -> usize {
         self.txns.len()
+    }
+
+    /// The bytes of its txn records.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
