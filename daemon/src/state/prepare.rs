@@ -121,11 +121,16 @@ impl StateMachine {
     }
 
     /// Prepares the deletion of TTL nodes that are childless and unmodified for their TTL at
-    /// wall time `time_ms` (and of containers this empties). `None` if there are none.
-    pub fn prepare_reap_ttl(&self, time_ms: u64) -> Option<Txn> {
+    /// wall time `time_ms` (and of containers this empties), at most `max` of them: the rest
+    /// go with the next tick, so that no txn grows with the tree (a txn is one replication
+    /// message). `None` if there are none.
+    pub fn prepare_reap_ttl(&self, time_ms: u64, max: usize) -> Option<Txn> {
         let mut overlay = Overlay::new(&self.tree, self.next_zxid());
         let mut deletes = Vec::new();
         for (p, node) in self.tree.ttl_nodes() {
+            if deletes.len() >= max {
+                break;
+            }
             let stat = node.stat();
             if let NodeKind::Ttl { ttl_ms } = node.kind()
                 && stat.num_children == 0

@@ -148,11 +148,28 @@ fn ttl_nodes_are_reaped_once_idle_and_childless() {
     let mut h = Harness::new();
     let s = h.session();
     h.create(s, "/t", CreateKind::Ttl { ttl_ms: 1000 }, false).unwrap();
-    assert!(h.sm.prepare_reap_ttl(T + 999).is_none());
-    let reap = h.sm.prepare_reap_ttl(T + 1000).unwrap();
+    assert!(h.sm.prepare_reap_ttl(T + 999, 100).is_none());
+    let reap = h.sm.prepare_reap_ttl(T + 1000, 100).unwrap();
     h.commit(&reap);
     assert!(!h.sm.tree().contains("/t"));
     assert_eq!(h.create(s, "/z", CreateKind::Ttl { ttl_ms: 0 }, false), Err(ErrorCode::InvalidArgument));
+}
+
+#[test]
+fn ttl_nodes_are_reaped_a_bounded_number_per_txn() {
+    let mut h = Harness::new();
+    let s = h.session();
+    for i in 0..5 {
+        h.create(s, &format!("/t{i}"), CreateKind::Ttl { ttl_ms: 1000 }, false).unwrap();
+    }
+    let mut reaped_per_txn = Vec::new();
+    while let Some(reap) = h.sm.prepare_reap_ttl(T + 1000, 2) {
+        let TxnBody::Write(ops) = &reap.body else { panic!("a reap is a write: {reap:?}") };
+        reaped_per_txn.push(ops.len());
+        h.commit(&reap);
+    }
+    assert_eq!(reaped_per_txn, [2, 2, 1], "at most 2 per txn, until none is left");
+    assert!((0..5).all(|i| !h.sm.tree().contains(&format!("/t{i}"))));
 }
 
 #[test]
