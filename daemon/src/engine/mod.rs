@@ -45,9 +45,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-/// TTL nodes deleted per tick at most (one txn): 10,000 paths of up to 1 KiB stay within a
-/// replication message or two, and 200,000 a second (at the default 50 ms tick) is more than
-/// enough to keep up.
+/// TTL nodes deleted per tick at most (one txn): 10,000 paths of up to 1 KiB make a txn of
+/// about 10 MiB, far below a replication frame, and 200,000 a second (at the default 50 ms
+/// tick) is more than enough to keep up.
 const TTL_REAPED_PER_TICK: usize = 10_000;
 
 /// A connection's number, unique for the daemon's lifetime.
@@ -690,16 +690,16 @@ impl Engine {
         }
     }
 
-    /// Commits the round's txns, then releases its outputs in order. Ends with the state
-    /// given back to the readers, as soon as each connection's events and hang-ups are
-    /// announced to it (see `published`): a reader does not wait for the engine to finish
-    /// handing them out.
     /// Whether the round's group commit takes no more writes: by count, or by bytes (one
     /// large write passes the bytes alone).
     fn batch_is_full(&self) -> bool {
         self.batch.len() >= self.config.batch_txns_max || self.batch.bytes() >= self.config.batch_bytes_max
     }
 
+    /// Commits the round's txns, then releases its outputs in order. Ends with the state
+    /// given back to the readers, as soon as each connection's events and hang-ups are
+    /// announced to it (see `published`): a reader does not wait for the engine to finish
+    /// handing them out.
     fn flush(&mut self) -> Result<(), EngineError> {
         let committed = !self.batch.is_empty();
         let mut durable = None;
