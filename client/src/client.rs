@@ -335,6 +335,38 @@ impl Client {
         }
     }
 
+    /// Joins a line in one round trip: creates a sequential node as [`Client::create`] does
+    /// (`options` must be sequential), and tells where it stands as
+    /// [`Client::turn_and_watch`] does. Returns the node's path and [`Turn::First`] or
+    /// [`Turn::Waiting`] with the watcher for its turn.
+    ///
+    /// # Errors
+    /// As [`Client::create`]; `InvalidArgument` if `options` are not sequential; `NoAuth`
+    /// without read permission on the parent; `LimitExceeded` if the session holds the most
+    /// watches allowed; `Unimplemented` from a server older than this request. Nothing is
+    /// created when it fails.
+    ///
+    /// # Cancellation safety
+    /// As [`Client::create`]; a watch set by a cancelled call is removed again.
+    pub async fn create_in_line(&self, path: &str, data: &[u8], options: CreateOptions) -> Result<(String, Turn)> {
+        let (sender, receiver) = oneshot::channel();
+        let op = Op::CreateInLine(CreateRequest {
+            path: path.to_owned(),
+            data: Some(data.to_vec()),
+            kind: options.kind,
+            sequential: options.sequential,
+            acl: Vec::new(),
+        });
+        match self.call(op, Some(WatchRequest::TurnOfCreated { sender })).await? {
+            Response::CreatedInLine { path, stat, first: true } => Ok((path, Turn::First(stat))),
+            Response::CreatedInLine { path, stat, first: false } => {
+                let watcher = OneshotWatcher::new(path.clone(), OneshotKind::Turn, receiver, self.inner.gc.clone());
+                Ok((path, Turn::Waiting(stat, watcher)))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The names of a node's children, sorted.
     ///
     /// # Errors

@@ -53,7 +53,7 @@ impl InFlight {
     /// The path of the watch this request sets, if it sets one.
     pub fn watch_path(&self) -> Option<&str> {
         match &self.purpose {
-            Purpose::Caller(Pending { watch: Some(w), .. }) => Some(w.path()),
+            Purpose::Caller(Pending { watch: Some(w), .. }) => w.path(),
             _ => None,
         }
     }
@@ -93,6 +93,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Descendants(_) => "Descendants",
         Response::MultiRead(_) => "MultiRead",
         Response::Turn { .. } => "Turn",
+        Response::CreatedInLine { .. } => "CreatedInLine",
     }
 }
 
@@ -101,18 +102,12 @@ pub(crate) fn unexpected(response: &Response) -> Error {
     Error::Protocol(format!("unexpected reply {} to this request", response_name(response)))
 }
 
-/// Whether the server left a watch with a successful reply to a request that asked for one.
-/// All such replies do, except a turn's that says the node is already first or gone: its
-/// watch would have nothing to wait for.
-pub(crate) fn leaves_watch(response: &Response) -> bool {
-    !matches!(response, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. })
-}
-
 /// The newest zxid a response proves the server had reached.
 pub(crate) fn response_zxid(response: &Response) -> Zxid {
     let stat_zxid = |s: &Stat| s.czxid.max(s.mzxid).max(s.pzxid);
     match response {
         Response::Created { stat, .. }
+        | Response::CreatedInLine { stat, .. }
         | Response::Set(stat)
         | Response::AclSet(stat)
         | Response::Acl { stat, .. }
@@ -138,15 +133,6 @@ pub(crate) fn response_zxid(response: &Response) -> Zxid {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_turn_that_came_at_once_or_a_gone_node_leaves_no_watch() {
-        let turn = |stat: Option<Stat>, first| Response::Turn { stat, first };
-        assert!(leaves_watch(&turn(Some(Stat::default()), false)), "a waiter is watched");
-        assert!(!leaves_watch(&turn(Some(Stat::default()), true)), "a node already first");
-        assert!(!leaves_watch(&turn(None, false)), "a gone node");
-        assert!(leaves_watch(&Response::Exists(None)), "an exists watch on a missing node stays");
-    }
 
     #[test]
     fn zxid_is_the_newest_in_any_stat() {

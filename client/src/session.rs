@@ -7,12 +7,12 @@
 //! none of them needs a lock. Handles talk to it through a bounded channel.
 
 use crate::addr::Endpoint;
-use crate::command::{Command, InFlight, Pending, Purpose, leaves_watch, response_zxid};
+use crate::command::{Command, InFlight, Pending, Purpose, response_zxid};
 use crate::connection::{ConnError, Connection};
 use crate::error::Error;
 use crate::options::{Options, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN};
 use crate::state::{SessionInfo, SessionState};
-use crate::watch::{WatchEnd, WatchRegistry};
+use crate::watch::{WatchEnd, WatchRegistry, WatchRequest};
 use baton_proto::{
     ErrorCode, ErrorReply, Hello, MAGIC, Op, PROTOCOL_VERSION, Request, Response, ServerHello, ServerMessage,
     SessionRequest, WatchEvent, Zxid,
@@ -239,8 +239,9 @@ impl SessionTask {
                 reply.send(Err(Error::Server { code: ErrorCode::TooLarge, message: format!("request not sent: {e}") }));
             return;
         }
-        if let Some(w) = &watch {
-            *self.watch_requests.entry(w.path().to_owned()).or_default() += 1;
+        // A node `CreateInLine` makes is new, so nothing can be removing watches on its path.
+        if let Some(path) = watch.as_ref().and_then(WatchRequest::path) {
+            *self.watch_requests.entry(path.to_owned()).or_default() += 1;
         }
         self.closing |= closes_session;
         self.push_in_flight(id, Purpose::Caller(Pending { watch, reply, closes_session }));
@@ -392,8 +393,7 @@ impl SessionTask {
         match result {
             Ok(response) => {
                 // A reply that leaves no watch: the caller discards its watcher.
-                let watch = watch.filter(|_| leaves_watch(&response));
-                if let Some(watch) = watch {
+                if let Some(watch) = watch.and_then(|watch| watch.resolve(&response)) {
                     if watch.is_abandoned() {
                         // Registered so the next sweep removes the server's watch too.
                         self.gc.notify_one();

@@ -19,7 +19,7 @@
 //! paths for which the server should be told to drop its watches.
 
 use crate::error::Error;
-use baton_proto::{ErrorCode, EventKind, PersistentWatchMode, WatchEvent, WatchSet, path};
+use baton_proto::{ErrorCode, EventKind, PersistentWatchMode, Response, WatchEvent, WatchSet, path};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc::error::TrySendError;
@@ -82,21 +82,50 @@ impl PersistentSender {
 /// A watcher to add once the server has accepted the request that set it.
 #[derive(Debug)]
 pub(crate) enum WatchRequest {
-    Oneshot { kind: OneshotKind, path: String, sender: OneshotSender },
-    Persistent { mode: PersistentWatchMode, path: String, sender: PersistentSender },
+    Oneshot {
+        kind: OneshotKind,
+        path: String,
+        sender: OneshotSender,
+    },
+    Persistent {
+        mode: PersistentWatchMode,
+        path: String,
+        sender: PersistentSender,
+    },
+    /// The turn watch that [`baton_proto::Op::CreateInLine`] leaves on the node it makes,
+    /// whose path only the reply tells ([`WatchRequest::resolve`]).
+    TurnOfCreated {
+        sender: OneshotSender,
+    },
 }
 
 impl WatchRequest {
-    pub fn path(&self) -> &str {
+    /// The watched path; `None` while only the reply can tell it.
+    pub fn path(&self) -> Option<&str> {
         match self {
-            WatchRequest::Oneshot { path, .. } | WatchRequest::Persistent { path, .. } => path,
+            WatchRequest::Oneshot { path, .. } | WatchRequest::Persistent { path, .. } => Some(path),
+            WatchRequest::TurnOfCreated { .. } => None,
+        }
+    }
+
+    /// The watch that the successful reply `response` left: `None` if it left none (a turn
+    /// that came at once, a node gone), with the path of a created node filled in.
+    pub fn resolve(self, response: &Response) -> Option<WatchRequest> {
+        match (self, response) {
+            (WatchRequest::TurnOfCreated { sender }, Response::CreatedInLine { path, first: false, .. }) => {
+                Some(WatchRequest::Oneshot { kind: OneshotKind::Turn, path: path.clone(), sender })
+            }
+            // A node created first, or any other reply to it; a turn already come, or a node gone.
+            (WatchRequest::TurnOfCreated { .. }, _)
+            | (_, Response::Turn { stat: None, .. } | Response::Turn { first: true, .. }) => None,
+            (request, _) => Some(request),
         }
     }
 
     /// Whether the caller has already dropped the watcher.
     pub fn is_abandoned(&self) -> bool {
         match self {
-            WatchRequest::Oneshot { sender, .. } => sender.is_closed(),
+            WatchRequest::Oneshot { sender, .. } | WatchRequest::TurnOfCreated { sender } => sender.is_closed(),
             WatchRequest::Persistent { sender, .. } => sender.events.is_closed(),
         }
     }
@@ -211,6 +240,8 @@ impl WatchRegistry {
                     PersistentWatchMode::Recursive => watchers.recursive.push(sender),
                 }
             }
+            // Without a path it names no watch: `resolve` gives it one from the reply.
+            WatchRequest::TurnOfCreated { .. } => {}
         }
     }
 
@@ -347,7 +378,7 @@ fn deliver(list: &mut Vec<PersistentSender>, event: &WatchEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_proto::Zxid;
+    use baton_proto::{Stat, Zxid};
 
     fn event(path: &str, kind: EventKind) -> WatchEvent {
         WatchEvent { zxid: Zxid(1), path: path.into(), kind }
@@ -361,6 +392,36 @@ mod tests {
         let (sender, rx) = oneshot::channel();
         reg.register(WatchRequest::Oneshot { kind, path: path.into(), sender });
         rx
+    }
+
+    fn oneshot_request(kind: OneshotKind, path: &str) -> WatchRequest {
+        WatchRequest::Oneshot { kind, path: path.into(), sender: oneshot::channel().0 }
+    }
+
+    fn turn_of_created() -> WatchRequest {
+        WatchRequest::TurnOfCreated { sender: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn only_a_turn_that_came_at_once_or_a_gone_node_leaves_no_watch() {
+        let turn = |stat: Option<Stat>, first| Response::Turn { stat, first };
+        let resolved = |response: &Response| oneshot_request(OneshotKind::Turn, "/q/w").resolve(response).is_some();
+        assert!(resolved(&turn(Some(Stat::default()), false)), "a waiter is watched");
+        assert!(!resolved(&turn(Some(Stat::default()), true)), "a node already first");
+        assert!(!resolved(&turn(None, false)), "a gone node");
+        let exists = oneshot_request(OneshotKind::Exists, "/a").resolve(&Response::Exists(None));
+        assert!(exists.is_some(), "an exists watch on a missing node stays");
+    }
+
+    #[test]
+    fn a_node_created_in_line_is_watched_by_the_path_its_reply_names() {
+        let created = |first| Response::CreatedInLine { path: "/q/w-0000000003".into(), stat: Stat::default(), first };
+        assert_eq!(turn_of_created().path(), None, "unknown until the reply");
+        match turn_of_created().resolve(&created(false)) {
+            Some(WatchRequest::Oneshot { kind: OneshotKind::Turn, path, .. }) => assert_eq!(path, "/q/w-0000000003"),
+            other => panic!("a waiting node keeps a turn watch, not {other:?}"),
+        }
+        assert!(turn_of_created().resolve(&created(true)).is_none(), "a node first at once is not watched");
     }
 
     fn persistent(

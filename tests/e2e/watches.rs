@@ -2,7 +2,7 @@
 //! every change in zxid order, and an event always arrives before any reply that reveals
 //! its change.
 
-use baton::{Client, CreateOptions, EventKind, Turn};
+use baton::{Client, CreateOptions, ErrorCode, EventKind, Turn};
 use baton_tests::Daemon;
 use baton_tests::access::TcpAccess;
 use baton_tests::proxy::Proxy;
@@ -131,6 +131,31 @@ async fn a_turn_watch_wakes_only_the_waiter_a_departure_makes_first() {
     let c_event = tokio::time::timeout(WAIT, c_turn).await.unwrap().unwrap();
     assert_eq!((c_event.path.as_str(), c_event.kind), (waiters[2].as_str(), EventKind::Turn));
     assert!(matches!(c.turn_and_watch(&waiters[2]).await.unwrap(), Turn::First(_)));
+}
+
+/// `create_in_line` joins a line in one request: the node and its turn, with a turn watch
+/// when it waits; a create that could not wait in line creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_created_in_line_learns_its_turn_in_the_same_request() {
+    let daemon = Daemon::start();
+    let a = Client::connect(&daemon.addr()).await.unwrap();
+    let b = Client::connect(&daemon.addr()).await.unwrap();
+    let in_line = CreateOptions::ephemeral().sequential();
+    let missing = a.create_in_line("/line/w-", b"", in_line).await.unwrap_err();
+    assert!(missing.is_no_node(), "{missing}");
+    a.create("/line", b"", CreateOptions::persistent()).await.unwrap();
+    let (first, turn) = a.create_in_line("/line/w-", b"a", in_line).await.unwrap();
+    assert!(matches!(turn, Turn::First(_)), "the first waiter holds at once");
+    let (second, turn) = b.create_in_line("/line/w-", b"b", in_line).await.unwrap();
+    let Turn::Waiting(stat, watcher) = turn else { panic!("b waits") };
+    assert_eq!(b.get(&second).await.unwrap(), (b"b".to_vec(), stat));
+    let unsuffixed = b.create_in_line("/line/plain", b"", CreateOptions::ephemeral()).await.unwrap_err();
+    assert_eq!(unsuffixed.code(), Some(ErrorCode::InvalidArgument), "{unsuffixed}");
+    assert_eq!(a.children("/line").await.unwrap().len(), 2, "the refused create left nothing");
+
+    a.delete(&first, None).await.unwrap();
+    let event = tokio::time::timeout(WAIT, watcher.changed()).await.unwrap().unwrap();
+    assert_eq!((event.path.as_str(), event.kind), (second.as_str(), EventKind::Turn));
 }
 
 /// The server keeps no turn watch over a reconnect and cannot replay turns: the watcher hears

@@ -74,7 +74,14 @@ mod tests {
 
     #[test]
     fn variant_count_matches_the_last_op() {
-        let last = postcard::to_allocvec(&Op::Turn { path: String::new() }).unwrap();
+        let create = crate::message::CreateRequest {
+            path: String::new(),
+            data: None,
+            kind: crate::message::CreateKind::Ephemeral,
+            sequential: true,
+            acl: Vec::new(),
+        };
+        let last = postcard::to_allocvec(&Op::CreateInLine(create)).unwrap();
         assert_eq!(u32::from(last[0]) + 1, Op::VARIANTS, "update Op::VARIANTS when appending an op");
     }
 

@@ -317,6 +317,12 @@ pub enum Op {
     Turn {
         path: String,
     },
+    /// A `create` of a sequential node and, in the same request, a [`Op::Turn`] on the node
+    /// it made ([`Response::CreatedInLine`]): joining a line costs one round trip. If the new
+    /// node is not first, a turn watch is left on it. `sequential` must be set, and the
+    /// session needs read permission on the parent (as for `Turn`) and room for one more
+    /// watch; without them nothing is created.
+    CreateInLine(CreateRequest),
 }
 
 /// A kind of watch, for [`Op::MatchWatches`].
@@ -336,13 +342,19 @@ pub enum WatchType {
 
 impl Op {
     /// How many variants this build knows; postcard writes the variant index first.
-    pub const VARIANTS: u32 = 24;
+    pub const VARIANTS: u32 = 25;
 
     /// Whether the op changes the tree or the session table (and so needs a commit).
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Op::Create(_) | Op::Delete { .. } | Op::Set { .. } | Op::Multi(_) | Op::CloseSession | Op::SetAcl { .. }
+            Op::Create(_)
+                | Op::Delete { .. }
+                | Op::Set { .. }
+                | Op::Multi(_)
+                | Op::CloseSession
+                | Op::SetAcl { .. }
+                | Op::CreateInLine(_)
         )
     }
 }
@@ -431,6 +443,13 @@ pub enum Response {
     /// ([`Op::Turn`]); a turn watch was left only if it exists and is not first.
     Turn {
         stat: Option<Stat>,
+        first: bool,
+    },
+    /// The node [`Op::CreateInLine`] made, its stat, and whether it is first in line; a turn
+    /// watch was left on it if it is not.
+    CreatedInLine {
+        path: String,
+        stat: Stat,
         first: bool,
     },
 }

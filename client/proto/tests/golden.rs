@@ -232,7 +232,7 @@ fn watch_set() -> WatchSet {
 /// A request per op (both sides of every `Option`), and the ops' variant count.
 #[test]
 fn request_with_each_op() {
-    let ops: [(Op, &str); 30] = [
+    let ops: [(Op, &str); 31] = [
         (Op::Ping, "ac0200"),
         (Op::Create(create_request(CreateKind::Ttl { ttl_ms: 1000 }, true)), "ad0201052f712f6e2d0102cafe03e8070100"),
         (Op::Delete { path: "/a".into(), version: Some(0) }, "ae0202022f610100"),
@@ -284,6 +284,7 @@ fn request_with_each_op() {
         (Op::CountDescendants { path: "/a".into() }, "c70215022f61"),
         (Op::MultiRead(vec![Op::Get { path: "/a".into(), watch: false }]), "c802160104022f6100"),
         (Op::Turn { path: "/a".into() }, "c90217022f61"),
+        (Op::CreateInLine(create_request(CreateKind::Ephemeral, true)), "ca0218052f712f6e2d0102cafe010100"),
     ];
     for (i, (op, expected)) in ops.into_iter().enumerate() {
         let request = Request { id: 300 + i as u64, op };
@@ -291,8 +292,8 @@ fn request_with_each_op() {
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(Request::decode(&bytes), Ok(request), "the server's decoder agrees");
     }
-    has_n_variants::<Op>(24);
-    assert_eq!(Op::VARIANTS, 24);
+    has_n_variants::<Op>(25);
+    assert_eq!(Op::VARIANTS, 25);
 }
 
 #[test]
@@ -423,13 +424,19 @@ fn response_each() {
     for (response, expected) in &responses {
         golden(response, expected);
     }
-    has_n_variants::<Response>(24);
+    has_n_variants::<Response>(25);
 }
 
 #[test]
 fn response_of_a_turn() {
     golden(&Response::Turn { stat: None, first: false }, "170000");
     golden(&Response::Turn { stat: Some(Stat::default()), first: true }, "1701000000000000000000000001");
+}
+
+#[test]
+fn response_of_a_create_in_line() {
+    let response = Response::CreatedInLine { path: "/q/n-0000000001".into(), stat: Stat::default(), first: false };
+    golden(&response, "180f2f712f6e2d30303030303030303031000000000000000000000000");
 }
 
 #[test]

@@ -9,9 +9,9 @@
 //! first time it is needed). To wait, a process creates an *ephemeral sequential* child named
 //! `{session:016x}-{attempt:08x}-lock-` followed by the server's 10-digit suffix. Waiters are
 //! ordered by that suffix ([`super::sequence_of`]), which the server hands out in creation
-//! order and never repeats; the first waiter holds the lock. A waiter asks the server whether
-//! its node is first ([`Client::turn_and_watch`]); if not, the same request leaves a **turn
-//! watch** on its own node, and the waiter sleeps until the server says it is first. The
+//! order and never repeats; the first waiter holds the lock. The request that creates the node
+//! also asks the server whether it is first ([`Client::create_in_line`]); if not, it leaves a
+//! **turn watch** on the node, and the waiter sleeps until the server says it is first. The
 //! server tells only the waiter that a departure makes first, whoever departed (a holder
 //! releasing, a waiter ahead giving up, a session ending): each release wakes exactly one
 //! waiter — the next in line — and a waiter leaving from the middle of the line wakes nobody.
@@ -19,7 +19,9 @@
 //! question and the watch are one request, answered in one step of the server, so a release
 //! cannot slip between the look and the sleep.
 //!
-//! A server older than turn watches answers `Unimplemented`; then the waiter follows
+//! A server older than `create_in_line` answers `Unimplemented` to it; then the waiter creates
+//! its node and asks with [`Client::turn_and_watch`]. One older than turn watches answers
+//! `Unimplemented` to that too; then the waiter follows
 //! ZooKeeper's recipe: it reads the children, sets an `exists` watch on its **immediate
 //! predecessor only**, and reads the children again when that node changes (the predecessor
 //! may have been a waiter that gave up, not the holder).

@@ -180,13 +180,26 @@ impl Ticket {
     /// # Cancellation safety
     /// Cancel-safe: the ticket is armed before the create is sent.
     pub(crate) async fn enter(&mut self) -> Result<Entered> {
+        Ok(self.enter_with(false).await?.0)
+    }
+
+    /// As [`Ticket::enter`], and asks for the waiter's turn in the same request when the
+    /// server can (`CreateInLine`): the turn, if it was asked for.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: the ticket is armed before the create is sent.
+    async fn enter_in_line(&mut self) -> Result<(Entered, Option<Turn>)> {
+        self.enter_with(true).await
+    }
+
+    async fn enter_with(&mut self, mut in_line: bool) -> Result<(Entered, Option<Turn>)> {
         self.armed = true;
         let base = path::join(&self.dir, &self.prefix);
         let (mut failures, mut uncertain) = (0, false);
         loop {
             if uncertain {
                 match self.find().await {
-                    Ok(Some(found)) => return Ok(self.entered.insert(found).clone()),
+                    Ok(Some(found)) => return Ok((self.entered.insert(found).clone(), None)),
                     Ok(None) => uncertain = false,
                     Err(e) => {
                         backoff(e, &mut failures).await?;
@@ -194,9 +207,12 @@ impl Ticket {
                     }
                 }
             }
-            let created = self.client.create(&base, &self.data, CreateOptions::ephemeral().sequential()).await;
-            let error = match created {
-                Ok((node, stat)) => return Ok(self.entered.insert(Entered::new(node, &stat)?).clone()),
+            let error = match self.create(&base, in_line).await {
+                Ok((node, stat, turn)) => return Ok((self.entered.insert(Entered::new(node, &stat)?).clone(), turn)),
+                Err(e) if in_line && e.code() == Some(ErrorCode::Unimplemented) => {
+                    in_line = false;
+                    continue;
+                }
                 Err(e) if e.is_no_node() && failures < RETRIES_MAX => {
                     failures += 1;
                     match self.client.create_path(&self.dir, &self.dir_data).await.map(|_| ()) {
@@ -209,6 +225,21 @@ impl Ticket {
             uncertain = matches!(error, Error::ConnectionLoss);
             backoff(error, &mut failures).await?;
         }
+    }
+
+    /// One create of the waiter node under `base`: its path, its stat and, `in_line`, its turn.
+    async fn create(&self, base: &str, in_line: bool) -> Result<(String, Stat, Option<Turn>)> {
+        let options = CreateOptions::ephemeral().sequential();
+        if !in_line {
+            let (node, stat) = self.client.create(base, &self.data, options).await?;
+            return Ok((node, stat, None));
+        }
+        let (node, turn) = self.client.create_in_line(base, &self.data, options).await?;
+        let stat = match &turn {
+            Turn::First(stat) | Turn::Waiting(stat, _) => *stat,
+            Turn::Gone => return Err(Error::Protocol(format!("{node} was created in line and reported gone"))),
+        };
+        Ok((node, stat, Some(turn)))
     }
 
     /// This ticket's node, if a create of it took effect. There is at most one: a create is
@@ -320,11 +351,14 @@ impl Cleanup {
 /// # Cancellation safety
 /// Cancel-safe: the ticket is armed.
 pub(crate) async fn queue_and_wait(ticket: &mut Ticket, rule: Rule, wakeups: &AtomicU64) -> Result<Entered> {
-    let entered = ticket.enter().await?;
+    let (entered, mut turn) = match rule {
+        Rule::FirstHolds => ticket.enter_in_line().await?,
+        Rule::Outlast(_) => (ticket.enter().await?, None),
+    };
     let (mut rule, mut failures) = (rule, 0);
     loop {
         let step = match rule {
-            Rule::FirstHolds => match wait_for_turn(&ticket.client, &entered.path, wakeups).await {
+            Rule::FirstHolds => match wait_for_turn(&ticket.client, &entered.path, turn.take(), wakeups).await {
                 Err(e) if e.code() == Some(ErrorCode::Unimplemented) => {
                     rule = Rule::Outlast(immediate_predecessor);
                     continue;
@@ -341,10 +375,15 @@ pub(crate) async fn queue_and_wait(ticket: &mut Ticket, rule: Rule, wakeups: &At
     }
 }
 
-/// One wait for the turn of the waiter node `node`: `true` once it is first; `false` to ask
-/// again (the watch was reset by a reconnect).
-async fn wait_for_turn(client: &Client, node: &str, wakeups: &AtomicU64) -> Result<bool> {
-    let watcher = match client.turn_and_watch(node).await? {
+/// One wait for the turn of the waiter node `node`, starting from `known` if its turn was
+/// just told: `true` once it is first; `false` to ask again (the watch was reset by a
+/// reconnect).
+async fn wait_for_turn(client: &Client, node: &str, known: Option<Turn>, wakeups: &AtomicU64) -> Result<bool> {
+    let turn = match known {
+        Some(turn) => turn,
+        None => client.turn_and_watch(node).await?,
+    };
+    let watcher = match turn {
         Turn::First(_) => return Ok(true),
         Turn::Gone => return Err(waiter_gone(node)),
         Turn::Waiting(_, watcher) => watcher,

@@ -550,7 +550,12 @@ impl Engine {
                         self.remember_stale(&txn);
                     }
                     let applied = self.commit(&txn);
-                    Ok(write_response(&op, applied.results))
+                    match write_response(&op, applied.results) {
+                        Response::Created { path, stat } if matches!(op, Op::CreateInLine(_)) => {
+                            self.sm.join_line(session, path, stat)
+                        }
+                        response => Ok(response),
+                    }
                 }
                 Err(rejection) => Rejection::into_reply(rejection),
             },
@@ -853,7 +858,7 @@ fn wall_ms() -> u64 {
 
 /// Operation names, as logged and as the `op` label of the request metrics; `op_index`
 /// numbers them.
-pub const OP_NAMES: [&str; 26] = [
+pub const OP_NAMES: [&str; 27] = [
     "ping",
     "create",
     "delete",
@@ -880,6 +885,7 @@ pub const OP_NAMES: [&str; 26] = [
     "count_descendants",
     "multi_read",
     "turn",
+    "create_in_line",
 ];
 
 /// A request whose op could not be decoded, in `OP_NAMES`.
@@ -913,6 +919,7 @@ pub(crate) fn op_index(op: &Op) -> u8 {
         Op::CountDescendants { .. } => 23,
         Op::MultiRead(_) => 24,
         Op::Turn { .. } => 25,
+        Op::CreateInLine(_) => 26,
     }
 }
 

@@ -33,9 +33,9 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
 }
 
 impl StateMachine {
-    /// Prepares a client's write (`Create`, `Delete`, `Set`, `Multi`, `SetAcl`) at wall time
-    /// `time_ms`, checked against the ACLs for the session's identity. `CloseSession` goes
-    /// through [`StateMachine::prepare_close_session`].
+    /// Prepares a client's write (`Create`, `CreateInLine`, `Delete`, `Set`, `Multi`, `SetAcl`)
+    /// at wall time `time_ms`, checked against the ACLs for the session's identity.
+    /// `CloseSession` goes through [`StateMachine::prepare_close_session`].
     pub fn prepare_write(&self, session: SessionId, op: &Op, time_ms: u64) -> Result<Txn, Rejection> {
         if let Op::SetAcl { path: p, acl, version } = op {
             let txn_op = self.prepare_set_acl(session, p, acl, *version).map_err(Rejection::Error)?;
@@ -48,6 +48,10 @@ impl StateMachine {
         }
         let ops = match op {
             Op::Create(req) => vec![MultiOp::Create(req.clone())],
+            Op::CreateInLine(req) => {
+                self.check_may_join_line(session, req).map_err(Rejection::Error)?;
+                vec![MultiOp::Create(req.clone())]
+            }
             Op::Delete { path, version } => vec![MultiOp::Delete { path: path.clone(), version: *version }],
             Op::Set { path, data, version } => {
                 vec![MultiOp::Set { path: path.clone(), data: data.clone(), version: *version }]
@@ -87,6 +91,27 @@ impl StateMachine {
             .collect();
         txn_ops.extend(reap_emptied_containers(&mut overlay, &deleted).into_iter().map(|path| TxnOp::Delete { path }));
         Ok(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::Write(txn_ops) })
+    }
+
+    /// What `CreateInLine` needs beyond a create, checked before anything is created so that
+    /// [`StateMachine::join_line`] cannot fail after it: a sequential suffix (or the node
+    /// would be in no line), read permission on the parent (as for `Turn`), and room for the
+    /// turn watch.
+    fn check_may_join_line(&self, session: SessionId, req: &CreateRequest) -> Result<(), ErrorReply> {
+        if !req.sequential {
+            let message = format!("{} would have no sequential suffix, so it would be in no line", req.path);
+            return Err(reject(ErrorCode::InvalidArgument, message));
+        }
+        if let Some(dir) = path::parent(&req.path)
+            && let Some(parent) = self.tree.get(dir)
+        {
+            self.identity(session).check(parent.acl(), Perms::READ, dir)?;
+        }
+        let max = self.limits.watches_per_session_max;
+        if self.watches.count(session) >= max {
+            return Err(reject(ErrorCode::LimitExceeded, format!("session holds {max} watches, the most allowed")));
+        }
+        Ok(())
     }
 
     /// Prepares a promotion: the first txn of the next epoch.

@@ -4,7 +4,7 @@ use super::StateMachine;
 use super::tree::TreeView;
 use super::watches::{SessionWatches, WatchKind};
 use baton_proto::message::{EventKind, Op, Response, WatchEvent, WatchSet};
-use baton_proto::{ErrorCode, ErrorReply, Perms, SessionId, Zxid, path};
+use baton_proto::{ErrorCode, ErrorReply, Perms, SessionId, Stat, Zxid, path};
 
 fn valid_path(p: &str) -> Result<(), ErrorReply> {
     path::validate(p).map_err(|e| ErrorReply::new(ErrorCode::InvalidPath, format!("{p:?}: {e}")))
@@ -228,6 +228,26 @@ impl StateMachine {
     /// Whether the node at `p` is first in line among its siblings; if it exists and is not,
     /// leaves a turn watch on it (fired by `apply` when a departure makes it first).
     fn turn(&mut self, session: SessionId, p: &str) -> Result<Response, ErrorReply> {
+        Ok(match self.place_in_line(session, p)? {
+            Some((stat, first)) => Response::Turn { stat: Some(stat), first },
+            None => Response::Turn { stat: None, first: false },
+        })
+    }
+
+    /// The second half of `CreateInLine`, once its create is applied: where the new node
+    /// `p` stands in its line, leaving a turn watch if it waits. Cannot fail for a request
+    /// `prepare_write` accepted; if it did, the caller gets the error and the recipes delete
+    /// the node they cannot find in line.
+    pub fn join_line(&mut self, session: SessionId, p: String, stat: Stat) -> Result<Response, ErrorReply> {
+        match self.place_in_line(session, &p)? {
+            Some((_, first)) => Ok(Response::CreatedInLine { path: p, stat, first }),
+            None => Err(no_node(&p)),
+        }
+    }
+
+    /// The node's stat and whether it is first in line (`None`: no such node), leaving a turn
+    /// watch on it if it waits.
+    fn place_in_line(&mut self, session: SessionId, p: &str) -> Result<Option<(Stat, bool)>, ErrorReply> {
         valid_path(p)?;
         let Some(dir) = path::parent(p) else {
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, "the root is in no line"));
@@ -236,7 +256,7 @@ impl StateMachine {
             self.identity(session).check(parent.acl(), Perms::READ, dir)?;
         }
         let Some(stat) = self.tree.get(p).map(|n| n.stat()) else {
-            return Ok(Response::Turn { stat: None, first: false });
+            return Ok(None);
         };
         if path::sequence_of(path::name(p)).is_none() {
             // Its turn would never come: it is in no line.
@@ -251,7 +271,7 @@ impl StateMachine {
         if !self.watches.turn_watched_in(dir) {
             self.lines.forget(dir);
         }
-        Ok(Response::Turn { stat: Some(stat), first })
+        Ok(Some((stat, first)))
     }
 
     fn add_watch(&mut self, session: SessionId, kind: WatchKind, p: &str) -> Result<(), ErrorReply> {

@@ -362,6 +362,65 @@ fn a_turn_needs_read_permission_on_the_directory() {
     assert_eq!(h.sm.read(s1, &Op::Turn { path: "/".into() }).map_err(|e| e.code), Err(ErrorCode::InvalidArgument));
 }
 
+/// `CreateInLine` as the engine runs it: the create's txn, then `join_line` on its node.
+fn create_in_line(h: &mut Harness, session: SessionId, p: &str, sequential: bool) -> Result<Response, ErrorCode> {
+    let req = CreateRequest { path: p.into(), data: None, kind: CreateKind::Ephemeral, sequential, acl: Vec::new() };
+    let applied = match h.write(session, Op::CreateInLine(req)) {
+        Ok(applied) => applied,
+        Err(Rejection::Error(e)) => return Err(e.code),
+        Err(other) => panic!("unexpected {other:?}"),
+    };
+    let OpResult::Created { path, stat } = applied.results[0].clone() else { panic!("{:?}", applied.results) };
+    h.sm.join_line(session, path, stat).map_err(|e| e.code)
+}
+
+#[test]
+fn a_node_created_in_line_is_told_its_turn_at_once_and_watched_if_it_waits() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.session(), h.session());
+    h.create(s1, "/lock", persistent(), false).unwrap();
+    let first = create_in_line(&mut h, s1, "/lock/w-", true).unwrap();
+    let Response::CreatedInLine { path: holder, first: true, .. } = first else { panic!("{first:?}") };
+    assert_eq!(h.sm.watches.count(s1), 0, "the holder has nothing to wait for");
+    let second = create_in_line(&mut h, s2, "/lock/w-", true).unwrap();
+    let Response::CreatedInLine { path: waiter, stat, first: false } = second else { panic!("{second:?}") };
+    assert_eq!(h.sm.tree().get(&waiter).map(|n| n.stat()), Some(stat));
+    let released = h.write(s1, Op::Delete { path: holder, version: None }).unwrap();
+    let told: Vec<_> = released.events.iter().map(|(s, e)| (*s, e.path.clone(), e.kind)).collect();
+    assert_eq!(told, vec![(s2, waiter, EventKind::Turn)], "the waiter's turn watch fires");
+}
+
+#[test]
+fn a_create_in_line_that_could_not_wait_creates_nothing() {
+    let names =
+        |h: &Harness, dir: &str| -> Vec<String> { h.sm.tree().children(dir).map(|(n, _)| n.to_owned()).collect() };
+    let mut h = Harness::new();
+    let s = h.session();
+    h.create(s, "/lock", persistent(), false).unwrap();
+    assert_eq!(create_in_line(&mut h, s, "/lock/w", false), Err(ErrorCode::InvalidArgument), "no suffix, no line");
+    assert_eq!(create_in_line(&mut h, s, "/none/w-", true), Err(ErrorCode::NoNode));
+    assert_eq!(names(&h, "/lock"), Vec::<String>::new());
+
+    let (mut h, alice, bob) = two_users();
+    let create_only = baton_proto::acl::parse_list("uid:1001:all,anyone:c").unwrap();
+    let req =
+        CreateRequest { path: "/drop".into(), data: None, kind: persistent(), sequential: false, acl: create_only };
+    h.write(alice, Op::Create(req)).unwrap();
+    assert_eq!(create_in_line(&mut h, bob, "/drop/w-", true), Err(ErrorCode::NoAuth), "bob may create, not list");
+    assert_eq!(names(&h, "/drop"), Vec::<String>::new());
+    assert!(matches!(create_in_line(&mut h, alice, "/drop/w-", true), Ok(Response::CreatedInLine { first: true, .. })));
+
+    let limits = Limits { watches_per_session_max: 1, ..Limits::default() };
+    let mut h = Harness { sm: StateMachine::new(limits), log: Vec::new() };
+    let (s1, s2) = (h.session(), h.session());
+    h.create(s1, "/lock", persistent(), false).unwrap();
+    create_in_line(&mut h, s1, "/lock/w-", true).unwrap();
+    let waiting = create_in_line(&mut h, s2, "/lock/w-", true);
+    assert!(matches!(waiting, Ok(Response::CreatedInLine { first: false, .. })), "its one watch");
+    assert_eq!(create_in_line(&mut h, s2, "/lock/w-", true), Err(ErrorCode::LimitExceeded), "no room for another");
+    assert_eq!(names(&h, "/lock").len(), 2, "the refused one was not created: {:?}", names(&h, "/lock"));
+}
+
 /// A machine with the daemon's defaults (creator-only nodes, `anyone:rwcd` root) and two Unix
 /// users, 1001 and 1002, each on a session of its own.
 fn two_users() -> (Harness, SessionId, SessionId) {
