@@ -288,7 +288,8 @@ impl Config {
     }
 
     /// The size limits that bound one another: a frame holds a node's data, a replication
-    /// message holds a frame's write, a journal record holds a group commit.
+    /// message holds a frame's write or a session's expiry, a journal record holds a group
+    /// commit.
     fn validate_sizes(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.batch_bytes_max > BATCH_BYTES_MAX_CAP {
@@ -301,6 +302,17 @@ impl Config {
             return invalid(format!(
                 "frame_len_max ({}) must be at most {FRAME_LEN_MAX_CAP} (16 MiB): a write must fit a replication message",
                 self.frame_len_max
+            ));
+        }
+        // A session's expiry or close is one txn naming every ephemeral it deletes.
+        let expiry = self.ephemerals_per_session_max as u64 * (self.path_len_max as u64 + 2) + 64 * 1024;
+        if expiry > u64::from(crate::replication::PEER_FRAME_LEN_MAX) {
+            return invalid(format!(
+                "ephemerals_per_session_max ({}) paths of path_len_max ({}) bytes must fit one replication frame \
+                 ({} bytes): a session's expiry is one txn that names them all",
+                self.ephemerals_per_session_max,
+                self.path_len_max,
+                crate::replication::PEER_FRAME_LEN_MAX
             ));
         }
         let room = self.node_data_max as u64 + 8 * 1024;
@@ -511,6 +523,17 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("batch_bytes_max"));
         let config = Config { batch_bytes_max: 0, ..Config::default() };
         assert!(config.validate().unwrap_err().to_string().contains("batch_bytes_max must be positive"));
+    }
+
+    #[test]
+    fn a_sessions_expiry_must_fit_one_replication_frame() {
+        let config = Config { ephemerals_per_session_max: 300_000, ..Config::default() };
+        let refused = config.validate().unwrap_err().to_string();
+        assert!(refused.contains("ephemerals_per_session_max (300000)"), "{refused}");
+        Config { ephemerals_per_session_max: 300_000, path_len_max: 512, ..Config::default() }.validate().unwrap();
+        let most = (crate::replication::PEER_FRAME_LEN_MAX as usize - 64 * 1024) / (1024 + 2);
+        Config { ephemerals_per_session_max: most, ..Config::default() }.validate().unwrap();
+        Config { ephemerals_per_session_max: most + 1, ..Config::default() }.validate().unwrap_err();
     }
 
     #[test]
