@@ -404,6 +404,31 @@ async fn a_container_goes_when_its_last_ephemeral_child_goes_with_its_session() 
     assert!(c.exists("/box").await.unwrap().is_none(), "the session's close empties and deletes the container");
 }
 
+/// One txn reaps at most 10,000 containers (so that no txn grows with the tree); a session's
+/// end that empties more leaves the rest to the next tick, which takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_beyond_one_txns_share_go_at_the_next_tick() {
+    const CONTAINERS: usize = 10_001;
+    let daemon = Daemon::start();
+    let c = connect(&daemon).await;
+    let owner = connect(&daemon).await;
+    c.create("/boxes", b"", CreateOptions::persistent()).await.unwrap();
+    let boxes = (0..CONTAINERS).map(|i| create_op(&format!("/boxes/{i}"), b"", CreateOptions::container()));
+    c.multi(boxes.collect()).await.unwrap();
+    let members = (0..CONTAINERS).map(|i| create_op(&format!("/boxes/{i}/m"), b"", CreateOptions::ephemeral()));
+    owner.multi(members.collect()).await.unwrap();
+    owner.close().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = c.children("/boxes").await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "containers never reaped: {left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ttl_node_is_reaped_once_childless_and_unmodified_for_its_ttl() {
     const TTL: Duration = Duration::from_millis(400);

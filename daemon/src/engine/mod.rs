@@ -28,7 +28,7 @@ pub use shared_socket::SharedSocket;
 
 use crate::metrics::Metrics;
 use crate::state::Identity;
-use crate::state::{Applied, Rejection, StateMachine};
+use crate::state::{Applied, CONTAINERS_REAPED_PER_TXN, Rejection, StateMachine};
 use crate::store::{Batch, Snapshot, Store, StoreError};
 use baton_proto::message::{
     Hello, HelloReply, MAGIC, OpResult, PROTOCOL_VERSION, Request, Response, Role, ServerHello, ServerMessage,
@@ -654,6 +654,9 @@ impl Engine {
             }
         }
         if let Some(txn) = self.sm.prepare_reap_ttl(wall_ms(), TTL_REAPED_PER_TICK) {
+            self.commit(&txn);
+        }
+        if let Some(txn) = self.sm.prepare_reap_containers(wall_ms(), CONTAINERS_REAPED_PER_TXN) {
             self.commit(&txn);
         }
     }

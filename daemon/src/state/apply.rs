@@ -107,6 +107,11 @@ impl StateMachine {
                 let owner = if *kind == NodeKind::Ephemeral { txn.session_id } else { SessionId::NONE };
                 self.tree.create(p, data.as_deref(), *kind, acl, owner, txn.zxid, txn.time_ms);
                 self.lines.created(p);
+                if !self.containers_to_reap.is_empty()
+                    && let Some(parent) = path::parent(p)
+                {
+                    self.containers_to_reap.remove(parent);
+                }
                 if !owner.is_none() {
                     let session = self.sessions.get_mut(owner).expect("an ephemeral's owner exists in a prepared txn");
                     session.ephemerals.insert(p.clone());
@@ -158,6 +163,13 @@ impl StateMachine {
     fn delete_node(&mut self, p: &str, txn: &Txn, touched: &mut BTreeSet<String>, gone: &mut Gone) {
         let removed = self.tree.delete(p, txn.zxid);
         self.lines.deleted(p);
+        self.containers_to_reap.remove(p);
+        // Reaped later in the same txn, as a rule; if not, the engine's tick reaps it.
+        if let Some(parent) = path::parent(p)
+            && self.tree.get(parent).is_some_and(|n| n.kind() == NodeKind::Container && n.stat().num_children == 0)
+        {
+            self.containers_to_reap.insert(parent.to_owned());
+        }
         let owner = removed.stat.ephemeral_owner;
         gone.insert(p.to_owned(), removed.acl);
         if !owner.is_none()

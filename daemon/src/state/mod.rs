@@ -34,9 +34,9 @@ pub use sessions::{Session, SessionRecord, Sessions};
 pub use tree::{Node, NodeRecord, Removed, Tree};
 pub use watches::WatchKind;
 
-use baton_proto::{AclEntry, SessionId, Txn, Zxid};
+use baton_proto::{AclEntry, NodeKind, SessionId, Txn, Zxid};
 pub use history::{History, HistoryBound};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use watches::WatchTable;
 
 /// Bounds the state machine enforces, all configurable.
@@ -121,7 +121,14 @@ pub struct StateMachine {
     identities: BTreeMap<SessionId, Identity>,
     /// The last zxid before the current round (see [`StateMachine::begin_round`]).
     round_started_after: Zxid,
+    /// Containers a txn left empty without reaping them, for lack of room in it (not
+    /// replicated: it follows the tree, and a restore finds them again).
+    containers_to_reap: BTreeSet<String>,
 }
+
+/// The most containers one txn reaps: 10,000 paths of up to 1 KiB keep a txn near 10 MiB,
+/// far below a replication frame, whatever the tree holds. The engine's tick reaps the rest.
+pub const CONTAINERS_REAPED_PER_TXN: usize = 10_000;
 
 /// Why a stored state could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +149,7 @@ impl StateMachine {
             limits,
             identities: BTreeMap::new(),
             round_started_after: Zxid::ZERO,
+            containers_to_reap: BTreeSet::new(),
         }
     }
 
@@ -156,8 +164,15 @@ impl StateMachine {
         for (id, record) in restored.sessions {
             sessions.insert(id, record);
         }
+        let mut containers_to_reap = BTreeSet::new();
         for (p, node) in tree.iter() {
-            let owner = node.stat().ephemeral_owner;
+            let stat = node.stat();
+            // Only a container emptied by a delete is reaped (one created empty stays), and
+            // every delete reaps what it empties unless it has no room left.
+            if node.kind() == NodeKind::Container && stat.num_children == 0 && stat.cversion > 0 {
+                containers_to_reap.insert(p.to_owned());
+            }
+            let owner = stat.ephemeral_owner;
             if owner.is_none() {
                 continue;
             }
@@ -181,6 +196,7 @@ impl StateMachine {
             limits,
             identities: BTreeMap::new(),
             round_started_after: restored.last_zxid,
+            containers_to_reap,
         })
     }
 

@@ -1,9 +1,9 @@
 //! Prepare: validate a write against the current state and turn it into a fully determined
 //! [`Txn`], or reject it. Never mutates the machine.
 
-use super::StateMachine;
 use super::acl::Identity;
 use super::overlay::Overlay;
+use super::{CONTAINERS_REAPED_PER_TXN, StateMachine};
 use baton_proto::message::{CreateKind, CreateRequest, MultiOp, Op, OpResult, Response};
 use baton_proto::{ErrorCode, ErrorReply, NodeKind, Perms, SessionId, Txn, TxnBody, TxnOp, Zxid, path};
 
@@ -89,7 +89,8 @@ impl StateMachine {
                 _ => None,
             })
             .collect();
-        txn_ops.extend(reap_emptied_containers(&mut overlay, &deleted).into_iter().map(|path| TxnOp::Delete { path }));
+        let reaped = reap_emptied_containers(&mut overlay, &deleted, CONTAINERS_REAPED_PER_TXN);
+        txn_ops.extend(reaped.into_iter().map(|path| TxnOp::Delete { path }));
         Ok(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::Write(txn_ops) })
     }
 
@@ -140,7 +141,7 @@ impl StateMachine {
         for p in &deletes {
             overlay.delete(p);
         }
-        let reaped = reap_emptied_containers(&mut overlay, &deletes);
+        let reaped = reap_emptied_containers(&mut overlay, &deletes, CONTAINERS_REAPED_PER_TXN);
         deletes.extend(reaped);
         Some(Txn { zxid: self.next_zxid(), time_ms, session_id: session, body: TxnBody::CloseSession { deletes } })
     }
@@ -168,7 +169,28 @@ impl StateMachine {
         if deletes.is_empty() {
             return None;
         }
-        let reaped = reap_emptied_containers(&mut overlay, &deletes);
+        let reaped = reap_emptied_containers(&mut overlay, &deletes, CONTAINERS_REAPED_PER_TXN);
+        deletes.extend(reaped);
+        let ops = deletes.into_iter().map(|path| TxnOp::Delete { path }).collect();
+        Some(Txn { zxid: self.next_zxid(), time_ms, session_id: SessionId::NONE, body: TxnBody::Write(ops) })
+    }
+
+    /// Prepares the deletion of the containers an earlier txn emptied but had no room to
+    /// reap ([`CONTAINERS_REAPED_PER_TXN`]), and of the containers that empties, at most
+    /// `max` in all. `None` if there are none.
+    pub fn prepare_reap_containers(&self, time_ms: u64, max: usize) -> Option<Txn> {
+        let mut overlay = Overlay::new(&self.tree, self.next_zxid());
+        let mut deletes = Vec::new();
+        for p in self.containers_to_reap.iter().take(max) {
+            if overlay.get(p).is_some_and(|node| node.kind == NodeKind::Container && node.num_children == 0) {
+                overlay.delete(p);
+                deletes.push(p.clone());
+            }
+        }
+        if deletes.is_empty() {
+            return None;
+        }
+        let reaped = reap_emptied_containers(&mut overlay, &deletes, max - deletes.len());
         deletes.extend(reaped);
         let ops = deletes.into_iter().map(|path| TxnOp::Delete { path }).collect();
         Some(Txn { zxid: self.next_zxid(), time_ms, session_id: SessionId::NONE, body: TxnBody::Write(ops) })
@@ -389,11 +411,15 @@ fn check_version(p: &str, expected: Option<i32>, actual: i32) -> Result<(), Erro
 }
 
 /// Containers left childless by `deleted` (and, in turn, their container ancestors), in the
-/// order they must be deleted. Marks them deleted in `overlay`.
-fn reap_emptied_containers(overlay: &mut Overlay<'_>, deleted: &[String]) -> Vec<String> {
+/// order they must be deleted, at most `max`: a txn must not grow with the tree (it is one
+/// replication message). Marks them deleted in `overlay`. The containers left over stay
+/// empty until the engine's tick reaps them ([`StateMachine::prepare_reap_containers`]).
+fn reap_emptied_containers(overlay: &mut Overlay<'_>, deleted: &[String], max: usize) -> Vec<String> {
     let mut reaped = Vec::new();
     let mut candidates: Vec<String> = deleted.iter().filter_map(|p| path::parent(p)).map(str::to_owned).collect();
-    while let Some(candidate) = candidates.pop() {
+    while reaped.len() < max
+        && let Some(candidate) = candidates.pop()
+    {
         if candidate == "/" {
             continue;
         }

@@ -362,6 +362,45 @@ fn a_turn_needs_read_permission_on_the_directory() {
     assert_eq!(h.sm.read(s1, &Op::Turn { path: "/".into() }).map_err(|e| e.code), Err(ErrorCode::InvalidArgument));
 }
 
+/// A session's end that empties more containers than one txn reaps: the rest stay empty until
+/// the tick's txn reaps them, and a restore finds them again; a container created empty stays.
+#[test]
+fn containers_beyond_one_txns_share_are_reaped_by_the_next() {
+    let mut h = Harness::new();
+    let s = h.session();
+    let count = CONTAINERS_REAPED_PER_TXN + 1;
+    for i in 0..count {
+        h.create(s, &format!("/c{i}"), CreateKind::Container, false).unwrap();
+        h.create(s, &format!("/c{i}/e"), CreateKind::Ephemeral, false).unwrap();
+    }
+    h.create(s, "/never-used", CreateKind::Container, false).unwrap();
+    let close = h.sm.prepare_close_session(s, T).unwrap();
+    let TxnBody::CloseSession { deletes } = &close.body else { panic!("{close:?}") };
+    assert_eq!(deletes.len(), count + CONTAINERS_REAPED_PER_TXN, "every ephemeral, and containers up to the bound");
+    h.commit(&close);
+    let roots = |h: &Harness| -> Vec<String> { h.sm.tree().children("/").map(|(n, _)| n.to_owned()).collect() };
+    let left: Vec<String> = roots(&h).into_iter().filter(|n| n != "never-used").collect();
+    assert_eq!(left.len(), 1, "one emptied container left, and the unused one: {left:?}");
+
+    let restored = Restored {
+        epoch: h.sm.epoch(),
+        last_zxid: h.sm.last_zxid(),
+        history_floor: h.sm.last_zxid(),
+        tree: h.sm.tree().clone(),
+        orphans: Vec::new(),
+        sessions: Vec::new(),
+        recent_txns: Vec::new(),
+    };
+    let restored = StateMachine::restore(Limits::default(), restored).unwrap();
+    let reap = h.sm.prepare_reap_containers(T, CONTAINERS_REAPED_PER_TXN).expect("the one left over");
+    assert_eq!(reap.body, TxnBody::Write(vec![baton_proto::TxnOp::Delete { path: format!("/{}", left[0]) }]));
+    let found = restored.prepare_reap_containers(T, CONTAINERS_REAPED_PER_TXN);
+    assert_eq!(found.map(|t| t.body), Some(reap.body.clone()), "a restore finds it again");
+    h.commit(&reap);
+    assert_eq!(roots(&h), ["never-used"]);
+    assert!(h.sm.prepare_reap_containers(T, CONTAINERS_REAPED_PER_TXN).is_none(), "nothing left to reap");
+}
+
 /// `CreateInLine` as the engine runs it: the create's txn, then `join_line` on its node.
 fn create_in_line(h: &mut Harness, session: SessionId, p: &str, sequential: bool) -> Result<Response, ErrorCode> {
     let req = CreateRequest { path: p.into(), data: None, kind: CreateKind::Ephemeral, sequential, acl: Vec::new() };
