@@ -165,8 +165,8 @@ impl StateMachine {
         self.lines.deleted(p);
         self.containers_to_reap.remove(p);
         // Reaped later in the same txn, as a rule; if not, the engine's tick reaps it.
-        if let Some(parent) = path::parent(p)
-            && self.tree.get(parent).is_some_and(|n| n.kind() == NodeKind::Container && n.stat().num_children == 0)
+        if removed.emptied_container
+            && let Some(parent) = path::parent(p)
         {
             self.containers_to_reap.insert(parent.to_owned());
         }

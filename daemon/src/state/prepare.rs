@@ -108,9 +108,8 @@ impl StateMachine {
         {
             self.identity(session).check(parent.acl(), Perms::READ, dir)?;
         }
-        let max = self.limits.watches_per_session_max;
-        if self.watches.count(session) >= max {
-            return Err(reject(ErrorCode::LimitExceeded, format!("session holds {max} watches, the most allowed")));
+        if self.watches.count(session) >= self.limits.watches_per_session_max {
+            return Err(self.too_many_watches());
         }
         Ok(())
     }

@@ -278,8 +278,13 @@ impl StateMachine {
         if self.watches.add(session, kind, p, self.limits.watches_per_session_max) {
             Ok(())
         } else {
-            let max = self.limits.watches_per_session_max;
-            Err(ErrorReply::new(ErrorCode::LimitExceeded, format!("session holds {max} watches, the most allowed")))
+            Err(self.too_many_watches())
         }
+    }
+
+    /// The refusal of a watch to a session that holds `watches_per_session_max` already.
+    pub(super) fn too_many_watches(&self) -> ErrorReply {
+        let max = self.limits.watches_per_session_max;
+        ErrorReply::new(ErrorCode::LimitExceeded, format!("session holds {max} watches, the most allowed"))
     }
 }

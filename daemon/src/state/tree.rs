@@ -63,6 +63,8 @@ pub struct NodeRecord {
 pub struct Removed {
     pub stat: Stat,
     pub acl: Acl,
+    /// The parent is a container that this delete left without children.
+    pub emptied_container: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -220,7 +222,9 @@ impl Tree {
         time_ms: u64,
     ) {
         let parent = path::parent(p).expect("create is never applied to the root");
-        self.modify(parent, |n| touch_children(n, zxid, 1));
+        self.modify(parent, |n| {
+            touch_children(n, zxid, 1);
+        });
         let stat = Stat {
             czxid: zxid,
             mzxid: zxid,
@@ -250,8 +254,10 @@ impl Tree {
         self.remember_taken(packed);
         self.acls.release(acl_id);
         let parent = path::parent(p).expect("delete is never applied to the root");
-        self.modify(parent, |n| touch_children(n, zxid, -1));
-        Removed { stat, acl }
+        let emptied_container = self.modify(parent, |n| {
+            touch_children(n, zxid, -1).num_children == 0 && n.unpack().kind == NodeKind::Container
+        });
+        Removed { stat, acl, emptied_container }
     }
 
     /// Replaces a node's data.
@@ -290,12 +296,14 @@ fn subtree_prefix(p: &str) -> String {
 }
 
 /// A child was created (`delta` 1) or deleted (-1): ZooKeeper counts both in `cversion`.
-fn touch_children(node: &mut Packed, zxid: Zxid, delta: i32) {
+/// Counts a child created or deleted in `node`'s stat; returns the new stat.
+fn touch_children(node: &mut Packed, zxid: Zxid, delta: i32) -> Stat {
     let mut stat = node.stat();
     stat.cversion = stat.cversion.wrapping_add(1);
     stat.pzxid = zxid;
     stat.num_children = stat.num_children.wrapping_add_signed(delta);
     node.set_stat(&stat);
+    stat
 }
 
 #[cfg(test)]
