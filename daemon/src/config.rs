@@ -83,6 +83,10 @@ pub struct Config {
     /// Microseconds the engine keeps polling for work after a round before it sleeps, so
     /// that a request soon after does not pay a thread wake-up (0: sleep at once).
     pub engine_spin_us: u64,
+    /// The CPU the engine's thread runs on: "auto" (the one that takes the data disk's
+    /// completion interrupts, when that is a single CPU; see `placement`), "none" (wherever
+    /// the scheduler puts it), or a CPU number.
+    pub engine_cpu: crate::placement::EngineCpu,
     /// Transactions kept in the on-disk log (for watch replay and a standby's catch-up).
     pub log_retention_txns: u64,
     /// Bytes of log records kept; whichever of the two limits is reached first trims the log.
@@ -213,6 +217,7 @@ impl Default for Config {
             batch_txns_max: BATCH_TXNS_MAX,
             batch_bytes_max: BATCH_BYTES_MAX,
             engine_spin_us: ENGINE_SPIN_US,
+            engine_cpu: crate::placement::EngineCpu::AUTO,
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
             journal_checkpoint_commits: crate::store::Checkpoints::default().commits,

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::config::SyncStandbyGone;
 use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::metrics;
+use crate::placement::{self, EngineCpu};
 use crate::replication;
 use crate::sd_notify;
 use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
@@ -14,8 +15,9 @@ use crate::store::{Checkpoints, JournalIo, Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
+use std::collections::BTreeSet;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -78,7 +80,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         reader: engine.store_reader(),
         engine: engine_tx.clone(),
     };
-    let (engine_thread, engine_done_rx) = spawn_engine(engine, engine_rx)?;
+    let engine_cpu = place_engine(config)?;
+    let (engine_thread, engine_tid, engine_done_rx) = spawn_engine(engine, engine_rx, engine_cpu)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let limits = ConnLimits {
@@ -96,6 +99,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         });
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
+        if config.engine_cpu == EngineCpu::AUTO {
+            let data_dir = config.data_dir.clone();
+            tokio::spawn(follow_disk_interrupts(data_dir, engine_tid, engine_cpu, shutdown_rx.clone()));
+        }
         if let Some(listener) = metrics_listener {
             tokio::spawn(metrics::http::serve(listener, engine_metrics, engine_tx.clone(), shutdown_rx.clone()));
         }
@@ -148,22 +155,77 @@ fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
     })
 }
 
+/// How often `engine_cpu = "auto"` looks again where the data disk's interrupts go: an
+/// interrupt balancer (irqbalance) may move them.
+const PLACEMENT_RECHECK: Duration = Duration::from_secs(30);
+
+/// Where the engine's thread runs (see `placement`); said in the log either way.
+fn place_engine(config: &Config) -> anyhow::Result<Option<usize>> {
+    let allowed = placement::allowed_cpus().context("cannot read this process's CPU affinity")?;
+    let placed = placement::decide(config.engine_cpu, &config.data_dir, &allowed, Path::new("/"))
+        .map_err(|why| anyhow::anyhow!("invalid configuration: {why}"))?;
+    if let Some(cpu) = placed.cpu {
+        info!(cpu, why = %placed.why, "engine kept on one CPU");
+    } else {
+        info!(why = %placed.why, "engine placed by the scheduler");
+    }
+    Ok(placed.cpu)
+}
+
+/// Moves the engine (thread `engine`, now on `cpu`) after its data disk's interrupts when
+/// they move, until shutdown.
+async fn follow_disk_interrupts(
+    data_dir: PathBuf,
+    engine: nix::unistd::Pid,
+    mut cpu: Option<usize>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut beats = Periodic::new(PLACEMENT_RECHECK, shutdown);
+    // The first beat is at once.
+    beats.beat().await;
+    while beats.beat().await {
+        let Ok(allowed) = placement::allowed_cpus() else { continue };
+        let Ok(placed) = placement::decide(EngineCpu::AUTO, &data_dir, &allowed, Path::new("/")) else { continue };
+        if placed.cpu == cpu {
+            continue;
+        }
+        let cpus = placed.cpu.map_or(allowed, |cpu| BTreeSet::from([cpu]));
+        match placement::set_thread_cpus(engine, &cpus) {
+            Ok(()) => {
+                info!(from = ?cpu, to = ?placed.cpu, why = %placed.why, "engine moved after its disk's interrupts");
+                cpu = placed.cpu;
+            }
+            Err(e) => warn!(error = %e, "cannot move the engine after its disk's interrupts"),
+        }
+    }
+}
+
 type EngineThread = std::thread::JoinHandle<std::thread::Result<Result<(), crate::engine::EngineError>>>;
 
 /// Starts the engine's thread. However the engine ends — an error, or a panic such as redb's on
 /// a damaged page met only at a commit — the returned receiver hears of it, so that the daemon
 /// does not go on listening without an engine: it stops, saying why.
+/// Returns the thread, its id (for `placement`) and the receiver of its end.
 fn spawn_engine(
     engine: Engine,
     inputs: mpsc::Receiver<EngineInput>,
-) -> std::io::Result<(EngineThread, oneshot::Receiver<()>)> {
+    cpu: Option<usize>,
+) -> std::io::Result<(EngineThread, nix::unistd::Pid, oneshot::Receiver<()>)> {
     let (done_tx, done_rx) = oneshot::channel();
+    let (tid_tx, tid_rx) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
+        let _ = tid_tx.send(nix::unistd::gettid());
+        if let Some(cpu) = cpu
+            && let Err(e) = placement::pin_current_thread(cpu)
+        {
+            warn!(cpu, error = %e, "cannot keep the engine on its CPU; the scheduler places it");
+        }
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run(inputs)));
         let _ = done_tx.send(());
         ended
     })?;
-    Ok((thread, done_rx))
+    let tid = tid_rx.recv().map_err(|_| std::io::Error::other("the engine's thread ended at its start"))?;
+    Ok((thread, tid, done_rx))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
