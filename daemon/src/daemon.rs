@@ -15,7 +15,6 @@ use crate::store::{Checkpoints, JournalIo, Retention, Store};
 use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
-use std::collections::BTreeSet;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,15 +184,11 @@ async fn follow_disk_interrupts(
     beats.beat().await;
     while beats.beat().await {
         let Ok(allowed) = placement::allowed_cpus() else { continue };
-        let Ok(placed) = placement::decide(EngineCpu::AUTO, &data_dir, &allowed, Path::new("/")) else { continue };
-        if placed.cpu == cpu {
-            continue;
-        }
-        let cpus = placed.cpu.map_or(allowed, |cpu| BTreeSet::from([cpu]));
-        match placement::set_thread_cpus(engine, &cpus) {
+        let Some(moved) = placement::recheck(cpu, &data_dir, &allowed, Path::new("/")) else { continue };
+        match placement::set_thread_cpus(engine, &moved.cpus) {
             Ok(()) => {
-                info!(from = ?cpu, to = ?placed.cpu, why = %placed.why, "engine moved after its disk's interrupts");
-                cpu = placed.cpu;
+                info!(from = ?cpu, to = ?moved.cpu, why = %moved.why, "engine moved after its disk's interrupts");
+                cpu = moved.cpu;
             }
             Err(e) => warn!(error = %e, "cannot move the engine after its disk's interrupts"),
         }

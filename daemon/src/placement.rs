@@ -83,6 +83,25 @@ pub fn decide(
     }
 }
 
+/// A move of the engine: to `cpu` (or to none in particular), allowed `cpus`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Move {
+    pub cpu: Option<usize>,
+    pub cpus: BTreeSet<usize>,
+    pub why: String,
+}
+
+/// Where an engine that `engine_cpu = "auto"` placed on `current` should go now; `None` if
+/// it is where it should be.
+pub fn recheck(current: Option<usize>, data_dir: &Path, allowed: &BTreeSet<usize>, root: &Path) -> Option<Move> {
+    let placed = decide(EngineCpu::AUTO, data_dir, allowed, root).ok()?;
+    if placed.cpu == current {
+        return None;
+    }
+    let cpus = placed.cpu.map_or_else(|| allowed.clone(), |cpu| BTreeSet::from([cpu]));
+    Some(Move { cpu: placed.cpu, cpus, why: placed.why })
+}
+
 /// The one CPU that takes the completion interrupts of the disk holding `data_dir`, and the
 /// disk's name; or why there is none to follow.
 fn disk_interrupt_cpu(data_dir: &Path, root: &Path) -> Result<(usize, String), String> {
@@ -318,6 +337,25 @@ mod tests {
             assert_eq!(placed.cpu, None, "{}", placed.why);
             assert!(placed.why.contains(why), "{:?} should say {why:?}", placed.why);
         }
+    }
+
+    #[test]
+    fn an_interrupt_that_moves_takes_the_engine_with_it() {
+        if skip_without_block_device() {
+            return;
+        }
+        let fake = FakeRoot::new(false, 1, "1");
+        let allowed = BTreeSet::from([0, 1]);
+        let recheck = |current| recheck(current, fake.data_dir.path(), &allowed, fake.root.path());
+        assert_eq!(recheck(Some(1)), None, "the interrupt stayed");
+        let affinity = fake.root.path().join("proc/irq/36/effective_affinity_list");
+        std::fs::write(&affinity, "0\n").unwrap();
+        let moved = recheck(Some(1)).unwrap();
+        assert_eq!((moved.cpu, moved.cpus), (Some(0), BTreeSet::from([0])), "{}", moved.why);
+        std::fs::write(&affinity, "0-1\n").unwrap();
+        let moved = recheck(Some(0)).unwrap();
+        assert_eq!((moved.cpu, &moved.cpus), (None, &allowed), "spread over both, let go: {}", moved.why);
+        assert_eq!(recheck(None), None);
     }
 
     #[test]
