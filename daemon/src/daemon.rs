@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::config::SyncStandbyGone;
 use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::metrics;
-use crate::placement::{self, EngineCpu};
+use crate::placement;
 use crate::replication;
 use crate::sd_notify;
 use crate::server::{Authenticator, ConnLimits, Listeners, TlsServer};
@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use baton_proto::message::Role;
 use baton_proto::replication::ReplicationMode;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -79,7 +79,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         reader: engine.store_reader(),
         engine: engine_tx.clone(),
     };
-    let engine_cpu = place_engine(config)?;
+    let (engine_cpu, follower) = place_engine(config)?;
     let (engine_thread, engine_tid, engine_done_rx) = spawn_engine(engine, engine_rx, engine_cpu)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -98,9 +98,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         });
         tokio::spawn(tick(engine_tx.clone(), Duration::from_millis(config.tick_ms), shutdown_rx.clone()));
-        if config.engine_cpu == EngineCpu::AUTO {
-            let data_dir = config.data_dir.clone();
-            tokio::spawn(follow_disk_interrupts(data_dir, engine_tid, engine_cpu, shutdown_rx.clone()));
+        if let Some(follower) = follower {
+            tokio::spawn(follow_disk_interrupts(follower, engine_tid, shutdown_rx.clone()));
         }
         if let Some(listener) = metrics_listener {
             tokio::spawn(metrics::http::serve(listener, engine_metrics, engine_tx.clone(), shutdown_rx.clone()));
@@ -158,25 +157,25 @@ fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
 /// interrupt balancer (irqbalance) may move them.
 const PLACEMENT_RECHECK: Duration = Duration::from_secs(30);
 
-/// Where the engine's thread runs (see `placement`); said in the log either way.
-fn place_engine(config: &Config) -> anyhow::Result<Option<usize>> {
+/// Where the engine's thread runs (see `placement`), said in the log either way; and, with
+/// `engine_cpu = "auto"`, what follows the disk's interrupts.
+fn place_engine(config: &Config) -> anyhow::Result<(Option<usize>, Option<placement::Follower>)> {
     let allowed = placement::allowed_cpus().context("cannot read this process's CPU affinity")?;
-    let placed = placement::decide(config.engine_cpu, &config.data_dir, &allowed, Path::new("/"))
+    let (placed, follower) = placement::decide(config.engine_cpu, &config.data_dir, &allowed, Path::new("/"))
         .map_err(|why| anyhow::anyhow!("invalid configuration: {why}"))?;
     if let Some(cpu) = placed.cpu {
         info!(cpu, why = %placed.why, "engine kept on one CPU");
     } else {
         info!(why = %placed.why, "engine placed by the scheduler");
     }
-    Ok(placed.cpu)
+    Ok((placed.cpu, follower))
 }
 
-/// Moves the engine (thread `engine`, now on `cpu`) after its data disk's interrupts when
-/// they move, until shutdown.
+/// Moves the engine (thread `engine`) after its data disk's interrupts when they move,
+/// until shutdown.
 async fn follow_disk_interrupts(
-    data_dir: PathBuf,
+    mut follower: placement::Follower,
     engine: nix::unistd::Pid,
-    mut cpu: Option<usize>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut beats = Periodic::new(PLACEMENT_RECHECK, shutdown);
@@ -184,11 +183,11 @@ async fn follow_disk_interrupts(
     beats.beat().await;
     while beats.beat().await {
         let Ok(allowed) = placement::allowed_cpus() else { continue };
-        let Some(moved) = placement::recheck(cpu, &data_dir, &allowed, Path::new("/")) else { continue };
+        let Some(moved) = follower.recheck(&allowed) else { continue };
         match placement::set_thread_cpus(engine, &moved.cpus) {
             Ok(()) => {
-                info!(from = ?cpu, to = ?moved.cpu, why = %moved.why, "engine moved after its disk's interrupts");
-                cpu = moved.cpu;
+                info!(to = ?moved.cpu, why = %moved.why, "engine moved after its disk's interrupts");
+                follower.moved(moved.cpu);
             }
             Err(e) => warn!(error = %e, "cannot move the engine after its disk's interrupts"),
         }

@@ -5,12 +5,13 @@
 //! that interrupt on one CPU; an engine running on another CPU is woken there by an
 //! inter-processor interrupt, twice per commit (the write, then the cache flush) — on a
 //! virtual machine each one an exit to the host. So by default (`engine_cpu = "auto"`) the
-//! engine is kept on the CPU that takes its disk's interrupts, when that is one CPU this
-//! process may use; otherwise it is left to the scheduler. A disk with a queue per CPU
-//! completes where the I/O was submitted and needs nothing.
+//! engine is kept on the CPU that has taken its disk's interrupts, when one CPU this process
+//! may use took nearly all of them; otherwise it is left to the scheduler. Later the daemon
+//! looks again at the interrupts of the last while and follows them if they moved. A disk
+//! with a queue per CPU completes where the I/O was submitted and needs nothing.
 //!
-//! Everything here reads `/sys` and `/proc` under a root directory, so tests give it a tree
-//! of their own.
+//! Everything here reads sysfs (under a root directory, so tests give it a tree of their
+//! own), and nothing in `/proc`, which the systemd unit's `ProcSubset=pid` hides.
 
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -18,6 +19,11 @@ use std::path::{Path, PathBuf};
 
 /// Stacked devices (a partition on LVM on a disk) followed at most this deep.
 const STACK_DEPTH_MAX: usize = 8;
+/// The share of a disk's interrupts, in percent, that one CPU must have taken to be followed.
+const DOMINANT_SHARE_PERCENT: u64 = 90;
+/// Interrupts needed to judge where a disk's interrupts go: fewer say nothing (a device's
+/// configuration vector, a disk idle since the last look).
+const JUDGED_INTERRUPTS_MIN: u64 = 64;
 
 /// `engine_cpu` in the config file: `"auto"` (the default), `"none"`, or a CPU number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -53,7 +59,8 @@ pub struct Placement {
 }
 
 /// Decides the engine's CPU for a store in `data_dir`, among `allowed` (the CPUs this
-/// process may run on), reading `/sys` and `/proc` under `root`.
+/// process may run on), reading sysfs under `root`. With `"auto"` and a disk whose
+/// interrupts can be followed, also returns what follows them.
 ///
 /// # Errors
 /// A CPU named in the config that this process may not run on.
@@ -62,24 +69,29 @@ pub fn decide(
     data_dir: &Path,
     allowed: &BTreeSet<usize>,
     root: &Path,
-) -> Result<Placement, String> {
-    let unpinned = |why: String| Ok(Placement { cpu: None, why });
+) -> Result<(Placement, Option<Follower>), String> {
+    let unpinned = |why: String| Ok((Placement { cpu: None, why }, None));
     match setting {
         EngineCpu::Named(Named::None) => unpinned("engine_cpu = \"none\"".to_owned()),
-        EngineCpu::Cpu(cpu) if allowed.contains(&cpu) => Ok(Placement { cpu: Some(cpu), why: "engine_cpu".to_owned() }),
+        EngineCpu::Cpu(cpu) if allowed.contains(&cpu) => {
+            Ok((Placement { cpu: Some(cpu), why: "engine_cpu".to_owned() }, None))
+        }
         EngineCpu::Cpu(cpu) => {
             Err(format!("engine_cpu = {cpu}, but this process may run only on CPUs {}", cpu_list_text(allowed)))
         }
         EngineCpu::Named(Named::Auto) if allowed.len() < 2 => {
             unpinned("this process may run on one CPU only".to_owned())
         }
-        EngineCpu::Named(Named::Auto) => match disk_interrupt_cpu(data_dir, root) {
-            Ok((cpu, disk)) if allowed.contains(&cpu) => {
-                Ok(Placement { cpu: Some(cpu), why: format!("the CPU that takes the interrupts of {disk}") })
-            }
-            Ok((cpu, disk)) => unpinned(format!("{disk}'s interrupts go to CPU {cpu}, which this process may not use")),
-            Err(why) => unpinned(why),
-        },
+        EngineCpu::Named(Named::Auto) => {
+            let interrupts = match DiskInterrupts::find(data_dir, root) {
+                Ok(interrupts) => interrupts,
+                Err(why) => return unpinned(why),
+            };
+            let counts = interrupts.counts().unwrap_or_default();
+            let placement = interrupts.placement(&counts, allowed);
+            let follower = Follower { interrupts, last: counts, cpu: placement.cpu };
+            Ok((placement, Some(follower)))
+        }
     }
 }
 
@@ -91,53 +103,102 @@ pub struct Move {
     pub why: String,
 }
 
-/// Where an engine that `engine_cpu = "auto"` placed on `current` should go now; `None` if
-/// it is where it should be.
-pub fn recheck(current: Option<usize>, data_dir: &Path, allowed: &BTreeSet<usize>, root: &Path) -> Option<Move> {
-    let placed = decide(EngineCpu::AUTO, data_dir, allowed, root).ok()?;
-    if placed.cpu == current {
-        return None;
-    }
-    let cpus = placed.cpu.map_or_else(|| allowed.clone(), |cpu| BTreeSet::from([cpu]));
-    Some(Move { cpu: placed.cpu, cpus, why: placed.why })
+/// Follows the data disk's interrupts: where they went since the last look.
+#[derive(Debug)]
+pub struct Follower {
+    interrupts: DiskInterrupts,
+    last: Vec<u64>,
+    cpu: Option<usize>,
 }
 
-/// The one CPU that takes the completion interrupts of the disk holding `data_dir`, and the
-/// disk's name; or why there is none to follow.
-fn disk_interrupt_cpu(data_dir: &Path, root: &Path) -> Result<(usize, String), String> {
-    use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(data_dir).map_err(|e| format!("cannot stat {}: {e}", data_dir.display()))?.dev();
-    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-    if major == 0 {
-        return Err(format!("{} is on no block device", data_dir.display()));
+impl Follower {
+    /// Where the engine should go, judged by the interrupts taken since the last look;
+    /// `None` if it is where it should be, or too few came to tell.
+    pub fn recheck(&mut self, allowed: &BTreeSet<usize>) -> Option<Move> {
+        let now = self.interrupts.counts()?;
+        let recent: Vec<u64> =
+            now.iter().enumerate().map(|(cpu, n)| n.saturating_sub(self.last.get(cpu).copied().unwrap_or(0))).collect();
+        self.last = now;
+        if recent.iter().sum::<u64>() < JUDGED_INTERRUPTS_MIN {
+            return None;
+        }
+        let placement = self.interrupts.placement(&recent, allowed);
+        if placement.cpu == self.cpu {
+            return None;
+        }
+        let cpus = placement.cpu.map_or_else(|| allowed.clone(), |cpu| BTreeSet::from([cpu]));
+        Some(Move { cpu: placement.cpu, cpus, why: placement.why })
     }
-    let link = root.join(format!("sys/dev/block/{major}:{minor}"));
-    let device =
-        std::fs::canonicalize(&link).map_err(|_| format!("block device {major}:{minor} not found in sysfs"))?;
-    let disk = underlying_disk(device)?;
-    let name = file_name(&disk);
-    let queues = std::fs::read_dir(disk.join("mq")).map_or(0, Iterator::count);
-    match queues {
-        0 => return Err(format!("{name} has no hardware queue")),
-        1 => {}
-        _ => return Err(format!("{name} has {queues} hardware queues: its I/O completes where it was submitted")),
+
+    /// The engine was moved as `recheck` said.
+    pub fn moved(&mut self, to: Option<usize>) {
+        self.cpu = to;
     }
-    let irqs = device_interrupts(&disk, root).ok_or_else(|| format!("no interrupts found for {name}"))?;
-    let counts = std::fs::read_to_string(root.join("proc/interrupts")).map_err(|e| format!("/proc/interrupts: {e}"))?;
-    let counts = interrupt_counts(&counts);
-    // A device's other vectors (configuration changes) barely fire; its queue's does.
-    let irq = irqs
-        .into_iter()
-        .max_by_key(|irq| counts.get(irq).copied().unwrap_or(0))
-        .ok_or_else(|| format!("no interrupts found for {name}"))?;
-    let affinity = root.join(format!("proc/irq/{irq}/effective_affinity_list"));
-    let cpus = std::fs::read_to_string(&affinity)
-        .ok()
-        .and_then(|text| parse_cpu_list(&text))
-        .ok_or_else(|| format!("cannot read {}", affinity.display()))?;
-    match (cpus.first(), cpus.len()) {
-        (Some(&cpu), 1) => Ok((cpu, name)),
-        _ => Err(format!("{name}'s interrupt {irq} goes to CPUs {}", cpu_list_text(&cpus))),
+}
+
+/// The queue interrupt of the disk under the data directory.
+#[derive(Debug)]
+struct DiskInterrupts {
+    disk: String,
+    irq: u32,
+    root: PathBuf,
+}
+
+impl DiskInterrupts {
+    /// Finds the disk holding `data_dir` and its busiest interrupt; or says why there is none
+    /// to follow.
+    fn find(data_dir: &Path, root: &Path) -> Result<DiskInterrupts, String> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(data_dir).map_err(|e| format!("cannot stat {}: {e}", data_dir.display()))?.dev();
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        if major == 0 {
+            return Err(format!("{} is on no block device", data_dir.display()));
+        }
+        let link = root.join(format!("sys/dev/block/{major}:{minor}"));
+        let device =
+            std::fs::canonicalize(&link).map_err(|_| format!("block device {major}:{minor} not found in sysfs"))?;
+        let disk = underlying_disk(device)?;
+        let name = file_name(&disk);
+        let queues = std::fs::read_dir(disk.join("mq")).map_or(0, Iterator::count);
+        match queues {
+            0 => return Err(format!("{name} has no hardware queue")),
+            1 => {}
+            _ => return Err(format!("{name} has {queues} hardware queues: its I/O completes where it was submitted")),
+        }
+        let irqs = device_interrupts(&disk, root).ok_or_else(|| format!("no interrupts found for {name}"))?;
+        // A device's other vectors (configuration changes) barely fire; its queue's does.
+        let busiest = irqs
+            .into_iter()
+            .filter_map(|irq| Some((irq, per_cpu_counts(root, irq)?.iter().sum::<u64>())))
+            .max_by_key(|(_, total)| *total)
+            .ok_or_else(|| format!("no interrupt counts found for {name}"))?;
+        Ok(DiskInterrupts { disk: name, irq: busiest.0, root: root.to_path_buf() })
+    }
+
+    fn counts(&self) -> Option<Vec<u64>> {
+        per_cpu_counts(&self.root, self.irq)
+    }
+
+    /// Where `counts` (per CPU) say the engine belongs.
+    fn placement(&self, counts: &[u64], allowed: &BTreeSet<usize>) -> Placement {
+        let (disk, irq) = (&self.disk, self.irq);
+        let total: u64 = counts.iter().sum();
+        let busiest = counts.iter().enumerate().max_by_key(|(_, n)| **n);
+        let why = match busiest {
+            _ if total < JUDGED_INTERRUPTS_MIN => format!("{disk}'s interrupt {irq} has fired too few times to judge"),
+            None => format!("{disk}'s interrupt {irq} is counted on no CPU"),
+            Some((cpu, &n)) if n * 100 < total * DOMINANT_SHARE_PERCENT => {
+                format!("{disk}'s interrupt {irq} is spread over CPUs (CPU {cpu} took {n} of {total})")
+            }
+            Some((cpu, _)) if !allowed.contains(&cpu) => {
+                format!("{disk}'s interrupt {irq} goes to CPU {cpu}, which this process may not use")
+            }
+            Some((cpu, _)) => {
+                let why = format!("CPU {cpu} takes {disk}'s interrupts (interrupt {irq})");
+                return Placement { cpu: Some(cpu), why };
+            }
+        };
+        Placement { cpu: None, why }
     }
 }
 
@@ -173,36 +234,10 @@ fn device_interrupts(disk: &Path, root: &Path) -> Option<Vec<u32>> {
     })
 }
 
-/// Each numbered interrupt's count, summed over the CPUs, from `/proc/interrupts`.
-fn interrupt_counts(text: &str) -> std::collections::HashMap<u32, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let irq = fields.next()?.strip_suffix(':')?.parse().ok()?;
-            let total = fields.map_while(|field| field.parse::<u64>().ok()).sum();
-            Some((irq, total))
-        })
-        .collect()
-}
-
-/// A kernel CPU list such as `0-3,8,10-11`.
-fn parse_cpu_list(text: &str) -> Option<BTreeSet<usize>> {
-    let mut cpus = BTreeSet::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((first, last)) => {
-                let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
-                if first > last {
-                    return None;
-                }
-                cpus.extend(first..=last);
-            }
-            None => {
-                cpus.insert(part.parse().ok()?);
-            }
-        }
-    }
-    Some(cpus)
+/// Interrupt `irq`'s count on each CPU, from `/sys/kernel/irq/IRQ/per_cpu_count`.
+fn per_cpu_counts(root: &Path, irq: u32) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(root.join(format!("sys/kernel/irq/{irq}/per_cpu_count"))).ok()?;
+    text.trim().split(',').map(|n| n.parse().ok()).collect()
 }
 
 fn cpu_list_text(cpus: &BTreeSet<usize>) -> String {
@@ -247,34 +282,29 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    /// This machine's layout: a virtio disk whose queue's interrupt (36) goes to CPU 1, and a
-    /// configuration interrupt (35) that barely fires.
-    const INTERRUPTS: &str = "           CPU0       CPU1       \n \
-        35:          0          1 PCI-MSIX-0000:00:02.0   0-edge      virtio1-config\n \
-        36:          0   42083020 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\n\
-        NMI:          0          0   Non-maskable interrupts\n";
-
-    /// A fake `/sys` and `/proc` under a temporary root, with the data directory's real
-    /// device number pointing at a virtio disk built as `disk` says.
+    /// A fake sysfs under a temporary root, laid out as this machine's: the data directory's
+    /// real device number points at a virtio disk on a PCI function with a configuration
+    /// interrupt (35) that barely fires and a queue interrupt (36) counted as `irq36`.
     struct FakeRoot {
         root: tempfile::TempDir,
         data_dir: tempfile::TempDir,
     }
 
     impl FakeRoot {
-        fn new(partition: bool, queues: usize, irq36_cpus: &str) -> FakeRoot {
+        fn new(partition: bool, queues: usize, irq36: &str) -> FakeRoot {
             let root = tempfile::tempdir().unwrap();
             let data_dir = tempfile::tempdir().unwrap();
             let dev = std::fs::metadata(data_dir.path()).unwrap().dev();
             let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
             let pci = root.path().join("sys/devices/pci0000:00/0000:00:02.0");
             let disk = pci.join("virtio1/block/vda");
+            std::fs::create_dir_all(&disk).unwrap();
             for q in 0..queues {
                 std::fs::create_dir_all(disk.join(format!("mq/{q}"))).unwrap();
             }
-            std::fs::create_dir_all(&disk).unwrap();
             for irq in ["35", "36"] {
                 std::fs::create_dir_all(pci.join("msi_irqs").join(irq)).unwrap();
+                std::fs::create_dir_all(root.path().join("sys/kernel/irq").join(irq)).unwrap();
             }
             let device = if partition {
                 let part = disk.join("vda1");
@@ -286,15 +316,18 @@ mod tests {
             };
             std::fs::create_dir_all(root.path().join("sys/dev/block")).unwrap();
             std::os::unix::fs::symlink(&device, root.path().join(format!("sys/dev/block/{major}:{minor}"))).unwrap();
-            std::fs::create_dir_all(root.path().join("proc/irq/36")).unwrap();
-            std::fs::create_dir_all(root.path().join("proc/irq/35")).unwrap();
-            std::fs::write(root.path().join("proc/interrupts"), INTERRUPTS).unwrap();
-            std::fs::write(root.path().join("proc/irq/36/effective_affinity_list"), format!("{irq36_cpus}\n")).unwrap();
-            std::fs::write(root.path().join("proc/irq/35/effective_affinity_list"), "0\n").unwrap();
-            FakeRoot { root, data_dir }
+            let fake = FakeRoot { root, data_dir };
+            fake.count(35, "0,1");
+            fake.count(36, irq36);
+            fake
         }
 
-        fn decide(&self, setting: EngineCpu, allowed: &[usize]) -> Result<Placement, String> {
+        fn count(&self, irq: u32, per_cpu: &str) {
+            let file = self.root.path().join(format!("sys/kernel/irq/{irq}/per_cpu_count"));
+            std::fs::write(file, format!("{per_cpu}\n")).unwrap();
+        }
+
+        fn decide(&self, setting: EngineCpu, allowed: &[usize]) -> Result<(Placement, Option<Follower>), String> {
             decide(setting, self.data_dir.path(), &allowed.iter().copied().collect(), self.root.path())
         }
     }
@@ -309,15 +342,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_follows_the_busiest_interrupt_of_a_single_queue_disk() {
+    fn auto_follows_the_cpu_that_took_a_single_queue_disks_interrupts() {
         if skip_without_block_device() {
             return;
         }
         for partition in [false, true] {
-            let fake = FakeRoot::new(partition, 1, "1");
-            let placed = fake.decide(EngineCpu::AUTO, &[0, 1]).unwrap();
+            let fake = FakeRoot::new(partition, 1, "0,42083020");
+            let (placed, follower) = fake.decide(EngineCpu::AUTO, &[0, 1]).unwrap();
             assert_eq!(placed.cpu, Some(1), "partition {partition}: {}", placed.why);
-            assert!(placed.why.contains("vda"), "{}", placed.why);
+            assert!(placed.why.contains("vda") && placed.why.contains("interrupt 36"), "{}", placed.why);
+            assert!(follower.is_some());
         }
     }
 
@@ -327,44 +361,55 @@ mod tests {
             return;
         }
         let cases = [
-            (FakeRoot::new(false, 2, "1"), vec![0, 1], "2 hardware queues"),
-            (FakeRoot::new(false, 1, "0-1"), vec![0, 1], "goes to CPUs 0,1"),
-            (FakeRoot::new(false, 1, "1"), vec![0, 2], "may not use"),
-            (FakeRoot::new(false, 1, "1"), vec![1], "one CPU only"),
+            (FakeRoot::new(false, 2, "0,42083020"), vec![0, 1], "2 hardware queues"),
+            (FakeRoot::new(false, 1, "21000000,21083020"), vec![0, 1], "spread over CPUs"),
+            (FakeRoot::new(false, 1, "0,0"), vec![0, 1], "too few times to judge"),
+            (FakeRoot::new(false, 1, "0,42083020"), vec![0, 2], "may not use"),
+            (FakeRoot::new(false, 1, "0,42083020"), vec![1], "one CPU only"),
         ];
         for (fake, allowed, why) in cases {
-            let placed = fake.decide(EngineCpu::AUTO, &allowed).unwrap();
+            let (placed, _) = fake.decide(EngineCpu::AUTO, &allowed).unwrap();
             assert_eq!(placed.cpu, None, "{}", placed.why);
             assert!(placed.why.contains(why), "{:?} should say {why:?}", placed.why);
         }
     }
 
     #[test]
-    fn an_interrupt_that_moves_takes_the_engine_with_it() {
+    fn the_follower_moves_the_engine_where_the_interrupts_went_since_it_last_looked() {
         if skip_without_block_device() {
             return;
         }
-        let fake = FakeRoot::new(false, 1, "1");
+        let fake = FakeRoot::new(false, 1, "0,42083020");
         let allowed = BTreeSet::from([0, 1]);
-        let recheck = |current| recheck(current, fake.data_dir.path(), &allowed, fake.root.path());
-        assert_eq!(recheck(Some(1)), None, "the interrupt stayed");
-        let affinity = fake.root.path().join("proc/irq/36/effective_affinity_list");
-        std::fs::write(&affinity, "0\n").unwrap();
-        let moved = recheck(Some(1)).unwrap();
-        assert_eq!((moved.cpu, moved.cpus), (Some(0), BTreeSet::from([0])), "{}", moved.why);
-        std::fs::write(&affinity, "0-1\n").unwrap();
-        let moved = recheck(Some(0)).unwrap();
+        let (placed, follower) = fake.decide(EngineCpu::AUTO, &[0, 1]).unwrap();
+        assert_eq!(placed.cpu, Some(1));
+        let mut follower = follower.unwrap();
+        fake.count(36, "0,42084020");
+        assert_eq!(follower.recheck(&allowed), None, "still CPU 1");
+        fake.count(36, "30,42084050");
+        assert_eq!(follower.recheck(&allowed), None, "60 interrupts are too few to judge");
+        fake.count(36, "1030,42084060");
+        let moved = follower.recheck(&allowed).unwrap();
+        assert_eq!((moved.cpu, &moved.cpus), (Some(0), &BTreeSet::from([0])), "{}", moved.why);
+        follower.moved(moved.cpu);
+        assert_eq!(follower.recheck(&allowed), None, "nothing since: nothing to judge");
+        fake.count(36, "1530,42084560");
+        let moved = follower.recheck(&allowed).unwrap();
         assert_eq!((moved.cpu, &moved.cpus), (None, &allowed), "spread over both, let go: {}", moved.why);
-        assert_eq!(recheck(None), None);
+        follower.moved(moved.cpu);
+        fake.count(36, "1530,42094560");
+        assert_eq!(follower.recheck(&allowed).unwrap().cpu, Some(1), "back on CPU 1 alone");
     }
 
     #[test]
     fn a_named_cpu_is_taken_if_allowed_and_refused_otherwise() {
-        let fake = FakeRoot::new(false, 1, "1");
-        assert_eq!(fake.decide(EngineCpu::Cpu(0), &[0, 1]).unwrap().cpu, Some(0));
+        let fake = FakeRoot::new(false, 1, "0,42083020");
+        let (placed, follower) = fake.decide(EngineCpu::Cpu(0), &[0, 1]).unwrap();
+        assert_eq!(placed.cpu, Some(0));
+        assert!(follower.is_none(), "a named CPU is kept");
         let refused = fake.decide(EngineCpu::Cpu(7), &[0, 1]).unwrap_err();
         assert!(refused.contains("engine_cpu = 7") && refused.contains("0,1"), "{refused}");
-        assert_eq!(fake.decide(EngineCpu::UNPINNED, &[0, 1]).unwrap().cpu, None);
+        assert_eq!(fake.decide(EngineCpu::UNPINNED, &[0, 1]).unwrap().0.cpu, None);
     }
 
     #[test]
@@ -384,15 +429,12 @@ mod tests {
     }
 
     #[test]
-    fn cpu_lists_and_interrupt_counts_parse_as_the_kernel_writes_them() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11\n").unwrap().into_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 8, 10, 11]);
-        assert_eq!(parse_cpu_list("1").unwrap().len(), 1);
-        assert!(parse_cpu_list("3-1").is_none());
-        assert!(parse_cpu_list("x").is_none());
-        let counts = interrupt_counts(INTERRUPTS);
-        assert_eq!(counts.get(&36), Some(&42_083_020));
-        assert_eq!(counts.get(&35), Some(&1));
-        assert_eq!(counts.len(), 2, "named rows such as NMI are not interrupts of a device");
+    fn per_cpu_counts_parse_as_the_kernel_writes_them() {
+        let fake = FakeRoot::new(false, 1, "0,42083020");
+        assert_eq!(per_cpu_counts(fake.root.path(), 36), Some(vec![0, 42_083_020]));
+        fake.count(36, "12,x");
+        assert_eq!(per_cpu_counts(fake.root.path(), 36), None);
+        assert_eq!(per_cpu_counts(fake.root.path(), 99), None);
     }
 
     #[test]

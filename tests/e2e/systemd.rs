@@ -181,6 +181,16 @@ fn batond_runs_as_a_hardened_notify_service_under_systemd() {
     assert!(recovered.is_some() && ready.is_some() && recovered < ready, "READY=1 before recovery?\n{journal}");
     assert!(journal.contains("systemd watchdog on"), "the watchdog is not armed:\n{journal}");
     eprintln!("check: the log shows recovery, then READY=1, and the watchdog armed: ok");
+    // The engine's placement ran under the unit's filters (sysfs read, and the affinity set
+    // if there was a CPU to keep it on), and the log says where it went.
+    let placed =
+        journal.lines().find(|l| l.contains("engine kept on one CPU") || l.contains("engine placed by the scheduler"));
+    let placed = placed.unwrap_or_else(|| panic!("no word of the engine's placement:\n{journal}"));
+    assert!(
+        !journal.contains("cannot keep the engine on its CPU"),
+        "the unit refused the engine's affinity:\n{journal}"
+    );
+    eprintln!("check: {}: ok", placed.trim());
     assert_eq!(
         sandbox.ok("stat -c '%a %U:%G' /run/baton /run/baton/baton.sock /var/lib/baton"),
         "750 baton:baton\n660 baton:baton\n700 baton:baton"
@@ -201,6 +211,21 @@ fn batond_runs_as_a_hardened_notify_service_under_systemd() {
     assert_ne!(sandbox.show("MainPID"), pid_before, "restart did not start a new process");
     assert_eq!(String::from_utf8_lossy(&sandbox.cli_as("alice", "get /x").stdout), "v", "{}", sandbox.journal());
     eprintln!("check: systemctl restart keeps the data: ok");
+
+    // A CPU named for the engine holds it under the unit's system-call filter, which lets the
+    // affinity call through (the sandbox's data directory is on no block device, so "auto"
+    // above had nothing to follow).
+    sandbox.ok("echo 'engine_cpu = 0' >> /etc/baton/batond.toml && systemctl restart batond");
+    let journal = sandbox.journal();
+    assert!(journal.contains("engine kept on one CPU cpu=0"), "{journal}");
+    assert!(
+        !journal.contains("cannot keep the engine on its CPU"),
+        "the unit refused the engine's affinity:\n{journal}"
+    );
+    let engine = sandbox.ok("pid=$(systemctl show -p MainPID --value batond); \
+         for t in /proc/$pid/task/*; do [ \"$(cat $t/comm)\" = engine ] && grep Cpus_allowed_list $t/status; done");
+    assert_eq!(engine.split_whitespace().collect::<Vec<_>>(), ["Cpus_allowed_list:", "0"], "{journal}");
+    eprintln!("check: engine_cpu = 0 keeps the engine there under the unit's filters: ok");
 
     // The watchdog restarts a hung daemon.
     let (pid, restarts) = (sandbox.show("MainPID"), sandbox.show("NRestarts").parse::<u32>().expect("NRestarts"));
