@@ -198,8 +198,8 @@ type EngineThread = std::thread::JoinHandle<std::thread::Result<Result<(), crate
 
 /// Starts the engine's thread. However the engine ends — an error, or a panic such as redb's on
 /// a damaged page met only at a commit — the returned receiver hears of it, so that the daemon
-/// does not go on listening without an engine: it stops, saying why.
-/// Returns the thread, its id (for `placement`) and the receiver of its end.
+/// does not go on listening without an engine: it stops, saying why. Returns the thread, its
+/// id (for `placement`) and that receiver; the thread keeps itself on `cpu` if one is given.
 fn spawn_engine(
     engine: Engine,
     inputs: mpsc::Receiver<EngineInput>,

@@ -83,11 +83,10 @@ pub fn decide(
             unpinned("this process may run on one CPU only".to_owned())
         }
         EngineCpu::Named(Named::Auto) => {
-            let interrupts = match DiskInterrupts::find(data_dir, root) {
-                Ok(interrupts) => interrupts,
+            let (interrupts, counts) = match DiskInterrupts::find(data_dir, root) {
+                Ok(found) => found,
                 Err(why) => return unpinned(why),
             };
-            let counts = interrupts.counts().unwrap_or_default();
             let placement = interrupts.placement(&counts, allowed);
             let follower = Follower { interrupts, last: counts, cpu: placement.cpu };
             Ok((placement, Some(follower)))
@@ -145,9 +144,9 @@ struct DiskInterrupts {
 }
 
 impl DiskInterrupts {
-    /// Finds the disk holding `data_dir` and its busiest interrupt; or says why there is none
-    /// to follow.
-    fn find(data_dir: &Path, root: &Path) -> Result<DiskInterrupts, String> {
+    /// Finds the disk holding `data_dir` and its busiest interrupt, with that interrupt's
+    /// counts per CPU; or says why there is none to follow.
+    fn find(data_dir: &Path, root: &Path) -> Result<(DiskInterrupts, Vec<u64>), String> {
         use std::os::unix::fs::MetadataExt;
         let dev = std::fs::metadata(data_dir).map_err(|e| format!("cannot stat {}: {e}", data_dir.display()))?.dev();
         let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
@@ -167,12 +166,12 @@ impl DiskInterrupts {
         }
         let irqs = device_interrupts(&disk, root).ok_or_else(|| format!("no interrupts found for {name}"))?;
         // A device's other vectors (configuration changes) barely fire; its queue's does.
-        let busiest = irqs
+        let (irq, counts) = irqs
             .into_iter()
-            .filter_map(|irq| Some((irq, per_cpu_counts(root, irq)?.iter().sum::<u64>())))
-            .max_by_key(|(_, total)| *total)
+            .filter_map(|irq| Some((irq, per_cpu_counts(root, irq)?)))
+            .max_by_key(|(_, counts)| counts.iter().sum::<u64>())
             .ok_or_else(|| format!("no interrupt counts found for {name}"))?;
-        Ok(DiskInterrupts { disk: name, irq: busiest.0, root: root.to_path_buf() })
+        Ok((DiskInterrupts { disk: name, irq, root: root.to_path_buf() }, counts))
     }
 
     fn counts(&self) -> Option<Vec<u64>> {
@@ -183,10 +182,9 @@ impl DiskInterrupts {
     fn placement(&self, counts: &[u64], allowed: &BTreeSet<usize>) -> Placement {
         let (disk, irq) = (&self.disk, self.irq);
         let total: u64 = counts.iter().sum();
-        let busiest = counts.iter().enumerate().max_by_key(|(_, n)| **n);
+        let busiest = counts.iter().enumerate().max_by_key(|(_, n)| **n).filter(|_| total >= JUDGED_INTERRUPTS_MIN);
         let why = match busiest {
-            _ if total < JUDGED_INTERRUPTS_MIN => format!("{disk}'s interrupt {irq} has fired too few times to judge"),
-            None => format!("{disk}'s interrupt {irq} is counted on no CPU"),
+            None => format!("{disk}'s interrupt {irq} has fired too few times to judge"),
             Some((cpu, &n)) if n * 100 < total * DOMINANT_SHARE_PERCENT => {
                 format!("{disk}'s interrupt {irq} is spread over CPUs (CPU {cpu} took {n} of {total})")
             }
