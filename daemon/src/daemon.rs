@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::config::SyncStandbyGone;
 use crate::engine::{Engine, EngineConfig, EngineInput, SyncPolicy};
 use crate::metrics;
+use crate::open_files;
 use crate::placement;
 use crate::replication;
 use crate::sd_notify;
@@ -31,6 +32,7 @@ const ENGINE_QUEUE_DEPTH: usize = 16_384;
 /// Bad setup (data directory, store, socket) or a fatal commit failure.
 pub fn run(config: &Config) -> anyhow::Result<()> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    check_open_files(config);
     prepare_data_dir(&config.data_dir)?;
     let (store, restored) = open_store(config)?;
     let sm = StateMachine::restore(config.limits(), restored).context("cannot restore the stored state")?;
@@ -159,6 +161,29 @@ const PLACEMENT_RECHECK: Duration = Duration::from_secs(30);
 
 /// Where the engine's thread runs (see `placement`), said in the log either way; and, with
 /// `engine_cpu = "auto"`, what follows the disk's interrupts.
+/// Raises the open-files limit as far as the hard limit allows, and warns when even that cannot
+/// hold the connections the config admits: they would be refused by the kernel, not by
+/// `connections_max`.
+fn check_open_files(config: &Config) {
+    let raised = match open_files::raise() {
+        Ok(raised) => raised,
+        Err(e) => return warn!(error = %e, "cannot read or raise the open-files limit"),
+    };
+    if raised.now > raised.before {
+        info!(from = raised.before, to = raised.now, "open-files limit raised to the hard limit");
+    }
+    let needed = open_files::needed(config.connections_max, config.zk_listen.is_some());
+    if raised.now < needed {
+        warn!(
+            limit = raised.now,
+            needed,
+            connections_max = config.connections_max,
+            "the open-files limit is too low for connections_max (a plain connection takes 2): \
+             raise LimitNOFILE or ulimit -n, or lower connections_max"
+        );
+    }
+}
+
 fn place_engine(config: &Config) -> anyhow::Result<(Option<usize>, Option<placement::Follower>)> {
     let allowed = placement::allowed_cpus().context("cannot read this process's CPU affinity")?;
     let (placed, follower) = placement::decide(config.engine_cpu, &config.data_dir, &allowed, Path::new("/"))

@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod engine;
 pub mod metrics;
 pub mod negative;
+pub mod open_files;
 pub mod placement;
 pub mod replication;
 pub mod sd_notify;

@@ -161,3 +161,34 @@ async fn a_client_that_does_not_read_its_replies_is_cut_off() {
     assert!(reason.message.contains("in flight"), "{reason}");
     assert_healthy(&daemon).await;
 }
+
+/// The open-files limits of process `pid`: (soft, hard), from `/proc/PID/limits`.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    (fields[0], fields[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_soft_open_files_limit_is_raised_so_connections_max_connections_fit() {
+    // 64 descriptors hold about 20 plain connections; 101 need some 270.
+    let daemon = Daemon::start_with_open_files(64, 4096, "connections_max = 101\n");
+    assert_eq!(open_files_limits(daemon.pid()), (4096, 4096), "log:\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("open-files limit raised to the hard limit from=64 to=4096"), "log:\n{log}");
+    assert!(!log.contains("too low"), "log:\n{log}");
+    let held: Vec<_> = (0..100).map(|_| Raw::session(&daemon.socket(), 5000).0).collect();
+    assert_eq!(held.len(), 100);
+    // The 101st, beside the 100 held.
+    assert_healthy(&daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_files_limit_too_low_for_connections_max_is_warned_about_at_start() {
+    let daemon = Daemon::start_with_open_files(512, 512, "connections_max = 1000\n");
+    let log = daemon.log();
+    assert!(log.contains("the open-files limit is too low for connections_max"), "log:\n{log}");
+    assert!(log.contains("limit=512 needed=2064 connections_max=1000"), "log:\n{log}");
+    assert_healthy(&daemon).await;
+}

@@ -117,6 +117,8 @@ pub struct Daemon {
     data_dir: Option<PathBuf>,
     /// Extra environment for the daemon (e.g. a clock library preloaded).
     env: Vec<(String, String)>,
+    /// The open-files limit it starts under (soft, hard), if not the test's own.
+    open_files: Option<(u64, u64)>,
 }
 
 impl Daemon {
@@ -132,38 +134,55 @@ impl Daemon {
 
     /// Starts a daemon with extra command-line arguments and environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut daemon = Daemon {
+        let mut daemon = Daemon::unstarted(args);
+        daemon.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        daemon.spawn();
+        daemon
+    }
+
+    /// A daemon with default settings and `args`, not yet spawned.
+    fn unstarted(args: &[&str]) -> Daemon {
+        Daemon {
             child: None,
-            dir,
+            dir: tempfile::tempdir().expect("temp dir"),
             extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
             netns: None,
             data_dir: None,
-            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        };
-        daemon.spawn();
-        daemon
+            env: Vec::new(),
+            open_files: None,
+        }
     }
 
     /// Starts a daemon inside network namespace `netns` (its Unix socket stays reachable
     /// from the test, which shares the filesystem).
     pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut daemon =
-            Daemon { child: None, dir, extra_args, netns: Some(netns.to_owned()), data_dir: None, env: Vec::new() };
+        let mut daemon = Daemon::unstarted(args);
+        daemon.netns = Some(netns.to_owned());
         daemon.spawn();
         daemon
     }
 
     /// Writes `text` as the daemon's config file and starts it with `--config`.
     pub fn start_with_config(text: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("batond.toml");
-        std::fs::write(&config, text).expect("write config");
-        let extra_args = vec!["--config".to_owned(), config.display().to_string()];
-        let mut daemon = Daemon { child: None, dir, extra_args, netns: None, data_dir: None, env: Vec::new() };
+        let mut daemon = Daemon::unstarted_with_config(text);
         daemon.spawn();
+        daemon
+    }
+
+    /// Writes `text` as the daemon's config file and starts it with `--config`, under an
+    /// open-files limit of `soft` descriptors (and `hard` at most).
+    pub fn start_with_open_files(soft: u64, hard: u64, text: &str) -> Daemon {
+        let mut daemon = Daemon::unstarted_with_config(text);
+        daemon.open_files = Some((soft, hard));
+        daemon.spawn();
+        daemon
+    }
+
+    fn unstarted_with_config(text: &str) -> Daemon {
+        let mut daemon = Daemon::unstarted(&[]);
+        let config = daemon.dir.path().join("batond.toml");
+        std::fs::write(&config, text).expect("write config");
+        daemon.extra_args = vec!["--config".to_owned(), config.display().to_string()];
         daemon
     }
 
@@ -174,13 +193,23 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("batond.log"))
             .expect("log file");
-        let mut command = match &self.netns {
-            Some(ns) => {
+        let mut command = match (&self.netns, self.open_files) {
+            (Some(ns), _) => {
                 let mut command = Command::new("ip");
                 command.args(["netns", "exec", ns]).arg(binary("batond"));
                 command
             }
-            None => Command::new(binary("batond")),
+            (None, Some((soft, hard))) => {
+                // The shell sets the limits and becomes batond: the pid stays the daemon's. Soft
+                // first: a hard limit may not go below the soft one.
+                let mut command = Command::new("sh");
+                command
+                    .args(["-c", r#"ulimit -Sn "$1" && ulimit -Hn "$2" && shift 2 && exec "$@""#, "sh"])
+                    .args([soft.to_string(), hard.to_string()])
+                    .arg(binary("batond"));
+                command
+            }
+            (None, None) => Command::new(binary("batond")),
         };
         let child = command
             .arg("--data-dir")
@@ -215,10 +244,8 @@ impl Daemon {
 
     /// Starts a daemon whose data directory is `data_dir`.
     pub fn start_on(data_dir: &Path, args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut daemon =
-            Daemon { child: None, dir, extra_args, netns: None, data_dir: Some(data_dir.to_owned()), env: Vec::new() };
+        let mut daemon = Daemon::unstarted(args);
+        daemon.data_dir = Some(data_dir.to_owned());
         daemon.spawn();
         daemon
     }
