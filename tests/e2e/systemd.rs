@@ -191,6 +191,14 @@ fn batond_runs_as_a_hardened_notify_service_under_systemd() {
         "the unit refused the engine's affinity:\n{journal}"
     );
     eprintln!("check: {}: ok", placed.trim());
+    // The unit's LimitNOFILE sets both limits (65536, or the most the machine allows), which
+    // hold the default connections_max; reading them passed the unit's system-call filter. So
+    // the daemon has nothing to say about them.
+    assert!(!journal.contains("open-files limit"), "the open-files check spoke:\n{journal}");
+    let limits = sandbox.ok("grep 'Max open files' /proc/$(systemctl show -p MainPID --value batond)/limits");
+    let limits: Vec<&str> = limits.split_whitespace().collect();
+    assert!(limits.len() > 4 && limits[3] == limits[4], "soft and hard limits differ: {limits:?}");
+    eprintln!("check: open files {} under the unit, no warning: ok", limits[3]);
     assert_eq!(
         sandbox.ok("stat -c '%a %U:%G' /run/baton /run/baton/baton.sock /var/lib/baton"),
         "750 baton:baton\n660 baton:baton\n700 baton:baton"
