@@ -155,12 +155,6 @@ fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
     })
 }
 
-/// How often `engine_cpu = "auto"` looks again where the data disk's interrupts go: an
-/// interrupt balancer (irqbalance) may move them.
-const PLACEMENT_RECHECK: Duration = Duration::from_secs(30);
-
-/// Where the engine's thread runs (see `placement`), said in the log either way; and, with
-/// `engine_cpu = "auto"`, what follows the disk's interrupts.
 /// Raises the open-files limit as far as the hard limit allows, and warns when even that cannot
 /// hold the connections the config admits: they would be refused by the kernel, not by
 /// `connections_max`.
@@ -184,6 +178,12 @@ fn check_open_files(config: &Config) {
     }
 }
 
+/// How often `engine_cpu = "auto"` looks again where the data disk's interrupts go: an
+/// interrupt balancer (irqbalance) may move them.
+const PLACEMENT_RECHECK: Duration = Duration::from_secs(30);
+
+/// Where the engine's thread runs (see `placement`), said in the log either way; and, with
+/// `engine_cpu = "auto"`, what follows the disk's interrupts.
 fn place_engine(config: &Config) -> anyhow::Result<(Option<usize>, Option<placement::Follower>)> {
     let allowed = placement::allowed_cpus().context("cannot read this process's CPU affinity")?;
     let (placed, follower) = placement::decide(config.engine_cpu, &config.data_dir, &allowed, Path::new("/"))
