@@ -172,8 +172,8 @@ fn check_open_files(config: &Config) {
             limit = raised.now,
             needed,
             connections_max = config.connections_max,
-            "the open-files limit is too low for connections_max (a plain connection takes 2): \
-             raise LimitNOFILE or ulimit -n, or lower connections_max"
+            "the open-files limit is too low for connections_max: raise LimitNOFILE or ulimit -n, \
+             or lower connections_max"
         );
     }
 }

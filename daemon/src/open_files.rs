@@ -2,15 +2,16 @@
 //! connections the configuration admits.
 //!
 //! A shell commonly starts processes with a soft limit of 1,024 descriptors under a much
-//! higher hard limit. A plain connection takes two (its socket, and the duplicate the engine
-//! writes replies to: `engine::SharedSocket`), so that soft limit would stop accepting near 500
-//! connections while `connections_max` says 4,096. Raising the soft limit up to the hard one
-//! is what the pair is for. Under the systemd unit both are `LimitNOFILE` and nothing changes.
+//! higher hard limit. A connection takes one, so that soft limit would stop accepting near
+//! 1,000 connections while `connections_max` says 4,096. Raising the soft limit up to the hard
+//! one is what the pair is for. Under the systemd unit both are `LimitNOFILE` and nothing
+//! changes.
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// Descriptors one plain client connection holds: its socket and the engine's duplicate.
-pub const PER_CONNECTION: u64 = 2;
+/// Descriptors one client connection holds: its socket, which the engine shares
+/// (`engine::PlainStream`).
+pub const PER_CONNECTION: u64 = 1;
 /// Descriptors a ZooKeeper client's connection holds.
 pub const PER_ZK_CONNECTION: u64 = 1;
 /// Descriptors kept for everything else: the store's files, the listeners, the runtime, a
@@ -69,9 +70,9 @@ mod tests {
     }
 
     #[test]
-    fn the_need_counts_two_descriptors_a_plain_connection_and_one_a_zookeeper_connection() {
-        assert_eq!(needed(4_096, false), 8_192 + RESERVED);
-        assert_eq!(needed(4_096, true), 8_192 + 4_096 + RESERVED);
+    fn the_need_counts_one_descriptor_a_connection_and_as_many_again_with_the_zookeeper_listener() {
+        assert_eq!(needed(4_096, false), 4_096 + RESERVED);
+        assert_eq!(needed(4_096, true), 8_192 + RESERVED, "its connections have a cap of their own");
         assert_eq!(needed(0, false), RESERVED);
     }
 }

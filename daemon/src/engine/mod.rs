@@ -15,12 +15,14 @@
 //! (`storage.rs`). Only a store that cannot even be reopened stops the daemon.
 
 mod backup;
+mod plain_stream;
 mod published;
 mod replica;
 mod shared_socket;
 mod spin;
 mod storage;
 
+pub use plain_stream::PlainStream;
 pub use published::{ConnLink, StateView};
 pub use replica::{Feed, PeerReport};
 use shared_socket::EngineWrite;

@@ -20,8 +20,7 @@
 //! - **Not before the hello's answer**: the writer holds the socket from the start and lets go
 //!   only once the answer is written.
 
-use std::io::Write;
-use std::os::fd::OwnedFd;
+use super::PlainStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
@@ -45,8 +44,8 @@ pub enum EngineWrite {
 /// The socket, and who may write to it.
 #[derive(Debug)]
 pub struct SharedSocket {
-    /// A duplicate of the connection's descriptor: the same socket, already non-blocking.
-    socket: std::os::unix::net::UnixStream,
+    /// The connection's socket, shared with its task.
+    socket: PlainStream,
     /// Held by whoever writes to the socket. Starts held by the connection's writer.
     writing: AtomicBool,
     /// The rest of a frame the engine could only partly write.
@@ -62,19 +61,17 @@ pub struct SharedSocket {
 }
 
 impl SharedSocket {
-    /// Shares the socket `fd` (a duplicate of a Unix or TCP stream socket's descriptor, in
-    /// non-blocking mode), the connection's counters and its frame limit. Held by the writer
+    /// Shares the connection's socket, its counters and its frame limit. Held by the writer
     /// until [`SharedSocket::release`].
     pub fn new(
-        fd: OwnedFd,
+        socket: PlainStream,
         (queued_bytes, in_flight): (Arc<AtomicUsize>, Arc<AtomicUsize>),
         frame_len_max: u32,
     ) -> Self {
         let frame_max =
             baton_proto::frame::HEADER_LEN.saturating_add(usize::try_from(frame_len_max).unwrap_or(usize::MAX));
         SharedSocket {
-            // Only `write` is used, which is the same call for any stream socket.
-            socket: std::os::unix::net::UnixStream::from(fd),
+            socket,
             writing: AtomicBool::new(true),
             leftover: Mutex::new(Vec::new()),
             leftover_ready: Notify::new(),
@@ -104,7 +101,7 @@ impl SharedSocket {
         if frame.len() > self.write_max || self.queued_bytes.load(Ordering::Acquire) != 0 || !self.try_claim() {
             return EngineWrite::NotWritten;
         }
-        let outcome = match (&self.socket).write(frame) {
+        let outcome = match self.socket.try_write(frame) {
             Ok(n) if n == frame.len() => EngineWrite::Written,
             Ok(0) | Err(_) => EngineWrite::NotWritten,
             Ok(n) => {
@@ -163,22 +160,26 @@ impl SharedSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-    use std::os::unix::net::UnixStream;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::UnixStream;
 
     /// A shared socket over one end of a pair, released by its writer, and the other end.
-    fn pair() -> (SharedSocket, UnixStream, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    /// Both ends are tokio's: the engine writes through the same socket the connection's task
+    /// serves.
+    async fn pair() -> (SharedSocket, UnixStream, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
+        // As a connection's socket is by the time the engine may write: known writable.
+        ours.writable().await.unwrap();
         let (queued, in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(1)));
-        let shared = SharedSocket::new(OwnedFd::from(ours), (queued.clone(), in_flight.clone()), 1 << 20);
+        let socket = PlainStream::Unix(Arc::new(ours));
+        let shared = SharedSocket::new(socket, (queued.clone(), in_flight.clone()), 1 << 20);
         shared.release();
         (shared, theirs, queued, in_flight)
     }
 
-    #[test]
-    fn the_engine_writes_only_when_nothing_is_queued_and_the_writer_is_not_writing() {
-        let (shared, mut theirs, queued, in_flight) = pair();
+    #[tokio::test]
+    async fn the_engine_writes_only_when_nothing_is_queued_and_the_writer_is_not_writing() {
+        let (shared, mut theirs, queued, in_flight) = pair().await;
         queued.store(10, Ordering::Release);
         assert_eq!(shared.engine_write(b"queued", true), EngineWrite::NotWritten);
         queued.store(0, Ordering::Release);
@@ -191,17 +192,18 @@ mod tests {
         assert_eq!(shared.engine_write(b"event", false), EngineWrite::Written);
         assert_eq!(in_flight.load(Ordering::Acquire), 0, "an event answers nothing");
         let mut got = [0u8; 10];
-        theirs.read_exact(&mut got).unwrap();
+        theirs.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"replyevent");
         assert_eq!(shared.engine_write(&vec![0; ENGINE_WRITE_MAX + 1], false), EngineWrite::NotWritten);
     }
 
-    #[test]
-    fn a_partly_written_frame_is_finished_by_the_writer_before_anything_else() {
-        let (shared, mut theirs, queued, _) = pair();
+    #[tokio::test]
+    async fn a_partly_written_frame_is_finished_by_the_writer_before_anything_else() {
+        let (shared, mut theirs, queued, _) = pair().await;
         // A small send buffer: Linux then splits a 4 KiB write, and the second frame's
         // write stops part-way (4,096 bytes, then 4,032 of the next).
-        nix::sys::socket::setsockopt(&shared.socket, nix::sys::socket::sockopt::SndBuf, &4096).unwrap();
+        let PlainStream::Unix(socket) = &shared.socket else { unreachable!("a Unix pair") };
+        nix::sys::socket::setsockopt(&**socket, nix::sys::socket::sockopt::SndBuf, &4096).unwrap();
         let frames: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; ENGINE_WRITE_MAX]).collect();
         let mut outcomes = frames.iter().map(|frame| shared.engine_write(frame, false));
         let written = outcomes.by_ref().take_while(|o| *o == EngineWrite::Written).count();
@@ -218,7 +220,7 @@ mod tests {
         let mut expected: Vec<u8> = frames[..=written].concat();
         expected.extend_from_slice(b"after");
         let mut got = vec![0u8; expected.len() - next_write.len()];
-        theirs.read_exact(&mut got).unwrap();
+        theirs.read_exact(&mut got).await.unwrap();
         got.extend_from_slice(&next_write);
         assert!(got == expected, "the stream holds every frame whole and in order");
     }

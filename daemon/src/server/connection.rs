@@ -7,12 +7,11 @@
 
 use super::auth::Authenticator;
 use super::reads::{Answered, LocalReads};
-use crate::engine::{ConnId, ConnLink, EngineInput, Peer, SharedSocket, StateView};
+use crate::engine::{ConnId, ConnLink, EngineInput, Peer, PlainStream, SharedSocket, StateView};
 use crate::wire::{self, ReadError, read_frame, write_message};
 use baton_proto::frame;
 use baton_proto::message::{Hello, HelloReply, Request, ServerMessage};
 use baton_proto::{ErrorCode, ErrorReply, Principal};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,8 +43,8 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// (the engine learns of it from the closed outbox or the `Disconnected` sent here).
 ///
 /// `principals` is what the transport proved (SO_PEERCRED, a TLS certificate); a token the
-/// hello names is proved here, through `auth`. `socket`, a duplicate of a plain socket's
-/// descriptor, lets the engine write to it itself (see `engine::SharedSocket`).
+/// hello names is proved here, through `auth`. `socket`, the plain socket `stream` reads and
+/// writes, lets the engine write to it itself (see `engine::SharedSocket`).
 pub async fn serve<S>(
     stream: S,
     conn: ConnId,
@@ -53,7 +52,7 @@ pub async fn serve<S>(
     auth: &Authenticator,
     (engine, state): (mpsc::Sender<EngineInput>, StateView),
     limits: ConnLimits,
-    socket: Option<OwnedFd>,
+    socket: Option<PlainStream>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -76,7 +75,7 @@ pub async fn serve<S>(
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let counters = (queued_bytes.clone(), in_flight.clone());
-    let shared = socket.map(|fd| Arc::new(SharedSocket::new(fd, counters, limits.frame_len_max)));
+    let shared = socket.map(|socket| Arc::new(SharedSocket::new(socket, counters, limits.frame_len_max)));
     let link = Arc::new(ConnLink::default());
     let io = (&mut reader, &mut writer);
     let proved = auth.authenticate(

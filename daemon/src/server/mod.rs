@@ -13,12 +13,13 @@ pub use auth::Authenticator;
 pub use connection::ConnLimits;
 pub use tls::{TlsFiles, TlsServer};
 
-use crate::engine::{ConnId, EngineInput, Peer, StateView};
+use crate::engine::{ConnId, EngineInput, Peer, PlainStream, StateView};
 use baton_proto::frame;
 use baton_proto::message::HelloReply;
 use baton_proto::{ErrorCode, ErrorReply, Principal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -108,19 +109,22 @@ impl Listeners {
             let (auth, tls) = (auth.clone(), tls.clone());
             tasks.spawn(
                 async move {
-                    // A plain socket the engine may also write to (not TLS: its records are the
-                    // stream's own). Without a duplicate descriptor, the writer does it all.
-                    let socket = stream.duplicate_fd(tls.is_some());
-                    // What the transport proves: SO_PEERCRED, or a client certificate.
-                    let (stream, principals): (Box<dyn Stream>, Vec<Principal>) = match (stream, peer, &tls) {
+                    // What the transport proves: SO_PEERCRED, or a client certificate. A plain
+                    // socket is shared with the engine, which may write to it too (not TLS: its
+                    // records are the stream's own).
+                    let (stream, principals, socket): (Box<dyn Stream>, _, _) = match (stream, peer, &tls) {
                         (Incoming::Tcp(tcp), _, Some(tls)) => match tls.accept(tcp, limits.handshake_timeout).await {
-                            Ok((stream, principal)) => (Box::new(stream), vec![principal]),
+                            Ok((stream, principal)) => (Box::new(stream), vec![principal], None),
                             Err(why) => return warn!(conn, ?peer, "connection refused: {why}"),
                         },
-                        (stream, Peer::Unix { uid, gid, .. }, _) => {
-                            (stream.boxed(), vec![Principal::Uid(uid), Principal::Gid(gid)])
+                        (stream, peer, _) => {
+                            let principals = match peer {
+                                Peer::Unix { uid, gid, .. } => vec![Principal::Uid(uid), Principal::Gid(gid)],
+                                Peer::Tcp(_) => Vec::new(),
+                            };
+                            let plain = stream.shared();
+                            (Box::new(plain.clone()), principals, Some(plain))
                         }
-                        (stream, Peer::Tcp(_), _) => (stream.boxed(), Vec::new()),
                     };
                     connection::serve(stream, conn, (peer, principals), &auth, (engine, state), limits, socket).await;
                     drop(permit);
@@ -149,16 +153,12 @@ enum Incoming {
 }
 
 impl Incoming {
-    /// A duplicate of the socket's descriptor, for a plain (not TLS) stream; `None` when the
-    /// process is out of descriptors.
-    fn duplicate_fd(&self, tls: bool) -> Option<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        let fd = match self {
-            Incoming::Unix(s) => s.as_fd(),
-            Incoming::Tcp(_) if tls => return None,
-            Incoming::Tcp(s) => s.as_fd(),
-        };
-        fd.try_clone_to_owned().map_err(|e| warn!(error = %e, "cannot duplicate a connection's socket")).ok()
+    /// The plain socket, to be shared by the connection's task and the engine.
+    fn shared(self) -> PlainStream {
+        match self {
+            Incoming::Unix(s) => PlainStream::Unix(Arc::new(s)),
+            Incoming::Tcp(s) => PlainStream::Tcp(Arc::new(s)),
+        }
     }
 
     fn boxed(self) -> Box<dyn Stream> {
