@@ -217,6 +217,43 @@ fn replies_behind_a_full_socket_arrive_whole_and_in_order(mut stream: impl std::
     }
 }
 
+/// A reply the engine may write to the socket itself (a small one) must not overtake one
+/// queued before it for the connection's writer (one over the engine's 4 KiB, which always goes
+/// through the outbox): pipelined reads of a large and a small node, alternated, come back in
+/// request order.
+#[test]
+fn a_small_reply_never_overtakes_a_large_one_queued_before_it() {
+    use baton_proto::frame;
+    let daemon = Daemon::start();
+    let mut raw = open_session(&daemon.socket());
+    let length = |id: u64| if id % 2 == 1 { 6000 } else { 10 };
+    let path = |id: u64| if id % 2 == 1 { "/large" } else { "/small" };
+    for id in [1, 2] {
+        let op = Op::Create(CreateRequest {
+            path: path(id).into(),
+            data: Some(vec![7; length(id)]),
+            kind: CreateKind::Persistent,
+            sequential: false,
+            acl: Vec::new(),
+        });
+        raw.call(id, op).unwrap();
+    }
+    // Each `get` leaves a watch, so the engine answers it, not the connection.
+    let ids = 3..403u64;
+    let mut burst = Vec::new();
+    for id in ids.clone() {
+        let request = Request { id, op: Op::Get { path: path(id).into(), watch: true } };
+        burst.extend(frame::to_frame(&request, frame::FRAME_LEN_MAX_DEFAULT).unwrap());
+    }
+    raw.send_bytes(&burst).unwrap();
+    for expected in ids {
+        let (id, result) = raw.reply_any();
+        assert_eq!(id, expected, "replies come in request order");
+        let whole = matches!(&result, Ok(Response::Data { data: Some(data), .. }) if data.len() == length(id));
+        assert!(whole, "reply {id}: {result:?}");
+    }
+}
+
 #[test]
 fn replies_behind_a_full_unix_socket_arrive_whole_and_in_order() {
     let daemon = Daemon::start();
