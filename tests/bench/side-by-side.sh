@@ -15,7 +15,7 @@
 # figures count.
 #
 # Env: REPS (repetitions per workload, default 3), PAIRED_REPS (alternated repetitions of each
-# of the two, default 5), PAIRED_WARMUP (uncounted rounds before them, default 2), FILL (nodes for the footprint and the loaded start-up, default 100000), PEERS_DIR (default ../shared/peers beside the repository),
+# of the two, default 5), PAIRED_WARMUP (uncounted rounds before them, default 4), FILL (nodes for the footprint and the loaded start-up, default 100000), PEERS_DIR (default ../shared/peers beside the repository),
 # BENCH_OUT (default: the repository's docs/), KEEP_FIGURES (a file to copy the raw JSON to).
 set -euo pipefail
 export LC_ALL=C
@@ -24,7 +24,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 peers="${PEERS_DIR:-$(cd "$repo/.." && pwd)/shared/peers}"
 reps="${REPS:-3}"
 paired_reps="${PAIRED_REPS:-5}"
-paired_warmup="${PAIRED_WARMUP:-2}"
+paired_warmup="${PAIRED_WARMUP:-4}"
 fill="${FILL:-100000}"
 out_dir="${BENCH_OUT:-$repo/docs}"
 export BENCH_RUN_DIR="${BENCH_RUN_DIR:-/var/tmp/baton-peers}"
@@ -170,9 +170,10 @@ paired_bench() {
   echo "-- baton-bench ${args[*]} --reps 1 $*" >&2
   "$bench" --json --reps 1 "${args[@]}" "$@" | tee -a "$record" >&2
 }
-# The first rounds warm both up and are not counted: a fresh ZooKeeper's JIT took its lock
-# hand-offs from 1,059/s in the first round of a run to 1,932 in the fourth and 2,221 in the
-# fifth.
+# The first rounds warm both up and are not counted. A fresh ZooKeeper's JIT needs four: over
+# 12 alternated rounds (2026-11-27) its lock hand-offs went 691 / 986 / 1,688 / 1,419 /s and
+# then held at 1,397-2,094, its 64-client writes 10,581 / 15,228 / 21,971 / 22,470 and then
+# 22,780-32,026; with 2 warm-up rounds the counted ones still caught it warming.
 for round in $(seq $((1 - paired_warmup)) "$paired_reps"); do
   record="$paired"
   [ "$round" -le 0 ] && record=/dev/null
