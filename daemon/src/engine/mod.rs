@@ -17,6 +17,7 @@
 mod backup;
 mod plain_stream;
 mod published;
+mod release_order;
 mod replica;
 mod shared_socket;
 mod spin;
@@ -741,7 +742,7 @@ impl Engine {
             let _ = done.send(self.sm.last_zxid());
         }
         let round = std::mem::take(&mut self.outputs);
-        let ready = self.hold_for_standby(round);
+        let ready = release_order::events_first(self.hold_for_standby(round));
         for output in &ready {
             if let Output::Message(conn, _) | Output::Close(conn, _) = output
                 && let Some(link) = self.conns.get(conn).and_then(|c| c.link.as_ref())
