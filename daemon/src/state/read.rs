@@ -53,27 +53,41 @@ impl StateMachine {
     /// it can be answered from a shared reference: what connections serve by themselves.
     pub fn lookup(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         match op {
-            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } => self.look_at(session, op, self.tree.as_now()),
+            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } | Op::GetAcl { .. } => {
+                self.look_at(session, op, self.tree.as_now())
+            }
             _ => self.lookup_other(session, op),
         }
     }
 
     /// As [`StateMachine::lookup`], as the state was before the current round (see
-    /// `Tree::keep_before`), with that state's zxid: for `Get`, `Exists` and `Children`
-    /// only, the reads that need nothing but the tree (`None` for the others).
+    /// `Tree::keep_before`), with that state's zxid: for the reads that need nothing but a
+    /// node and its children (`Get`, `Exists`, `Children`, `GetAcl`, and a `MultiRead` of
+    /// them); `None` for the others.
     pub fn lookup_before_round(&self, session: SessionId, op: &Op) -> Option<(Zxid, Result<Response, ErrorReply>)> {
-        match op {
-            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } => {
-                Some((self.round_started_after, self.look_at(session, op, self.tree.as_before_round())))
+        let before = self.tree.as_before_round();
+        let result = match op {
+            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } | Op::GetAcl { .. } => {
+                self.look_at(session, op, before)
             }
-            _ => None,
-        }
+            Op::MultiRead(ops) => self.multi_read(session, ops, before),
+            _ => return None,
+        };
+        Some((self.round_started_after, result))
     }
 
-    /// A `Get`, `Exists` or `Children` in `tree`.
+    /// A `Get`, `Exists`, `Children` or `GetAcl` in `tree`.
     fn look_at(&self, session: SessionId, op: &Op, tree: TreeView<'_>) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
         match op {
+            Op::GetAcl { path: p } => {
+                valid_path(p)?;
+                let node = tree.get(p).ok_or_else(|| no_node(p))?;
+                if !who.may(node.acl(), Perms::READ) {
+                    who.check(node.acl(), Perms::ADMIN, p)?;
+                }
+                Ok(Response::Acl { acl: node.acl().to_vec(), stat: node.stat() })
+            }
             Op::Get { path: p, .. } => {
                 valid_path(p)?;
                 let node = tree.get(p).ok_or_else(|| no_node(p))?;
@@ -101,7 +115,7 @@ impl StateMachine {
         }
     }
 
-    /// The reads other than `Get`, `Exists` and `Children`, in the tree as it is now.
+    /// The reads other than `Get`, `Exists`, `Children` and `GetAcl`, in the state as it is now.
     fn lookup_other(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
         match op {
@@ -120,20 +134,12 @@ impl StateMachine {
                     self.sessions.get(owner).map(|s| s.ephemerals.iter().cloned().collect()).unwrap_or_default();
                 Ok(Response::Ephemerals(paths))
             }
-            Op::MultiRead(ops) => self.multi_read(session, ops),
+            Op::MultiRead(ops) => self.multi_read(session, ops, self.tree.as_now()),
             Op::CountDescendants { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
                 who.check(node.acl(), Perms::READ, p)?;
                 Ok(Response::Descendants(self.tree.descendants(p) as u64))
-            }
-            Op::GetAcl { path: p } => {
-                valid_path(p)?;
-                let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
-                if !who.may(node.acl(), Perms::READ) {
-                    who.check(node.acl(), Perms::ADMIN, p)?;
-                }
-                Ok(Response::Acl { acl: node.acl().to_vec(), stat: node.stat() })
             }
             Op::WhoAmI => Ok(Response::Identity { principals: who.principals.clone(), superuser: who.superuser }),
             other => Err(ErrorReply::new(ErrorCode::BadRequest, format!("{other:?} is not a read"))),
@@ -192,15 +198,15 @@ impl StateMachine {
         path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| n.acl())
     }
 
-    /// Reads answered together: each `Get` or `Children` (without a watch) in turn.
-    fn multi_read(&self, session: SessionId, ops: &[Op]) -> Result<Response, ErrorReply> {
+    /// Reads answered together, in `tree`: each `Get` or `Children` (without a watch) in turn.
+    fn multi_read(&self, session: SessionId, ops: &[Op], tree: TreeView<'_>) -> Result<Response, ErrorReply> {
         let reads_only =
             ops.iter().all(|op| matches!(op, Op::Get { watch: false, .. } | Op::Children { watch: false, .. }));
         if !reads_only {
             let message = "a multi-read holds only get and children, without watches";
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, message));
         }
-        Ok(Response::MultiRead(ops.iter().map(|op| self.lookup(session, op)).collect()))
+        Ok(Response::MultiRead(ops.iter().map(|op| self.look_at(session, op, tree)).collect()))
     }
 
     /// Finds (and with `remove` drops) the session's watches of `kinds` on `p`; `NoWatcher`

@@ -553,3 +553,41 @@ fn events_are_delivered_only_to_sessions_that_may_read_the_node() {
     let (replayed, _) = h.sm.restore_watches(alice, Zxid(last.0 - 2), &set).unwrap();
     assert_eq!(replayed.iter().filter(|e| e.path == "/secret").count(), 2);
 }
+
+#[test]
+fn reads_during_a_round_answer_as_the_state_was_before_it() {
+    let (mut h, alice, _) = two_users();
+    h.create(alice, "/a", persistent(), false).unwrap();
+    let before = h.sm.last_zxid();
+    h.sm.begin_round(true);
+    let grant = baton_proto::acl::parse_list("creator:all,uid:1002:r").unwrap();
+    write_code(&mut h, alice, Op::SetAcl { path: "/a".into(), acl: grant, version: None });
+    write_code(&mut h, alice, Op::Set { path: "/a".into(), data: Some(b"new".to_vec()), version: None });
+    h.create(alice, "/a/x", persistent(), false).unwrap();
+
+    let get_acl = Op::GetAcl { path: "/a".into() };
+    let Some((zxid, Ok(Response::Acl { acl, stat }))) = h.sm.lookup_before_round(alice, &get_acl) else {
+        panic!("GetAcl is answered as before the round")
+    };
+    assert_eq!(zxid, before);
+    assert_eq!((acl.len(), stat.aversion), (1, 0), "the ACL before the round's SetAcl");
+    let Ok(Response::Acl { acl, stat }) = h.sm.lookup(alice, &get_acl) else { panic!("GetAcl now") };
+    assert_eq!((acl.len(), stat.aversion), (2, 1));
+
+    let multi = Op::MultiRead(vec![
+        Op::Get { path: "/a".into(), watch: false },
+        Op::Children { path: "/a".into(), watch: false, with_stats: false },
+    ]);
+    let Some((_, Ok(Response::MultiRead(results)))) = h.sm.lookup_before_round(alice, &multi) else {
+        panic!("MultiRead is answered as before the round")
+    };
+    assert!(matches!(&results[0], Ok(Response::Data { data: Some(d), .. }) if d == b"d"), "{results:?}");
+    assert!(matches!(&results[1], Ok(Response::Children { children, .. }) if children.is_empty()), "{results:?}");
+    let Ok(Response::MultiRead(results)) = h.sm.lookup(alice, &multi) else { panic!("MultiRead now") };
+    assert!(matches!(&results[0], Ok(Response::Data { data: Some(d), .. }) if d == b"new"), "{results:?}");
+    assert!(matches!(&results[1], Ok(Response::Children { children, .. }) if children == &["x"]), "{results:?}");
+
+    let count = Op::CountDescendants { path: "/a".into() };
+    assert!(h.sm.lookup_before_round(alice, &count).is_none(), "counting waits for the round to be durable");
+    h.sm.end_round();
+}
