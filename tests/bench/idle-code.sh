@@ -98,11 +98,16 @@ for symbol in [s for s in cost if "avx2" in s]:
 # caught each in one or two starts of eight or ten: tokio's slow path for dropping a task's
 # JoinHandle (the task not finished yet), its timers (whether a timeout's timer is polled,
 # fires or is removed first depends on timing) and std's wait for a mutex found locked. All
-# their instances, ~20 KiB.
+# their instances, ~20 KiB. Likewise std's channel when a receive finds it empty and blocks
+# (with the thread-local setup that goes with it): a list regenerated without them on
+# 2026-11-27 left the idle daemon 0.3-0.5 MiB larger. Their 19 instances, ~8 KiB.
 RACY = re.compile(
     r"_ZN5tokio7runtime4task3raw21drop_join_handle_slow17h"
     r"|_ZN5tokio4time|_ZN5tokio7runtime4time"
     r"|_RNv.*5mutex5futex.*5Mutex14lock_contended"
+    r"|_RNv.*3std4sync4mpmc|_ZN3std4sync4mpmc"
+    r"|_RNv.*3std6thread7current12init_current"
+    r"|_ZN3std3sys12thread_local6native4lazy20Storage.*get_or_init_slow"
 )
 for name in in_binary:
     if RACY.match(name):
