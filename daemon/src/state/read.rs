@@ -52,28 +52,27 @@ impl StateMachine {
     /// Answers a read that changes nothing (a watch flag is ignored here; `read` sets it), so
     /// it can be answered from a shared reference: what connections serve by themselves.
     pub fn lookup(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
-        match op {
-            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } | Op::GetAcl { .. } => {
-                self.look_at(session, op, self.tree.as_now())
-            }
-            _ => self.lookup_other(session, op),
-        }
+        self.tree_read(session, op, self.tree.as_now()).unwrap_or_else(|| self.lookup_other(session, op))
     }
 
     /// As [`StateMachine::lookup`], as the state was before the current round (see
-    /// `Tree::keep_before`), with that state's zxid: for the reads that need nothing but a
-    /// node and its children (`Get`, `Exists`, `Children`, `GetAcl`, and a `MultiRead` of
-    /// them); `None` for the others.
+    /// `Tree::keep_before`), with that state's zxid: for the reads that need nothing but the
+    /// tree (see `tree_read`); `None` for the others.
     pub fn lookup_before_round(&self, session: SessionId, op: &Op) -> Option<(Zxid, Result<Response, ErrorReply>)> {
-        let before = self.tree.as_before_round();
-        let result = match op {
-            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } | Op::GetAcl { .. } => {
-                self.look_at(session, op, before)
-            }
-            Op::MultiRead(ops) => self.multi_read(session, ops, before),
-            _ => return None,
-        };
+        let result = self.tree_read(session, op, self.tree.as_before_round())?;
         Some((self.round_started_after, result))
+    }
+
+    /// The reads that need nothing but the tree — `Get`, `Exists`, `Children`, `GetAcl` and a
+    /// `MultiRead` of them — answered in `tree`; `None` for the others.
+    fn tree_read(&self, session: SessionId, op: &Op, tree: TreeView<'_>) -> Option<Result<Response, ErrorReply>> {
+        Some(match op {
+            Op::Get { .. } | Op::Exists { .. } | Op::Children { .. } | Op::GetAcl { .. } => {
+                self.look_at(session, op, tree)
+            }
+            Op::MultiRead(ops) => self.multi_read(session, ops, tree),
+            _ => return None,
+        })
     }
 
     /// A `Get`, `Exists`, `Children` or `GetAcl` in `tree`.
@@ -115,7 +114,7 @@ impl StateMachine {
         }
     }
 
-    /// The reads other than `Get`, `Exists`, `Children` and `GetAcl`, in the state as it is now.
+    /// The reads other than the tree's (see `tree_read`), in the state as it is now.
     fn lookup_other(&self, session: SessionId, op: &Op) -> Result<Response, ErrorReply> {
         let who = self.identity(session);
         match op {
@@ -134,7 +133,6 @@ impl StateMachine {
                     self.sessions.get(owner).map(|s| s.ephemerals.iter().cloned().collect()).unwrap_or_default();
                 Ok(Response::Ephemerals(paths))
             }
-            Op::MultiRead(ops) => self.multi_read(session, ops, self.tree.as_now()),
             Op::CountDescendants { path: p } => {
                 valid_path(p)?;
                 let node = self.tree.get(p).ok_or_else(|| no_node(p))?;
