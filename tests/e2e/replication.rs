@@ -435,7 +435,11 @@ async fn large_values_reach_a_standby_in_messages_of_a_bounded_size() {
     create_large(&p.addr(), "/large-", 18, &value).await;
     let s = standby(&token, &link, &[]);
     let writer = Client::connect(&p.addr()).await.unwrap();
-    let reader = Client::connect(&s.addr()).await.unwrap();
+    // The standby's engine answers nothing, pings included, while it installs the snapshot:
+    // about 1 s for these 18 MB in a quiet debug build, more under the whole suite's load.
+    // The longest timeout keeps the reader's local session (which cannot be resumed) alive.
+    let patient = Client::builder().session_timeout(Duration::from_secs(60));
+    let reader = patient.connect(&s.addr()).await.unwrap();
     assert_caught_up(&writer, &reader).await;
     assert!(s.log().contains("installed a snapshot"), "the snapshot path was taken");
     create_large(&p.addr(), "/live-", 10, &value).await;
