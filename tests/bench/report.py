@@ -121,6 +121,40 @@ def side_by_side(figs):
     return "\n".join(lines)
 
 
+PAIRED_FIGURES = (("write", "c64", "64-client writes/s"), ("lock", "handoffs", "lock hand-offs/s"))
+
+
+def paired_rounds(steal_path, warmup_path, counted_path):
+    """The paired phase round by round: each repetition's figure and the host's steal time
+    during it (`steal.txt` lines: round server workload percent; rounds up to 0 warm up)."""
+    steal = {}
+    for line in open(steal_path, encoding="utf-8"):
+        rnd, server, workload, pct = line.split()
+        steal[(int(rnd), server, workload)] = float(pct)
+    rounds = sorted({r for (r, _, _) in steal})
+    warmups = sum(1 for r in rounds if r <= 0)
+    values = {}
+    for path, first in ((warmup_path, 1 - warmups), (counted_path, 1)):
+        seen = {}
+        for (target, workload, metric), f in figures(path):
+            if (workload, metric) in [(w, m) for w, m, _ in PAIRED_FIGURES]:
+                k = seen.get((target, workload), 0)
+                seen[(target, workload)] = k + 1
+                values[(first + k, target, workload)] = f["value"]
+    head = "| round |" + "".join(f" {label}, Baton | {label}, ZooKeeper |" for _, _, label in PAIRED_FIGURES)
+    lines = [head, "|---|" + "---|---|" * len(PAIRED_FIGURES)]
+    for r in rounds:
+        cells = []
+        for workload, _, _ in PAIRED_FIGURES:
+            for target in ("baton", "zk"):
+                v, pct = values.get((r, target, workload)), steal.get((r, target, workload))
+                cells.append(f"{fmt(v)} ({pct:.1f} %)" if pct is not None else fmt(v))
+        label = f"warm-up {r + warmups}" if r <= 0 else str(r)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    counted = [pct for (r, _, _), pct in steal.items() if r > 0]
+    return "\n".join(lines), max(counted, default=0.0)
+
+
 def limits_table(figs):
     lines = ["| figure | median (min–max) |", "|---|---|"]
     for (t, w, m), f in figs.items():
@@ -186,6 +220,23 @@ def markdown(figs, args):
         f"during whose fsync both processes went idle; its p50 ({fmt(mixed, 'µs')}) is in the "
         "table below.",
         "",
+    ]
+    if args.steal:
+        table, most = paired_rounds(args.steal, args.paired_warmup_figures, args.paired_figures)
+        out += [
+            "## The paired rounds",
+            "",
+            "Each repetition of the paired phase, in the order run (each server first in every "
+            "other round), with the host's steal time during it in brackets: the share of the "
+            "vCPUs' time the host ran something else instead (`/proc/stat`). A serial chain "
+            "such as the lock's hand-offs slows down about as much as its threads are stalled, "
+            f"so a repetition with steal is an outlier of the machine, not of the server. At "
+            f"most {most:.1f} % in a counted repetition of this run; nothing is corrected for it.",
+            "",
+            table,
+            "",
+        ]
+    out += [
         "## Every figure",
         "",
         "Latencies in µs (p50/p99/p999 per operation, one client); throughput in operations "
@@ -296,6 +347,9 @@ def main():
     p.add_argument("--paired", default="", help="REPS,WARMUP of the paired phase, if there was one")
     p.add_argument("--fill", type=int, default=100000)
     p.add_argument("--others", default="", help="servers found running before the run started")
+    p.add_argument("--steal", help="the paired phase's host steal per repetition (steal.txt)")
+    p.add_argument("--paired-warmup-figures", help="the paired phase's uncounted figures (JSON lines)")
+    p.add_argument("--paired-figures", help="the paired phase's counted figures (JSON lines)")
     args = p.parse_args()
     if args.fold:
         return fold(args.fold)

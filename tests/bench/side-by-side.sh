@@ -161,14 +161,27 @@ for _ in $(seq 1 100); do [ -S "$work/baton/baton.sock" ] && break; sleep 0.05; 
 eval "$("$peers/start-zk.sh")"
 zk_pidfile="$PIDFILE"
 paired="$work/paired.jsonl"
-# paired_bench SERVER RECORD WORKLOAD...: one repetition against baton or zk, appended to RECORD.
+# The host's steal time (what it ran instead of this machine's vCPUs) over each repetition:
+# a serial chain like the lock's halves when it is taken. Recorded, not corrected for.
+steal="$work/steal.txt"
+: > "$steal"
+: > "$work/warmup.jsonl"
+: > "$paired"
+# cpu_ticks: "STEAL ALL" of /proc/stat's cpu line, all vCPUs summed.
+cpu_ticks() { awk '/^cpu /{all = 0; for (i = 2; i <= 9; i++) all += $i; print $9, all}' /proc/stat; }
+# paired_bench ROUND SERVER RECORD WORKLOAD...: one repetition against baton or zk, appended to
+# RECORD, and its host steal to $steal.
 paired_bench() {
-  local server="$1" record="$2" args
-  shift 2
+  local round="$1" server="$2" record="$3" args before after
+  shift 3
   args=(--target baton --addr "$work/baton/baton.sock")
   [ "$server" = zk ] && args=(--target zk --addr "$ADDR")
   echo "-- baton-bench ${args[*]} --reps 1 $*" >&2
+  before="$(cpu_ticks)"
   "$bench" --json --reps 1 "${args[@]}" "$@" | tee -a "$record" >&2
+  after="$(cpu_ticks)"
+  echo "$round $server $1 $before $after" | awk '{printf "%s %s %s %.2f\n", $1, $2, $3, 100 * ($6 - $4) / ($7 - $5)}' \
+    | tee -a "$steal" | awk '{print "-- host steal " $4 " %"}' >&2
 }
 # The first rounds warm both up and are not counted. A fresh ZooKeeper's JIT needs four: over
 # 12 alternated rounds (2026-11-27) its lock hand-offs went 691 / 986 / 1,688 / 1,419 /s and
@@ -176,13 +189,13 @@ paired_bench() {
 # 22,780-32,026; with 2 warm-up rounds the counted ones still caught it warming.
 for round in $(seq $((1 - paired_warmup)) "$paired_reps"); do
   record="$paired"
-  [ "$round" -le 0 ] && record=/dev/null
+  [ "$round" -le 0 ] && record="$work/warmup.jsonl"
   order="baton zk"
   [ $((round % 2)) = 0 ] && order="zk baton"
   for workload in "write --clients 64" "lock"; do
     for server in $order; do
       # shellcheck disable=SC2086
-      paired_bench "$server" "$record" $workload
+      paired_bench "$round" "$server" "$record" $workload
     done
   done
 done
@@ -198,5 +211,6 @@ mkdir -p "$out_dir"
 python3 "$repo/tests/bench/report.py" --figures "$figures" --markdown "$out_dir/BENCHMARKS.md" \
   --chart "$out_dir/bench.png" --versions "$versions" --reps "$reps" \
   --paired "$paired_reps,$paired_warmup" \
-  --fill "$fill" --others "$others"
+  --fill "$fill" --others "$others" \
+  --steal "$steal" --paired-warmup-figures "$work/warmup.jsonl" --paired-figures "$paired"
 echo "wrote $out_dir/BENCHMARKS.md and $out_dir/bench.png" >&2
