@@ -12,6 +12,12 @@
 //! build (`cargo build --release --locked --bins`): a build with other features (the
 //! benchmark's etcd client, say) hashes the instances of generics differently, and gets less
 //! of the benefit. Idle VmRSS of the install build: 6.1-6.4 MiB -> 4.4-4.6 MiB.
+//!
+//! The relocations a position-independent executable needs at start (one per pointer in
+//! its read-only data, about 6,000 here) are packed (`DT_RELR`) where the C library can
+//! read them (glibc 2.36 on): the loader then reads 5 KiB of them instead of 148 KiB, and
+//! the idle daemon keeps about 0.15 MiB fewer of its file's pages. An older glibc would
+//! refuse to start such a binary, so the packing follows the glibc it is built against.
 
 use std::env;
 use std::process::Command;
@@ -22,6 +28,21 @@ fn main() {
     if uses_rust_lld() {
         let script = format!("{}/idle-code.ld", env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
         println!("cargo:rustc-link-arg-bin=batond=-Wl,-T,{script}");
+        if glibc_reads_packed_relocations() {
+            println!("cargo:rustc-link-arg-bin=batond=-Wl,-z,pack-relative-relocs");
+        }
+    }
+}
+
+/// Whether the glibc of this (build and run) machine reads `DT_RELR` relocations: 2.36 and
+/// later, by `getconf GNU_LIBC_VERSION` ("glibc 2.36").
+fn glibc_reads_packed_relocations() -> bool {
+    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else { return false };
+    let version = String::from_utf8_lossy(&out.stdout);
+    let mut numbers = version.split_whitespace().nth(1).unwrap_or("").split('.').map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= (2, 36),
+        _ => false,
     }
 }
 
