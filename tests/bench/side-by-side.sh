@@ -12,7 +12,8 @@
 #
 # The two targets against ZooKeeper's throughput (64-client writes, lock hand-offs) are then
 # measured again with Baton and ZooKeeper both up and their repetitions alternated, and those
-# figures count.
+# figures count. The report lists those rounds one by one, each with the host's steal time
+# during it (/proc/stat), so a round the host slowed shows as such; nothing is corrected for it.
 #
 # Env: REPS (repetitions per workload, default 3), PAIRED_REPS (alternated repetitions of each
 # of the two, default 5), PAIRED_WARMUP (uncounted rounds before them, default 4), FILL (nodes for the footprint and the loaded start-up, default 100000), PEERS_DIR (default ../shared/peers beside the repository),
