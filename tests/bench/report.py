@@ -229,8 +229,9 @@ def markdown(figs, args):
             "Each repetition of the paired phase, in the order run (each server first in every "
             "other round), with the host's steal time during it in brackets: the share of the "
             "vCPUs' time the host ran something else instead (`/proc/stat`). A serial chain "
-            "such as the lock's hand-offs slows down about as much as its threads are stalled, "
-            f"so a repetition with steal is an outlier of the machine, not of the server. At "
+            "such as the lock's hand-offs stalls whenever the host holds a vCPU its next step "
+            "needs, so a few percent of steal can cost it far more than that: a repetition with "
+            f"steal is an outlier of the machine, not of the server. At "
             f"most {most:.1f} % in a counted repetition of this run; nothing is corrected for it.",
             "",
             table,
