@@ -133,11 +133,12 @@ def paired_rounds(steal_path, warmup_path, counted_path):
         steal[(int(rnd), server, workload)] = float(pct)
     rounds = sorted({r for (r, _, _) in steal})
     warmups = sum(1 for r in rounds if r <= 0)
+    wanted = {(w, m) for w, m, _ in PAIRED_FIGURES}
     values = {}
     for path, first in ((warmup_path, 1 - warmups), (counted_path, 1)):
         seen = {}
         for (target, workload, metric), f in figures(path):
-            if (workload, metric) in [(w, m) for w, m, _ in PAIRED_FIGURES]:
+            if (workload, metric) in wanted:
                 k = seen.get((target, workload), 0)
                 seen[(target, workload)] = k + 1
                 values[(first + k, target, workload)] = f["value"]

@@ -163,7 +163,8 @@ eval "$("$peers/start-zk.sh")"
 zk_pidfile="$PIDFILE"
 paired="$work/paired.jsonl"
 # The host's steal time (what it ran instead of this machine's vCPUs) over each repetition:
-# a serial chain like the lock's halves when it is taken. Recorded, not corrected for.
+# a serial chain like the lock's loses far more than its share when it is taken. Recorded,
+# not corrected for.
 steal="$work/steal.txt"
 : > "$steal"
 : > "$work/warmup.jsonl"
