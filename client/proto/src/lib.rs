@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod base64;
+pub mod byte_fields;
 pub mod defaults;
 pub mod error;
 pub mod frame;

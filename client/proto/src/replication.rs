@@ -52,13 +52,13 @@ pub enum ToStandby {
     /// zxid on the standby must be set aside, and a snapshot follows.
     Welcome { epoch: u32, last_zxid: Zxid, mode: ReplicationMode, diverged_after: Option<Zxid> },
     /// Log records (`txn::encode_record`), in zxid order, continuing the stream.
-    Txns(Vec<Vec<u8>>),
+    Txns(#[serde(with = "crate::byte_fields::list")] Vec<Vec<u8>>),
     /// A full copy of the state at `last_zxid` follows, replacing the standby's.
     SnapshotBegin { epoch: u32, last_zxid: Zxid },
     /// Stored node records (path, record bytes) of the snapshot.
-    SnapshotNodes(Vec<(String, Vec<u8>)>),
+    SnapshotNodes(#[serde(with = "crate::byte_fields::keyed")] Vec<(String, Vec<u8>)>),
     /// Stored session records of the snapshot.
-    SnapshotSessions(Vec<(SessionId, Vec<u8>)>),
+    SnapshotSessions(#[serde(with = "crate::byte_fields::keyed")] Vec<(SessionId, Vec<u8>)>),
     /// The snapshot is complete; the log stream continues after its `last_zxid`.
     SnapshotEnd,
     /// Nothing new: the primary is alive at `last_zxid` (lets the standby measure its lag).

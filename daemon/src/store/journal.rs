@@ -43,10 +43,13 @@ const GROWTH_CHUNK: u64 = 1024 * 1024;
 pub struct Entry {
     pub epoch: u32,
     /// (zxid, txn record) in zxid order.
+    #[serde(with = "baton_proto::byte_fields::keyed")]
     pub txns: Vec<(u64, Vec<u8>)>,
     /// Path → sealed node record, or `None` for a deleted node.
+    #[serde(with = "baton_proto::byte_fields::keyed_optional")]
     pub nodes: Vec<(String, Option<Vec<u8>>)>,
     /// Session id → sealed session record, or `None` for an ended session.
+    #[serde(with = "baton_proto::byte_fields::keyed_optional")]
     pub sessions: Vec<(u64, Option<Vec<u8>>)>,
 }
 
