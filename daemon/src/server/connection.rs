@@ -6,6 +6,7 @@
 //! readable id gets an error reply in order and the connection carries on.
 
 use super::auth::Authenticator;
+use super::lean_reader::LeanReader;
 use super::reads::{Answered, LocalReads};
 use crate::engine::{ConnId, ConnLink, EngineInput, Peer, PlainStream, SharedSocket, StateView};
 use crate::wire::{self, ReadError, read_frame, write_message};
@@ -32,8 +33,6 @@ pub struct ConnLimits {
     pub outbound_bytes_max: usize,
 }
 
-/// The read buffer of a connection's requests (larger frames are read past it).
-const READ_BUFFER: usize = 4 * 1024;
 /// Reads answered on the connection in a row before its writer gets a turn.
 const ANSWERED_HERE_BURST: u64 = 64;
 /// How long a goodbye may take to write before the connection is simply dropped.
@@ -126,7 +125,7 @@ pub async fn serve<S>(
     let ended = {
         // Buffered from here on (the handshake reads exact frames, so nothing is lost): a
         // request's header and payload, and pipelined requests, come in one read.
-        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, reader);
+        let mut reader = LeanReader::new(reader);
         let reading = read_requests(&mut reader, conn, (&engine, &mut reads), &limits, &in_flight);
         tokio::pin!(reading);
         let mut kill_rx = kill_rx;
@@ -166,7 +165,7 @@ pub async fn serve<S>(
 /// Writes what was queued before the goodbye, then the goodbye.
 async fn goodbye<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<Box<ServerMessage>>),
     shared: Option<&SharedSocket>,
     reason: ErrorReply,
     frame_len_max: u32,
@@ -289,8 +288,8 @@ async fn leftover_ready(shared: Option<&SharedSocket>) {
 /// whatever the engine queued was queued after them (see `reads`).
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    first: Option<ServerMessage>,
-    (answered, outbox): (&Answered, &mut mpsc::Receiver<ServerMessage>),
+    first: Option<Box<ServerMessage>>,
+    (answered, outbox): (&Answered, &mut mpsc::Receiver<Box<ServerMessage>>),
     shared: Option<&SharedSocket>,
     buf: &mut Vec<u8>,
     frame_len_max: u32,

@@ -4,6 +4,7 @@
 pub(crate) mod admission;
 mod auth;
 mod connection;
+mod lean_reader;
 mod peer;
 mod reads;
 mod tls;
@@ -11,6 +12,7 @@ mod unix_socket;
 
 pub use auth::Authenticator;
 pub use connection::ConnLimits;
+pub(crate) use lean_reader::LeanReader;
 pub use tls::{TlsFiles, TlsServer};
 
 use crate::engine::{ConnId, EngineInput, Peer, PlainStream, StateView};

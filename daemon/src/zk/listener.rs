@@ -16,8 +16,8 @@ use super::four_letter;
 use super::jute::{ConnectRequest, ConnectResponse, Reader, ReplyHeader, RequestHeader, Writer, xid};
 use super::translate::{self, Action, Shape};
 use crate::engine::{ConnId, EngineInput, Peer};
-use crate::server::ConnLimits;
 use crate::server::admission::Admission;
+use crate::server::{ConnLimits, LeanReader};
 use crate::wire;
 use baton_proto::message::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION, Request, ServerMessage, SessionRequest};
 use baton_proto::{ErrorCode, ErrorReply, SessionId, Zxid};
@@ -118,7 +118,7 @@ struct Pending {
 
 /// What the connection needs of the engine once the handshake is done.
 struct Link {
-    outbox: mpsc::Receiver<ServerMessage>,
+    outbox: mpsc::Receiver<Box<ServerMessage>>,
     kill: oneshot::Receiver<ErrorReply>,
     queued_bytes: Arc<AtomicUsize>,
 }
@@ -145,6 +145,9 @@ async fn connection(
         Err(e) => return warn!(conn, error = %e, "bad ConnectRequest"),
     };
     let Some(link) = handshake(&mut writer, conn, addr, &connect, &engine, limits).await else { return };
+    // Buffered from here on (the ConnectRequest was read exactly): a request's length and
+    // body come in one read.
+    let mut reader = LeanReader::new(reader);
     let ended = serve_requests(&mut reader, &mut writer, conn, addr, &engine, limits, link).await;
     if let Some(reason) = ended {
         info!(conn, reason = %reason, "closing ZooKeeper connection");
