@@ -18,7 +18,7 @@
 //!   durable commit.
 //!
 //! A group commit writes a batch of txns and the node and session records they changed to the
-//! write-ahead journal (`baton.journal`, see [`journal`]) and syncs it, then applies them to
+//! write-ahead journal (`baton.journal`, see the `journal` module) and syncs it, then applies them to
 //! redb in a non-durable commit that readers see at once: when [`Store::commit`] returns, all
 //! of the batch is on disk, or none of it is. Every [`Checkpoints::commits`] commits (or
 //! [`Checkpoints::bytes`] of journal) a commit goes to redb durably instead, and the journal
