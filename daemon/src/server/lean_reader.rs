@@ -7,15 +7,24 @@
 //! of the socket into a buffer on the stack, and keeps on the heap only what the caller did not
 //! take yet, exactly that much. Once all is taken and the socket has nothing more, that
 //! leftover's memory is freed.
+//!
+//! The read goes into a buffer of the thread's, not of the connection's: one the stack gave
+//! each read anew would be zeroed first every time (tokio's streams read only into
+//! initialized memory), 4 KiB per request.
 
+use std::cell::RefCell;
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The most one read of the socket takes (larger reads go straight to the caller's buffer).
 const READ_CHUNK: usize = 4 * 1024;
+
+thread_local! {
+    /// Where this thread's reads land before they are handed out, zeroed once.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 pub struct LeanReader<R> {
     inner: R,
@@ -61,12 +70,22 @@ impl<R: AsyncRead + Unpin> AsyncRead for LeanReader<R> {
         if out.remaining() >= READ_CHUNK {
             return Pin::new(&mut this.inner).poll_read(cx, out);
         }
-        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut read = ReadBuf::uninit(&mut chunk);
-        match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut chunk) => this.read_through(cx, &mut chunk, out),
+            // Only if an inner reader reads through another `LeanReader`: pay the zeroing.
+            Err(_) => this.read_through(cx, &mut [0; READ_CHUNK], out),
+        })
+    }
+}
+
+impl<R: AsyncRead + Unpin> LeanReader<R> {
+    /// One read of the socket into `chunk`: what `out` takes goes there, the rest is kept.
+    fn read_through(&mut self, cx: &mut Context<'_>, chunk: &mut [u8], out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut read = ReadBuf::new(chunk);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
             Poll::Pending => {
                 // Nothing left and nothing coming yet: the connection is idle for now.
-                this.leftover = Vec::new();
+                self.leftover = Vec::new();
                 Poll::Pending
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -74,7 +93,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for LeanReader<R> {
                 let got = read.filled();
                 let n = got.len().min(out.remaining());
                 out.put_slice(&got[..n]);
-                this.leftover.extend_from_slice(&got[n..]);
+                self.leftover.extend_from_slice(&got[n..]);
                 Poll::Ready(Ok(()))
             }
         }
@@ -128,5 +147,40 @@ mod tests {
         assert_eq!(head, sent[..3]);
         assert_eq!(rest, sent[3..]);
         assert_eq!(server.read(&mut head).await.unwrap(), 0, "the end of the stream");
+    }
+
+    /// Reads its inner reader a few bytes at a time, as a TLS stream reads a record's header.
+    struct Trickle<R>(R);
+
+    impl<R: AsyncRead + Unpin> AsyncRead for Trickle<R> {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            let mut few = [0u8; 5];
+            let mut read = ReadBuf::new(&mut few);
+            let polled = Pin::new(&mut self.0).poll_read(cx, &mut read);
+            if let Poll::Ready(Ok(())) = polled {
+                out.put_slice(read.filled());
+            }
+            polled
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_inside_another_reads_through_a_buffer_of_its_own() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        // The outer reader holds the thread's buffer while the inner one reads small pieces.
+        let mut server = LeanReader::new(Trickle(LeanReader::new(server)));
+        let sent: Vec<u8> = (0..9_000u32).map(|i| (i % 241) as u8).collect();
+        client.write_all(&sent).await.unwrap();
+        drop(client);
+        let mut got = Vec::new();
+        let mut piece = [0u8; 7];
+        loop {
+            let n = server.read(&mut piece).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&piece[..n]);
+        }
+        assert_eq!(got, sent);
     }
 }
