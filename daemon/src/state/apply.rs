@@ -77,7 +77,7 @@ impl StateMachine {
         self.history.record(txn);
         let changes = txn.changes();
         for change in &changes {
-            let acl = self.tree.get(change.path).map(|n| n.acl()).or_else(|| gone.get(change.path));
+            let acl = self.tree.acl(change.path).or_else(|| gone.get(change.path));
             for (session, needs_read) in self.watches.fire(change.path, change.kind) {
                 // Checked now, not when the watch was set: the ACL or the watcher may have
                 // changed, and a recursive watch covers nodes its session was never asked about.

@@ -51,10 +51,12 @@ impl<'a> Overlay<'a> {
 
     /// The ACL of the node at `p` as the changes so far leave it.
     pub fn acl(&self, p: &str) -> Option<&[AclEntry]> {
-        self.get(p)?;
+        if let Some(None) = self.changed.get(p) {
+            return None; // deleted by the changes so far
+        }
         match self.created_acls.get(p) {
             Some(acl) => Some(acl),
-            None => self.tree.get(p).map(|n| &**n.acl()),
+            None => self.tree.acl(p).map(|acl| &**acl),
         }
     }
 

@@ -35,6 +35,12 @@ impl Packed {
     /// # Panics
     /// If the path is longer than 65,535 bytes (paths are limited to far less).
     pub fn new(path: &str, stat: &Stat, kind: NodeKind, acl_id: u32, data: Option<&[u8]>) -> Self {
+        Packed::from_path_bytes(path.as_bytes(), stat, kind, acl_id, data)
+    }
+
+    /// As [`Packed::new`], from a path already known to be a `str` (another node's): not
+    /// checked as UTF-8 again.
+    fn from_path_bytes(path: &[u8], stat: &Stat, kind: NodeKind, acl_id: u32, data: Option<&[u8]>) -> Self {
         let path_len = u16::try_from(path.len()).expect("a path fits a u16 length");
         let (tag, ttl_ms) = match kind {
             NodeKind::Persistent => (0, None),
@@ -72,7 +78,7 @@ impl Packed {
         // Exact: shrinking a larger allocation may leave it in its bigger malloc chunk.
         let mut bytes = Vec::with_capacity(2 + path.len() + 1 + meta_len + optional_len + data_len);
         bytes.extend_from_slice(&path_len.to_le_bytes());
-        bytes.extend_from_slice(path.as_bytes());
+        bytes.extend_from_slice(path);
         bytes.push(flags);
         bytes.extend_from_slice(&meta[..meta_len]);
         for optional in [owner, ttl_ms].into_iter().flatten() {
@@ -89,9 +95,13 @@ impl Packed {
     /// # Panics
     /// If `stat` names another owner than the node's.
     pub fn with_stat_and_data(&self, stat: &Stat, data: Option<&[u8]>) -> Self {
-        let node = self.unpack();
+        self.rebuilt(&self.unpack(), stat, data)
+    }
+
+    /// This node, `node` being its unpacked fields, with another stat and data.
+    fn rebuilt(&self, node: &Unpacked<'_>, stat: &Stat, data: Option<&[u8]>) -> Self {
         assert!(stat.ephemeral_owner == node.stat.ephemeral_owner, "a node's owner is fixed at its creation");
-        Packed::new(self.path(), stat, node.kind, node.acl_id, data)
+        Packed::from_path_bytes(self.path_bytes(), stat, node.kind, node.acl_id, data)
     }
 
     fn path_bytes(&self) -> &[u8] {
@@ -156,16 +166,19 @@ impl Packed {
     /// # Panics
     /// If `stat` names another owner than the node's.
     pub fn set_stat(&mut self, stat: &Stat) {
-        *self = self.with_stat_and_data(stat, self.unpack().data);
+        let node = self.unpack();
+        *self = self.rebuilt(&node, stat, node.data);
     }
 
+    /// The first field after the flags: read without decoding the rest (every watch event
+    /// and permission check asks for it).
     pub fn acl_id(&self) -> u32 {
-        self.unpack().acl_id
+        get_varint(&self.0[2 + self.path_bytes().len() + 1..]).0 as u32
     }
 
     pub fn set_acl_id(&mut self, id: u32) {
         let node = self.unpack();
-        *self = Packed::new(self.path(), &node.stat, node.kind, id, node.data);
+        *self = Packed::from_path_bytes(self.path_bytes(), &node.stat, node.kind, id, node.data);
     }
 }
 

@@ -130,6 +130,39 @@ fn multi_is_all_or_nothing_with_a_result_per_op() {
 }
 
 #[test]
+fn a_create_under_a_parent_deleted_earlier_in_the_multi_finds_no_node() {
+    let mut h = Harness::new();
+    let s = h.session();
+    assert_eq!(h.create(s, "/a", persistent(), false), Ok("/a".into()));
+    let create_child = MultiOp::Create(CreateRequest {
+        path: "/a/b".into(),
+        data: None,
+        kind: persistent(),
+        sequential: false,
+        acl: Vec::new(),
+    });
+    let before = h.sm.digest();
+    let failed = h.write(s, Op::Multi(vec![MultiOp::Delete { path: "/a".into(), version: None }, create_child]));
+    let Err(Rejection::MultiFailed(results)) = failed else { panic!("expected failure, got {failed:?}") };
+    assert_eq!(results[0], OpResult::Error(ErrorCode::RolledBack));
+    assert_eq!(results[1], OpResult::Error(ErrorCode::NoNode), "the parent is gone: no node, not an allowed create");
+    assert_eq!(h.sm.digest(), before, "nothing applied");
+}
+
+#[test]
+fn the_overlay_gives_no_acl_for_a_node_its_changes_deleted() {
+    let mut h = Harness::new();
+    let s = h.session();
+    assert_eq!(h.create(s, "/a", persistent(), false), Ok("/a".into()));
+    let mut overlay = super::overlay::Overlay::new(h.sm.tree(), Zxid(u64::MAX));
+    assert!(overlay.acl("/a").is_some_and(|acl| !acl.is_empty()), "the tree's node has its ACL");
+    overlay.delete("/a");
+    assert_eq!(overlay.acl("/a"), None, "deleted by the changes so far");
+    overlay.create("/a", NodeKind::Persistent, SessionId::NONE, Vec::new());
+    assert_eq!(overlay.acl("/a"), Some(&[][..]), "created again, with the ACL it was given");
+}
+
+#[test]
 fn containers_go_with_their_last_child() {
     let mut h = Harness::new();
     let s = h.session();

@@ -137,6 +137,11 @@ impl Tree {
         self.nodes.get(p.as_bytes()).map(|packed| self.view(packed))
     }
 
+    /// The ACL of the node at `p`, without decoding the rest of it.
+    pub fn acl(&self, p: &str) -> Option<&Acl> {
+        self.nodes.get(p.as_bytes()).map(|packed| self.acls.get(packed.acl_id()))
+    }
+
     pub fn contains(&self, p: &str) -> bool {
         self.nodes.contains(p.as_bytes())
     }
