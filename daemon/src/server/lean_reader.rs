@@ -4,13 +4,12 @@
 //! it needs a buffer to take a whole request, or several, in one system call. A
 //! `tokio::io::BufReader` keeps its buffer for the connection's life: 4 KiB of every idle
 //! session, almost a third of one's memory with thousands of them. This reader takes each read
-//! of the socket into a buffer on the stack, and keeps on the heap only what the caller did not
-//! take yet, exactly that much. Once all is taken and the socket has nothing more, that
+//! of the socket into a buffer of its thread's, and keeps on the heap only what the caller did
+//! not take yet, exactly that much. Once all is taken and the socket has nothing more, that
 //! leftover's memory is freed.
 //!
-//! The read goes into a buffer of the thread's, not of the connection's: one the stack gave
-//! each read anew would be zeroed first every time (tokio's streams read only into
-//! initialized memory), 4 KiB per request.
+//! The thread's buffer is zeroed once: one the stack gave each read anew would be zeroed every
+//! time (tokio's streams read only into initialized memory), 4 KiB per request.
 
 use std::cell::RefCell;
 use std::io;

@@ -105,8 +105,12 @@ impl Packed {
     }
 
     fn path_bytes(&self) -> &[u8] {
-        let len = usize::from(u16::from_le_bytes([self.0[0], self.0[1]]));
-        &self.0[2..2 + len]
+        &self.0[2..self.flags_at()]
+    }
+
+    /// Where the flags byte is: right after the path and its length.
+    fn flags_at(&self) -> usize {
+        2 + usize::from(u16::from_le_bytes([self.0[0], self.0[1]]))
     }
 
     pub fn path(&self) -> &str {
@@ -115,7 +119,7 @@ impl Packed {
 
     /// Every field but the path, decoded in one pass (what a read needs).
     pub fn unpack(&self) -> Unpacked<'_> {
-        let mut at = 2 + self.path_bytes().len();
+        let mut at = self.flags_at();
         let flags = self.0[at];
         at += 1;
         let mut next = || {
@@ -173,7 +177,7 @@ impl Packed {
     /// The first field after the flags: read without decoding the rest (every watch event
     /// and permission check asks for it).
     pub fn acl_id(&self) -> u32 {
-        get_varint(&self.0[2 + self.path_bytes().len() + 1..]).0 as u32
+        get_varint(&self.0[self.flags_at() + 1..]).0 as u32
     }
 
     pub fn set_acl_id(&mut self, id: u32) {
