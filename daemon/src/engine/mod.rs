@@ -15,7 +15,6 @@
 //! (`storage.rs`). Only a store that cannot even be reopened stops the daemon.
 
 mod backup;
-mod overlap;
 mod plain_stream;
 mod published;
 mod release_order;
@@ -264,9 +263,6 @@ pub struct Engine {
     disconnect_later: Vec<SessionId>,
     /// A frame being written to a connection's socket by the engine itself (reused).
     frame: Vec<u8>,
-    /// A durable round whose outputs and redb apply wait for the next round's commit to
-    /// overlap (see `overlap`).
-    held: Option<overlap::AfterCommit>,
 }
 
 impl Engine {
@@ -293,7 +289,6 @@ impl Engine {
             stale: HashMap::new(),
             disconnect_later: Vec::new(),
             frame: Vec::new(),
-            held: None,
         }
     }
 
@@ -340,7 +335,7 @@ impl Engine {
             self.close_connection_bound_sessions("the daemon restarted");
         }
         info!(last_zxid = %self.sm.last_zxid(), nodes = self.sm.tree().len(), sessions = self.sm.sessions().len(), "engine ready");
-        self.flush(None)?;
+        self.flush()?;
         // Poll for more only after a round some client asked for: the clock's ticks alone do
         // not keep the thread awake.
         let mut spin = Duration::ZERO;
@@ -357,7 +352,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            self.flush(Some(&inputs))?;
+            self.flush()?;
             if shutdown {
                 break;
             }
@@ -370,7 +365,7 @@ impl Engine {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         self.outputs.extend(conns.into_iter().map(|conn| Output::Close(conn, goodbye.clone())));
         let last_zxid = self.sm.last_zxid();
-        self.flush(None)?;
+        self.flush()?;
         if let Err(e) = self.store.close() {
             warn!(error = %e, "the closing checkpoint failed: the next start reads the journal back");
         }
@@ -717,12 +712,11 @@ impl Engine {
         self.batch.len() >= self.config.batch_txns_max || self.batch.bytes() >= self.config.batch_bytes_max
     }
 
-    /// Commits the round's txns, then releases its outputs in order — or holds them back for
-    /// the next round's commit when `inputs` already has that round queued (see `overlap`).
-    /// Ends with the state given back to the readers, as soon as each connection's events and
-    /// hang-ups are announced to it (see `published`): a reader does not wait for the engine
-    /// to finish handing them out.
-    fn flush(&mut self, inputs: Option<&mpsc::Receiver<EngineInput>>) -> Result<(), EngineError> {
+    /// Commits the round's txns, then releases its outputs in order. Ends with the state
+    /// given back to the readers, as soon as each connection's events and hang-ups are
+    /// announced to it (see `published`): a reader does not wait for the engine to finish
+    /// handing them out.
+    fn flush(&mut self) -> Result<(), EngineError> {
         let committed = !self.batch.is_empty();
         let mut durable = None;
         if committed {
@@ -733,7 +727,7 @@ impl Engine {
             if self.reads_open() && self.sm.readable_before_round() {
                 self.sm.unlock_while_committing();
             }
-            let committed = self.commit_overlapping(&batch);
+            let committed = self.store.commit_durably(&batch);
             self.sm.lock();
             match committed {
                 Ok(unapplied) => durable = Some((batch, unapplied)),
@@ -747,12 +741,6 @@ impl Engine {
                 self.metrics.commit(batch.len(), started.elapsed());
                 debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             }
-        } else if let Err(failure) = self.release_held() {
-            // Nothing to overlap it with: released first, as its outputs come before this
-            // round's.
-            let recovered = self.storage_failed(&failure);
-            self.sm.unlock(self.reads_open());
-            return recovered;
         }
         self.sm.end_round();
         for done in self.replica.applied.drain(..) {
@@ -769,8 +757,39 @@ impl Engine {
         }
         let gauges = self.gauges();
         self.sm.unlock(self.reads_open());
-        let next_queued = inputs.is_some_and(|inputs| !inputs.is_empty());
-        self.release_or_hold(overlap::AfterCommit { ready, durable, gauges }, next_queued)
+        let released = Instant::now();
+        for output in ready {
+            match output {
+                Output::Hello(reply, answer) => {
+                    // A client that hung up before its answer is noticed by its connection.
+                    let _ = reply.send(answer);
+                }
+                Output::Message(conn, message) => self.deliver(conn, message),
+                Output::Reply { conn, message, op, round } => {
+                    self.metrics.request(usize::from(op), released.saturating_duration_since(round));
+                    self.deliver(conn, message);
+                }
+                Output::Close(conn, reason) => {
+                    if let Some(mut gone) = self.conns.remove(&conn) {
+                        gone.kill(reason);
+                    }
+                }
+            }
+        }
+        // The round is durable and answered; now redb takes it (its readers: the standby's
+        // catch-up, backups), and then the standby's stream.
+        if let Some((batch, unapplied)) = durable {
+            if let Err(failure) = self.store.apply_journaled(unapplied) {
+                self.lock_state();
+                let recovered = self.storage_failed(&failure);
+                self.sm.unlock(self.reads_open());
+                return recovered;
+            }
+            // No standby listening is fine: it catches up from the stored log.
+            let _ = self.replica.feed.send(Arc::new(batch.txns));
+        }
+        self.metrics.publish(&gauges);
+        Ok(())
     }
 
     /// Whether connections may answer plain reads from the state after this round: only a

@@ -152,7 +152,7 @@ impl Engine {
         snapshot: &Snapshot,
         done: oneshot::Sender<Zxid>,
     ) -> Result<(), EngineError> {
-        self.flush(None)?;
+        self.flush()?;
         self.lock_state();
         self.store.install(snapshot)?;
         self.metrics.store_bytes(self.store.file_len());

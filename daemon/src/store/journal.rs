@@ -29,10 +29,8 @@
 
 use super::StoreError;
 use super::direct::DirectWriter;
-use super::journal_writer::JournalWriter;
 use redb::StorageBackend;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use tracing::{info, warn};
 
 const MAGIC: u32 = 0xBA70_4A52;
@@ -64,7 +62,7 @@ impl Entry {
 /// The journal file and where the next record goes.
 #[derive(Debug)]
 pub struct Journal {
-    file: Arc<dyn StorageBackend>,
+    file: Box<dyn StorageBackend>,
     generation: u64,
     /// Where the next record is written.
     tail: u64,
@@ -74,10 +72,6 @@ pub struct Journal {
     records: u64,
     /// The record being written, reused.
     buffer: Vec<u8>,
-    /// The thread that writes records the engine does not wait for at once, once started.
-    writer: Option<JournalWriter>,
-    /// Where the record the writer has ends: it is on its way, not yet counted.
-    in_flight: Option<u64>,
 }
 
 impl Journal {
@@ -86,17 +80,7 @@ impl Journal {
     /// # Errors
     /// The file cannot be read, or a damaged record has good records of its generation after it.
     pub fn open(file: Box<dyn StorageBackend>, generation: u64) -> Result<(Journal, Vec<Entry>), StoreError> {
-        let file = Arc::from(file);
-        let mut journal = Journal {
-            file,
-            generation,
-            tail: 0,
-            len: 0,
-            records: 0,
-            buffer: Vec::new(),
-            writer: None,
-            in_flight: None,
-        };
+        let mut journal = Journal { file, generation, tail: 0, len: 0, records: 0, buffer: Vec::new() };
         let entries = journal.reload(generation, ReadBack::AtOpen)?;
         Ok((journal, entries))
     }
@@ -171,53 +155,6 @@ impl Journal {
     /// The write or the sync failed: the record may or may not be on disk; it is not counted,
     /// and the next one is written in its place.
     pub fn append_encoded(&mut self) -> Result<(), StoreError> {
-        let end = self.seal()?;
-        self.file.write(self.tail, &self.buffer).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.counted(end);
-        Ok(())
-    }
-
-    /// Like [`Journal::append_encoded`], but the write and the sync run on the journal's own
-    /// thread while the caller goes on; [`Journal::finish_append`] waits for them. Nothing
-    /// else may be done with the journal in between.
-    ///
-    /// # Errors
-    /// As [`Journal::append_encoded`]; also when the thread cannot be started.
-    pub fn start_append(&mut self) -> Result<(), StoreError> {
-        debug_assert!(self.in_flight.is_none(), "one record on its way at a time");
-        let end = self.seal()?;
-        if self.writer.is_none() {
-            self.writer = Some(JournalWriter::spawn(self.file.clone()).map_err(io)?);
-        }
-        let writer = self.writer.as_ref().expect("started above");
-        if let Err(record) = writer.start(self.tail, std::mem::take(&mut self.buffer)) {
-            self.buffer = record;
-            self.writer = None;
-            return Err(io(std::io::Error::other("the journal's writing thread is gone")));
-        }
-        self.in_flight = Some(end);
-        Ok(())
-    }
-
-    /// Waits for the record [`Journal::start_append`] handed to the journal's thread.
-    ///
-    /// # Errors
-    /// As [`Journal::append_encoded`].
-    pub fn finish_append(&mut self) -> Result<(), StoreError> {
-        let (Some(end), Some(writer)) = (self.in_flight.take(), &self.writer) else {
-            return Err(io(std::io::Error::other("no journal record on its way")));
-        };
-        let done = writer.finish();
-        self.buffer = done.record;
-        done.result.map_err(io)?;
-        self.counted(end);
-        Ok(())
-    }
-
-    /// Fills in the encoded record's header and grows the file to take it; returns where the
-    /// record ends.
-    fn seal(&mut self) -> Result<u64, StoreError> {
         let payload_len = self.buffer.len() - HEADER_LEN;
         let payload_len = u32::try_from(payload_len).map_err(|_| corrupt(self.tail, "a batch over 4 GiB"))?;
         let header = header(payload_len, self.generation, &self.buffer[HEADER_LEN..]);
@@ -231,13 +168,11 @@ impl Journal {
             self.file.write(self.len, &zeros).map_err(io)?;
             self.len = grown;
         }
-        Ok(end)
-    }
-
-    /// The record ending at `end` is durable.
-    fn counted(&mut self, end: u64) {
+        self.file.write(self.tail, &self.buffer).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
         self.tail = end;
         self.records += 1;
+        Ok(())
     }
 
     /// Starts `generation` from the file's beginning: the store is durable up to here.
@@ -420,8 +355,7 @@ impl JournalFile {
     }
 
     fn writes(&self) -> std::sync::MutexGuard<'_, Writes> {
-        // One writer at a time, the engine's thread or the journal's (which the engine waits
-        // for): never contended, and a panic there ends the daemon.
+        // Only the engine's thread writes: never contended, and a panic there ends the daemon.
         self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -481,9 +415,9 @@ mod tests {
     use redb::backends::InMemoryBackend;
     use std::sync::Arc;
 
-    /// A backend the test keeps a handle on; its next write fails when the flag is set.
+    /// A backend the test keeps a handle on.
     #[derive(Debug, Clone, Default)]
-    struct Shared(Arc<InMemoryBackend>, Arc<std::sync::atomic::AtomicBool>);
+    struct Shared(Arc<InMemoryBackend>);
 
     impl StorageBackend for Shared {
         fn len(&self) -> Result<u64, std::io::Error> {
@@ -499,9 +433,6 @@ mod tests {
             self.0.sync_data()
         }
         fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-            if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                return Err(std::io::Error::other("injected"));
-            }
             self.0.write(offset, data)
         }
     }
@@ -679,45 +610,6 @@ mod tests {
         assert!(at_open.contains("WARN") && at_open.contains("crash cut short"), "{at_open}");
         let after = logged(|| assert_eq!(journal.reload(8, ReadBack::AfterFailedWrite).unwrap(), vec![entry(1)]));
         assert!(after.contains("the failed write's journal record") && !after.contains("WARN"), "{after}");
-    }
-
-    #[test]
-    fn records_written_on_the_journals_thread_come_back_with_the_others_in_order() {
-        let file = Shared::default();
-        let (mut journal, _) = Journal::open(Box::new(file.clone()), 5).unwrap();
-        for zxid in 1..=6 {
-            journal.encode(&entry(zxid));
-            if zxid % 2 == 0 {
-                journal.start_append().unwrap();
-                // On its way, not yet counted.
-                assert_eq!(journal.records(), zxid - 1);
-                journal.finish_append().unwrap();
-            } else {
-                journal.append_encoded().unwrap();
-            }
-            assert_eq!(journal.records(), zxid);
-        }
-        let (_, entries) = Journal::open(Box::new(file.clone()), 5).unwrap();
-        assert_eq!(entries, (1..=6).map(entry).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_write_that_fails_on_the_journals_thread_is_not_counted_and_the_next_takes_its_place() {
-        let file = Shared::default();
-        let (mut journal, _) = Journal::open(Box::new(file.clone()), 5).unwrap();
-        append(&mut journal, &entry(1));
-        let tail = journal.bytes();
-        journal.encode(&entry(2));
-        // The file has room already: the record's own write is the one to fail.
-        file.1.store(true, std::sync::atomic::Ordering::SeqCst);
-        journal.start_append().unwrap();
-        assert!(journal.finish_append().is_err());
-        assert_eq!((journal.records(), journal.bytes()), (1, tail));
-        journal.encode(&entry(3));
-        journal.start_append().unwrap();
-        journal.finish_append().unwrap();
-        let (_, entries) = Journal::open(Box::new(file.clone()), 5).unwrap();
-        assert_eq!(entries, vec![entry(1), entry(3)]);
     }
 
     #[test]

@@ -27,7 +27,6 @@
 mod batch;
 mod direct;
 mod journal;
-mod journal_writer;
 mod reader;
 mod records;
 
@@ -121,21 +120,6 @@ pub struct Retention {
 #[derive(Debug)]
 #[must_use = "redb must take the batch: pass it to Store::apply_journaled"]
 pub struct Unapplied(Option<Entry>);
-
-/// A batch on its way to being durable ([`Store::start_durable`]).
-#[derive(Debug)]
-#[must_use = "the batch is durable only after Store::finish_durable"]
-pub struct Durable(Step);
-
-#[derive(Debug)]
-enum Step {
-    /// Durable already.
-    Written(Unapplied),
-    /// On the journal's thread.
-    Writing(Entry),
-    /// To be written by a checkpoint.
-    Checkpoint(Entry),
-}
 
 /// When the journal is folded into a durable redb commit: after `commits` journaled commits,
 /// or before the journal would pass `bytes`. Each checkpoint costs one durable redb commit,
@@ -353,55 +337,21 @@ impl Store {
     /// # Errors
     /// As [`Store::commit`].
     pub fn commit_durably(&mut self, batch: &Batch) -> Result<Unapplied, StoreError> {
-        let durable = self.start_durable(batch, false)?;
-        self.finish_durable(durable)
-    }
-
-    /// [`Store::commit_durably`] in two steps. With `in_background`, a batch for the journal
-    /// is written and synced on the journal's thread, and the caller may give redb the batch
-    /// before ([`Store::apply_journaled`]) meanwhile. Nothing else may be done with the store
-    /// until [`Store::finish_durable`], which waits for it; a batch that takes a checkpoint
-    /// is written there, after the batch before, as redb must take them in order.
-    ///
-    /// # Errors
-    /// As [`Store::commit`].
-    pub fn start_durable(&mut self, batch: &Batch, in_background: bool) -> Result<Durable, StoreError> {
         let entry = Entry::from(batch);
         #[cfg(feature = "negative-controls")]
         if self.skip_fsync {
-            return Ok(Durable(Step::Written(Unapplied(Some(entry)))));
+            return Ok(Unapplied(Some(entry)));
         }
         let size = self.journal.encode(&entry);
         if !self.pending.is_empty()
             || self.journal.records() >= self.checkpoints.commits
             || self.journal.bytes() + size > self.checkpoints.bytes
         {
-            return Ok(Durable(Step::Checkpoint(entry)));
-        }
-        if in_background {
-            self.journal.start_append()?;
-            return Ok(Durable(Step::Writing(entry)));
+            self.checkpoint(&[&entry])?;
+            return Ok(Unapplied(None));
         }
         self.journal.append_encoded()?;
-        Ok(Durable(Step::Written(Unapplied(Some(entry)))))
-    }
-
-    /// Ends what [`Store::start_durable`] began: when it returns, the batch is durable.
-    ///
-    /// # Errors
-    /// As [`Store::commit`].
-    pub fn finish_durable(&mut self, durable: Durable) -> Result<Unapplied, StoreError> {
-        match durable.0 {
-            Step::Written(unapplied) => Ok(unapplied),
-            Step::Writing(entry) => {
-                self.journal.finish_append()?;
-                Ok(Unapplied(Some(entry)))
-            }
-            Step::Checkpoint(entry) => {
-                self.checkpoint(&[&entry])?;
-                Ok(Unapplied(None))
-            }
-        }
+        Ok(Unapplied(Some(entry)))
     }
 
     /// The second half of [`Store::commit`]: a journaled batch goes to redb, in a non-durable
