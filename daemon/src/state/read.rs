@@ -26,8 +26,8 @@ impl StateMachine {
             Op::Children { path: p, watch: true, .. } => Some((WatchKind::Children, p)),
             Op::AddWatch { path: p, mode } => {
                 valid_path(p)?;
-                if let Some(node) = self.tree.get(p) {
-                    self.identity(session).check(node.acl(), Perms::READ, p)?;
+                if let Some(acl) = self.tree.acl(p) {
+                    self.identity(session).check(acl, Perms::READ, p)?;
                 }
                 self.add_watch(session, WatchKind::from(*mode), p)?;
                 return Ok(Response::WatchAdded);
@@ -193,7 +193,7 @@ impl StateMachine {
     /// The ACL of the node at `p` or, if it is gone, of its nearest existing ancestor: what
     /// decides whether a replayed change may be told.
     fn nearest_acl(&self, p: &str) -> &[baton_proto::AclEntry] {
-        path::self_and_ancestors(p).find_map(|q| self.tree.get(q)).map_or(&[], |n| n.acl())
+        path::self_and_ancestors(p).find_map(|q| self.tree.acl(q)).map_or(&[], |acl| acl)
     }
 
     /// Reads answered together, in `tree`: each `Get` or `Children` (without a watch) in turn.
@@ -256,8 +256,8 @@ impl StateMachine {
         let Some(dir) = path::parent(p) else {
             return Err(ErrorReply::new(ErrorCode::InvalidArgument, "the root is in no line"));
         };
-        if let Some(parent) = self.tree.get(dir) {
-            self.identity(session).check(parent.acl(), Perms::READ, dir)?;
+        if let Some(acl) = self.tree.acl(dir) {
+            self.identity(session).check(acl, Perms::READ, dir)?;
         }
         let Some(stat) = self.tree.get(p).map(|n| n.stat()) else {
             return Ok(None);
