@@ -33,6 +33,10 @@ pub const BATCH_BYTES_MAX_CAP: usize = 1024 * 1024 * 1024;
 pub const ENGINE_SPIN_US: u64 = 100;
 /// The longest `engine_spin_us` accepted: past it, polling costs more CPU than a wake-up.
 pub const ENGINE_SPIN_US_MAX: u64 = 10_000;
+/// The longest a round of waiters joining a line waits for company (see `engine::line_wait`).
+pub const LINE_JOIN_WAIT_MAX_US: u64 = 1_000;
+/// The largest `line_join_wait_max_us` accepted.
+pub const LINE_JOIN_WAIT_MAX_US_CAP: u64 = 100_000;
 pub const LOG_RETENTION_TXNS: u64 = 100_000;
 pub const LOG_RETENTION_BYTES: u64 = 256 * 1024 * 1024;
 pub const WATCH_HISTORY_TXNS: usize = 100_000;
@@ -83,6 +87,10 @@ pub struct Config {
     /// Microseconds the engine keeps polling for work after a round before it sleeps, so
     /// that a request soon after does not pay a thread wake-up (0: sleep at once).
     pub engine_spin_us: u64,
+    /// Microseconds at most that a group commit holding only waiters joining a line behind
+    /// others (`CreateInLine`) waits for another request to commit with; the wait is about
+    /// one commit's measured duration, and any request ends it (0: commit at once).
+    pub line_join_wait_max_us: u64,
     /// The CPU the engine's thread runs on: "auto" (the one that takes the data disk's
     /// completion interrupts, when that is a single CPU; see `placement`), "none" (wherever
     /// the scheduler puts it), or a CPU number.
@@ -217,6 +225,7 @@ impl Default for Config {
             batch_txns_max: BATCH_TXNS_MAX,
             batch_bytes_max: BATCH_BYTES_MAX,
             engine_spin_us: ENGINE_SPIN_US,
+            line_join_wait_max_us: LINE_JOIN_WAIT_MAX_US,
             engine_cpu: crate::placement::EngineCpu::AUTO,
             log_retention_txns: LOG_RETENTION_TXNS,
             log_retention_bytes: LOG_RETENTION_BYTES,
@@ -341,6 +350,12 @@ impl Config {
         }
         if self.engine_spin_us > ENGINE_SPIN_US_MAX {
             return invalid(format!("engine_spin_us ({}) must be at most {ENGINE_SPIN_US_MAX}", self.engine_spin_us));
+        }
+        if self.line_join_wait_max_us > LINE_JOIN_WAIT_MAX_US_CAP {
+            return invalid(format!(
+                "line_join_wait_max_us ({}) must be at most {LINE_JOIN_WAIT_MAX_US_CAP}",
+                self.line_join_wait_max_us
+            ));
         }
         if !(1..=1000).contains(&self.tick_ms) {
             return invalid(format!("tick_ms ({}) must be within 1..=1000", self.tick_ms));
@@ -539,6 +554,17 @@ mod tests {
         let most = (crate::replication::PEER_FRAME_LEN_MAX as usize - 64 * 1024) / (1024 + 2);
         Config { ephemerals_per_session_max: most, ..Config::default() }.validate().unwrap();
         Config { ephemerals_per_session_max: most + 1, ..Config::default() }.validate().unwrap_err();
+    }
+
+    #[test]
+    fn a_line_join_waits_from_never_up_to_its_bound() {
+        for wait in [0, LINE_JOIN_WAIT_MAX_US, LINE_JOIN_WAIT_MAX_US_CAP] {
+            let config: Config = toml::from_str(&format!("line_join_wait_max_us = {wait}")).unwrap();
+            assert_eq!(config.line_join_wait_max_us, wait);
+            config.validate().unwrap();
+        }
+        let config = Config { line_join_wait_max_us: LINE_JOIN_WAIT_MAX_US_CAP + 1, ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("line_join_wait_max_us"));
     }
 
     #[test]

@@ -141,6 +141,7 @@ fn engine_config(config: &Config) -> anyhow::Result<EngineConfig> {
         batch_txns_max: config.batch_txns_max,
         batch_bytes_max: config.batch_bytes_max,
         spin: std::time::Duration::from_micros(config.engine_spin_us),
+        line_join_wait_max: std::time::Duration::from_micros(config.line_join_wait_max_us),
         outbound_bytes_max: config.outbound_bytes_max,
         role: if config.standby_of.is_some() { Role::Standby } else { Role::Primary },
         peer_addr: config.standby_of.clone(),

@@ -15,6 +15,7 @@
 //! (`storage.rs`). Only a store that cannot even be reopened stops the daemon.
 
 mod backup;
+mod line_wait;
 mod plain_stream;
 mod published;
 mod release_order;
@@ -23,6 +24,7 @@ mod shared_socket;
 mod spin;
 mod storage;
 
+use line_wait::LineWait;
 pub use plain_stream::PlainStream;
 pub use published::{ConnLink, StateView};
 pub use replica::{Feed, PeerReport};
@@ -159,6 +161,9 @@ pub struct EngineConfig {
     pub batch_bytes_max: usize,
     /// How long to poll for the next input before sleeping (see `spin`).
     pub spin: Duration,
+    /// The longest a round of waiters joining a line waits for company (see `line_wait`;
+    /// zero: never).
+    pub line_join_wait_max: Duration,
     /// Bytes of replies and events queued for one connection before it is cut off.
     pub outbound_bytes_max: usize,
     /// Primary, or standby of `peer_addr`.
@@ -263,6 +268,7 @@ pub struct Engine {
     disconnect_later: Vec<SessionId>,
     /// A frame being written to a connection's socket by the engine itself (reused).
     frame: Vec<u8>,
+    line_wait: LineWait,
 }
 
 impl Engine {
@@ -273,6 +279,7 @@ impl Engine {
         Engine {
             sm: Published::new(sm),
             store,
+            line_wait: LineWait::new(config.line_join_wait_max),
             config,
             conns: HashMap::new(),
             attached: HashMap::new(),
@@ -344,13 +351,12 @@ impl Engine {
             self.lock_state();
             let readable_before = self.reads_open();
             self.sm.begin_round(readable_before);
+            self.line_wait.begin_round();
             self.round = Instant::now();
-            let mut shutdown = self.handle(first)?;
-            while !shutdown && !self.batch_is_full() {
-                match inputs.try_recv() {
-                    Ok(input) => shutdown = self.handle(input)?,
-                    Err(_) => break,
-                }
+            let shutdown = self.take_input(first)?;
+            let mut shutdown = self.take_queued(&mut inputs, shutdown)?;
+            if !shutdown && let Some(window) = self.line_wait.window(!self.batch.is_empty()) {
+                shutdown = self.wait_for_company(&mut inputs, window)?;
             }
             self.flush()?;
             if shutdown {
@@ -371,6 +377,66 @@ impl Engine {
         }
         info!(%last_zxid, "engine stopped");
         Ok(())
+    }
+
+    /// Adds what is already queued to the round, up to a full batch; true if an input asks
+    /// to stop (or `shutdown` already did).
+    fn take_queued(
+        &mut self,
+        inputs: &mut mpsc::Receiver<EngineInput>,
+        mut shutdown: bool,
+    ) -> Result<bool, EngineError> {
+        while !shutdown && !self.batch_is_full() {
+            match inputs.try_recv() {
+                Ok(input) => shutdown = self.take_input(input)?,
+                Err(_) => break,
+            }
+        }
+        Ok(shutdown)
+    }
+
+    /// Gives a round of waiters joining a line up to `window` for another input to commit
+    /// with (see `line_wait`), and takes it and whatever queued behind it. Readers answer
+    /// meanwhile as the state was before the round, as during a commit.
+    fn wait_for_company(
+        &mut self,
+        inputs: &mut mpsc::Receiver<EngineInput>,
+        window: Duration,
+    ) -> Result<bool, EngineError> {
+        if self.reads_open() && self.sm.readable_before_round() {
+            self.sm.unlock_while_committing();
+        }
+        let company = spin::poll_until(inputs, Instant::now() + window);
+        self.sm.lock();
+        match company {
+            Some(input) => {
+                let shutdown = self.take_input(input)?;
+                self.take_queued(inputs, shutdown)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Takes one input into the round (noting whether it keeps the round a line's joins
+    /// only); true if it asks to stop.
+    fn take_input(&mut self, input: EngineInput) -> Result<bool, EngineError> {
+        let outputs_before = self.outputs.len();
+        let request = matches!(input, EngineInput::Request { .. });
+        let shutdown = self.handle(input)?;
+        self.line_wait.took(request && self.only_joined_behind(outputs_before));
+        Ok(shutdown)
+    }
+
+    /// Whether the outputs after the first `outputs_before` are a single reply: to a waiter
+    /// that joined a line behind others.
+    fn only_joined_behind(&self, outputs_before: usize) -> bool {
+        matches!(
+            self.outputs.get(outputs_before..),
+            Some([Output::Reply {
+                message: ServerMessage::Reply { result: Ok(Response::CreatedInLine { first: false, .. }), .. },
+                ..
+            }])
+        )
     }
 
     /// Handles one input; true if it asks to stop.
@@ -738,6 +804,7 @@ impl Engine {
                 }
             }
             if let Some((batch, _)) = &durable {
+                self.line_wait.committed(started.elapsed());
                 self.metrics.commit(batch.len(), started.elapsed());
                 debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             }

@@ -14,18 +14,24 @@ use tokio::sync::mpsc::error::TryRecvError;
 /// The next input: polled for up to `spin`, then waited for asleep. `None` once every
 /// sender is gone.
 pub fn next_input<T>(inputs: &mut Receiver<T>, spin: Duration) -> Option<T> {
-    if !spin.is_zero() {
-        let until = Instant::now() + spin;
-        loop {
-            match inputs.try_recv() {
-                Ok(input) => return Some(input),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if Instant::now() >= until => break,
-                Err(TryRecvError::Empty) => std::thread::yield_now(),
-            }
-        }
+    if !spin.is_zero()
+        && let Some(input) = poll_until(inputs, Instant::now() + spin)
+    {
+        return Some(input);
     }
     inputs.blocking_recv()
+}
+
+/// The next input if one comes before `deadline`, polled, yielding the CPU between looks.
+/// `None` once the deadline passes or every sender is gone.
+pub fn poll_until<T>(inputs: &mut Receiver<T>, deadline: Instant) -> Option<T> {
+    loop {
+        match inputs.try_recv() {
+            Ok(input) => return Some(input),
+            Err(TryRecvError::Empty) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +56,23 @@ mod tests {
             sender.join().unwrap();
             assert_eq!(next_input(&mut rx, spin), None, "every sender gone, spin {spin:?}");
         }
+    }
+
+    #[test]
+    fn a_poll_ends_with_an_input_its_deadline_or_the_last_sender() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let soon = || Instant::now() + Duration::from_millis(5);
+        tx.try_send(1).unwrap();
+        assert_eq!(poll_until(&mut rx, soon()), Some(1));
+        let started = Instant::now();
+        assert_eq!(poll_until(&mut rx, soon()), None, "nothing came");
+        assert!(started.elapsed() >= Duration::from_millis(5), "it polled until the deadline");
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            tx.blocking_send(2).unwrap();
+        });
+        assert_eq!(poll_until(&mut rx, Instant::now() + Duration::from_secs(30)), Some(2), "sent 10 ms later");
+        sender.join().unwrap();
+        assert_eq!(poll_until(&mut rx, Instant::now() + Duration::from_secs(30)), None, "every sender gone");
     }
 }
