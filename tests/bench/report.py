@@ -250,7 +250,8 @@ def markdown(figs, args):
         "(`connection_bound`: Baton's session that ends with its connection); `footprint` is "
         f"VmRSS and the data directory's allocated size, idle and after {args.fill:,} "
         "nodes of 100 bytes (`fill_rate`: creates/s with 64 clients); `startup` runs from the "
-        "process launch to the first answered request, empty and with those nodes.",
+        "process launch to the first answered request, empty and with those nodes (each a "
+        "launch of its own; Baton's empty ones each on a fresh data directory).",
         "",
         side_by_side(figs),
         "",
