@@ -145,8 +145,7 @@ bench --target baton --addr "$work/baton/baton.sock" footprint --pid "$batond_pi
 bench --target baton --addr "$work/baton/baton.sock" all
 bench --target baton --addr "$work/baton/baton.sock" --reps 1 footprint --pid "$batond_pid" \
   --data-dir "$work/baton/data" --fill "$fill" --label loaded
-stop_batond
-start_batond
+restart_batond
 startup_median loaded restart_batond --target baton --addr "$work/baton/baton.sock"
 stop_batond
 
@@ -160,7 +159,7 @@ bench --target zk --addr "$ADDR" footprint --pid "$(cat "$zk_pidfile")" --data-d
 bench --target zk --addr "$ADDR" all
 bench --target zk --addr "$ADDR" --reps 1 footprint --pid "$(cat "$zk_pidfile")" --data-dir "$DIR/data" \
   --fill "$fill" --label loaded
-relaunch "$zk_pidfile" "$peers/stop-zk.sh"
+restart_zk
 startup_median loaded restart_zk --target zk --addr "$ADDR"
 "$peers/stop-zk.sh" "$zk_pidfile"
 zk_pidfile=""
@@ -175,7 +174,7 @@ bench --target etcd --addr "http://$ADDR" footprint --pid "$(cat "$etcd_pidfile"
 bench --target etcd --addr "http://$ADDR" all
 bench --target etcd --addr "http://$ADDR" --reps 1 footprint --pid "$(cat "$etcd_pidfile")" \
   --data-dir "$DIR/data" --fill "$fill" --label loaded
-relaunch "$etcd_pidfile" "$peers/stop-etcd.sh"
+restart_etcd
 startup_median loaded restart_etcd --target etcd --addr "http://$ADDR"
 "$peers/stop-etcd.sh" "$etcd_pidfile"
 etcd_pidfile=""
