@@ -798,8 +798,9 @@ impl Engine {
                 }
             }
             if let Some((batch, _)) = &durable {
-                self.line_wait.committed(started.elapsed());
-                self.metrics.commit(batch.len(), started.elapsed());
+                let took = started.elapsed();
+                self.line_wait.committed(took);
+                self.metrics.commit(batch.len(), took);
                 debug!(txns = batch.len(), last_zxid = %batch.last_zxid, "committed");
             }
         }
